@@ -1,0 +1,555 @@
+//! How long to wait before the next attempt.
+//!
+//! A [`Backoff`] is one request's schedule of delays: ask it for the next delay until it says
+//! stop. A [`MakeBackoff`] is the policy that makes a fresh schedule for every request; layers
+//! hold the policy and draw a schedule per logical request.
+//!
+//! [`BackoffPolicy`] is riprap's built-in policy: exponential, constant or linear growth, capped,
+//! with no / full / equal / decorrelated [`Jitter`], bounded by a number of retries and by the
+//! total delay handed out, and reproducible from a seed. Drawing a delay allocates nothing and
+//! saturates instead of overflowing: attempt 10,000 simply sits at the cap.
+//!
+//! ```
+//! use std::time::Duration;
+//! use riprap::backoff::{Backoff, BackoffPolicy, Jitter, MakeBackoff};
+//!
+//! let policy = BackoffPolicy::exponential(Duration::from_millis(100))
+//!     .factor(2.0)
+//!     .max_delay(Duration::from_secs(5))
+//!     .jitter(Jitter::Full)
+//!     .max_retries(4)
+//!     .seed(7)
+//!     .build()?;
+//!
+//! let mut schedule = policy.make_backoff();
+//! let mut delays = Vec::new();
+//! while let Some(delay) = schedule.next_delay() {
+//!     delays.push(delay);
+//! }
+//! assert_eq!(delays.len(), 4);
+//! // Full jitter: each delay lies in [0, min(cap, base * factor^n)].
+//! for (n, d) in delays.iter().enumerate() {
+//!     assert!(*d <= Duration::from_millis(100 * 2u64.pow(n as u32)));
+//! }
+//! # Ok::<(), riprap::ConfigError>(())
+//! ```
+//!
+//! ## Choosing a jitter
+//!
+//! Without jitter, every client that failed at the same moment retries at the same moment, and
+//! the retries arrive as synchronized waves. [`Jitter::Full`] spreads them the most and is the
+//! default (AWS's analysis found it does the least total work); [`Jitter::Equal`] keeps at
+//! least half the delay, for callers that must not retry too early; [`Jitter::Decorrelated`]
+//! grows from the previous delay rather than the attempt number.
+//!
+//! ## Migrating from the `backoff` crate
+//!
+//! The `backoff` crate is unmaintained (RUSTSEC-2025-0012), so riprap does not depend on it.
+//! With the off-by-default `backoff-compat` feature, `BackoffCrate` adapts a
+//! `backoff::backoff::Backoff` to riprap's traits so existing policies keep working while you
+//! move to [`BackoffPolicy`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::error::{ConfigError, check_duration};
+
+#[cfg(feature = "backoff-compat")]
+mod compat;
+mod rng;
+
+#[cfg(feature = "backoff-compat")]
+pub use compat::BackoffCrate;
+pub(crate) use rng::SplitMix64;
+
+/// One request's schedule of delays.
+///
+/// ```
+/// use std::time::Duration;
+/// use riprap::backoff::Backoff;
+///
+/// /// Wait 1 s, then give up.
+/// struct OnceASecond { used: bool }
+///
+/// impl Backoff for OnceASecond {
+///     fn next_delay(&mut self) -> Option<Duration> {
+///         (!std::mem::replace(&mut self.used, true)).then(|| Duration::from_secs(1))
+///     }
+///     fn reset(&mut self) { self.used = false; }
+/// }
+///
+/// let mut b = OnceASecond { used: false };
+/// assert_eq!(b.next_delay(), Some(Duration::from_secs(1)));
+/// assert_eq!(b.next_delay(), None);
+/// ```
+pub trait Backoff {
+    /// The delay before the next attempt, or `None` to stop retrying.
+    fn next_delay(&mut self) -> Option<Duration>;
+
+    /// Start the schedule over, as after a success.
+    fn reset(&mut self);
+}
+
+/// A policy that makes a fresh [`Backoff`] schedule for each logical request.
+///
+/// ```
+/// use std::time::Duration;
+/// use riprap::backoff::{Backoff, BackoffPolicy, MakeBackoff};
+///
+/// let policy = BackoffPolicy::constant(Duration::from_millis(50)).max_retries(2).build()?;
+/// let mut a = policy.make_backoff();
+/// let mut b = policy.make_backoff(); // independent of `a`
+/// assert_eq!(a.next_delay(), Some(Duration::from_millis(50)));
+/// assert_eq!(b.next_delay(), Some(Duration::from_millis(50)));
+/// # Ok::<(), riprap::ConfigError>(())
+/// ```
+pub trait MakeBackoff {
+    /// The schedule this policy makes.
+    type Backoff: Backoff;
+
+    /// A fresh schedule, starting at the first retry.
+    fn make_backoff(&self) -> Self::Backoff;
+}
+
+/// How a delay is randomised within its envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum Jitter {
+    /// Exactly the envelope `min(cap, base * factor^n)`.
+    None,
+    /// Uniform in `[0, envelope]`.
+    #[default]
+    Full,
+    /// Uniform in `[envelope / 2, envelope]`.
+    Equal,
+    /// Uniform in `[base, 3 * previous delay]`, capped: grows from the last delay drawn, not
+    /// from the attempt number (AWS's "decorrelated jitter"). Ignores `factor`.
+    Decorrelated,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Growth {
+    Exponential { factor: f64 },
+    Linear { step_nanos: u64 },
+    Constant,
+}
+
+/// riprap's built-in backoff policy; build one with [`BackoffPolicy::exponential`],
+/// [`BackoffPolicy::linear`] or [`BackoffPolicy::constant`].
+///
+/// Cloning is cheap and clones share the seed sequence, so a seeded policy hands out the same
+/// series of schedules however it is shared.
+#[derive(Debug, Clone)]
+pub struct BackoffPolicy {
+    growth: Growth,
+    jitter: Jitter,
+    base_nanos: u64,
+    cap_nanos: u64,
+    max_retries: Option<u32>,
+    max_elapsed_nanos: Option<u64>,
+    seed: u64,
+    schedules_made: Arc<AtomicU64>,
+}
+
+/// Builder for [`BackoffPolicy`]; every knob is checked in [`build`](BackoffBuilder::build).
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build()` is called"]
+pub struct BackoffBuilder {
+    growth: GrowthSpec,
+    base: Duration,
+    max_delay: Option<Duration>,
+    jitter: Jitter,
+    max_retries: Option<u32>,
+    max_elapsed: Option<Duration>,
+    seed: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum GrowthSpec {
+    Exponential { factor: f64 },
+    Linear { step: Duration },
+    Constant,
+}
+
+/// The cap used when none is set: 30 s, long enough for any sane retry and short enough that a
+/// forgotten cap never parks a request for minutes.
+pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(30);
+
+impl BackoffPolicy {
+    /// Delays `base · factor^n` (factor 2 unless set), capped at [`DEFAULT_MAX_DELAY`] unless
+    /// set, with full jitter unless set.
+    pub fn exponential(base: Duration) -> BackoffBuilder {
+        BackoffBuilder::new(GrowthSpec::Exponential { factor: 2.0 }, base)
+    }
+
+    /// Delays `base + step · n`, capped, with no jitter unless set.
+    pub fn linear(base: Duration, step: Duration) -> BackoffBuilder {
+        let mut b = BackoffBuilder::new(GrowthSpec::Linear { step }, base);
+        b.jitter = Jitter::None;
+        b
+    }
+
+    /// The same delay every time, with no jitter unless set.
+    pub fn constant(delay: Duration) -> BackoffBuilder {
+        let mut b = BackoffBuilder::new(GrowthSpec::Constant, delay);
+        b.jitter = Jitter::None;
+        b
+    }
+
+    /// A schedule drawn from an explicit seed, independent of the policy's own seed sequence.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use riprap::backoff::{Backoff, BackoffPolicy};
+    ///
+    /// let policy = BackoffPolicy::exponential(Duration::from_millis(10)).build()?;
+    /// let a: Vec<_> = policy.schedule_with_seed(3).take(5).collect();
+    /// let b: Vec<_> = policy.schedule_with_seed(3).take(5).collect();
+    /// assert_eq!(a, b);
+    /// # Ok::<(), riprap::ConfigError>(())
+    /// ```
+    pub fn schedule_with_seed(&self, seed: u64) -> Schedule {
+        Schedule {
+            policy: PolicyCore::from(self),
+            rng: SplitMix64::new(seed),
+            retries: 0,
+            elapsed_nanos: 0,
+            prev_nanos: self.base_nanos,
+        }
+    }
+
+    /// The cap on any single delay.
+    pub fn max_delay(&self) -> Duration {
+        Duration::from_nanos(self.cap_nanos)
+    }
+
+    /// The first delay's envelope.
+    pub fn base(&self) -> Duration {
+        Duration::from_nanos(self.base_nanos)
+    }
+
+    /// How many delays a schedule hands out before stopping, if bounded.
+    pub fn max_retries(&self) -> Option<u32> {
+        self.max_retries
+    }
+
+    /// The most a schedule's delays may add up to, if bounded.
+    pub fn max_elapsed(&self) -> Option<Duration> {
+        self.max_elapsed_nanos.map(Duration::from_nanos)
+    }
+
+    /// The jitter kind.
+    pub fn jitter(&self) -> Jitter {
+        self.jitter
+    }
+
+    /// The worst case: the sum of the largest delays a schedule can hand out over `retries`
+    /// retries, respecting `max_retries` and `max_elapsed`. Stacks use it to check that the
+    /// retries fit inside a total deadline.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use riprap::backoff::BackoffPolicy;
+    ///
+    /// let p = BackoffPolicy::exponential(Duration::from_millis(100))
+    ///     .max_delay(Duration::from_millis(250))
+    ///     .build()?;
+    /// // 100 + 200 + 250
+    /// assert_eq!(p.worst_case_total(3), Duration::from_millis(550));
+    /// # Ok::<(), riprap::ConfigError>(())
+    /// ```
+    pub fn worst_case_total(&self, retries: u32) -> Duration {
+        let core = PolicyCore::from(self);
+        let n = self.max_retries.map_or(retries, |m| m.min(retries));
+        let mut total: u64 = 0;
+        let mut prev = self.base_nanos;
+        for i in 0..n {
+            let d = match self.jitter {
+                Jitter::Decorrelated => prev.saturating_mul(3).clamp(self.base_nanos, self.cap_nanos),
+                _ => core.envelope(i),
+            };
+            total = total.saturating_add(d);
+            // Envelopes never shrink: once a delay repeats (or after enough steps) every later
+            // one is at most the cap, so finish arithmetically with an upper bound.
+            if d == prev && i > 0 || i >= 10_000 {
+                let left = u64::from(n - i - 1);
+                let per = if d == prev { d } else { self.cap_nanos };
+                total = total.saturating_add(per.saturating_mul(left));
+                break;
+            }
+            prev = d;
+        }
+        if let Some(max) = self.max_elapsed_nanos {
+            total = total.min(max);
+        }
+        Duration::from_nanos(total)
+    }
+}
+
+impl MakeBackoff for BackoffPolicy {
+    type Backoff = Schedule;
+
+    fn make_backoff(&self) -> Schedule {
+        let n = self.schedules_made.fetch_add(1, Ordering::Relaxed);
+        self.schedule_with_seed(SplitMix64::mix(self.seed, n))
+    }
+}
+
+impl BackoffBuilder {
+    fn new(growth: GrowthSpec, base: Duration) -> Self {
+        BackoffBuilder {
+            growth,
+            base,
+            max_delay: None,
+            jitter: Jitter::Full,
+            max_retries: None,
+            max_elapsed: None,
+            seed: None,
+        }
+    }
+
+    /// Growth factor for exponential backoff (default 2.0); must be finite and at least 1.
+    pub fn factor(mut self, factor: f64) -> Self {
+        if let GrowthSpec::Exponential { .. } = self.growth {
+            self.growth = GrowthSpec::Exponential { factor };
+        }
+        self
+    }
+
+    /// Cap on any single delay (default [`DEFAULT_MAX_DELAY`], or the base if larger).
+    pub fn max_delay(mut self, max: Duration) -> Self {
+        self.max_delay = Some(max);
+        self
+    }
+
+    /// How delays are randomised.
+    pub fn jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Stop after handing out this many delays (retries). Unbounded unless set; retry layers
+    /// bound attempts on their own too.
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = Some(n);
+        self
+    }
+
+    /// Stop rather than hand out a delay that would bring the schedule's total past `max`.
+    pub fn max_elapsed(mut self, max: Duration) -> Self {
+        self.max_elapsed = Some(max);
+        self
+    }
+
+    /// Seed the jitter so runs are reproducible. Unseeded policies draw a random seed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Check every knob and build the policy.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use riprap::backoff::BackoffPolicy;
+    ///
+    /// let err = BackoffPolicy::exponential(Duration::from_secs(2))
+    ///     .max_delay(Duration::from_secs(1))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.knob(), "backoff.max_delay");
+    /// ```
+    pub fn build(self) -> Result<BackoffPolicy, ConfigError> {
+        let base_nanos = check_duration("backoff.base", self.base)?;
+        if base_nanos == 0 {
+            return Err(ConfigError::new(
+                "backoff.base",
+                "must be greater than zero: zero-delay retries are the retry storm riprap exists to prevent",
+            ));
+        }
+        let cap_nanos = match self.max_delay {
+            Some(max) => {
+                let cap = check_duration("backoff.max_delay", max)?;
+                if cap < base_nanos {
+                    return Err(ConfigError::new(
+                        "backoff.max_delay",
+                        format!("must be at least the base delay {:?} (got {max:?})", self.base),
+                    ));
+                }
+                cap
+            }
+            None => check_duration("backoff.max_delay", DEFAULT_MAX_DELAY)?.max(base_nanos),
+        };
+        let growth = match self.growth {
+            GrowthSpec::Exponential { factor } => {
+                if !factor.is_finite() || factor < 1.0 {
+                    return Err(ConfigError::new(
+                        "backoff.factor",
+                        format!("must be finite and at least 1.0 (got {factor})"),
+                    ));
+                }
+                Growth::Exponential { factor }
+            }
+            GrowthSpec::Linear { step } => Growth::Linear {
+                step_nanos: check_duration("backoff.step", step)?,
+            },
+            GrowthSpec::Constant => Growth::Constant,
+        };
+        if self.max_retries == Some(0) {
+            return Err(ConfigError::new(
+                "backoff.max_retries",
+                "must be at least 1; to disable retries, set the retry layer's max_attempts to 1",
+            ));
+        }
+        let max_elapsed_nanos = match self.max_elapsed {
+            Some(d) => {
+                let n = check_duration("backoff.max_elapsed", d)?;
+                if n == 0 {
+                    return Err(ConfigError::new("backoff.max_elapsed", "must be greater than zero"));
+                }
+                Some(n)
+            }
+            None => None,
+        };
+        let seed = match self.seed {
+            Some(s) => s,
+            None => SplitMix64::random_seed(base_nanos ^ cap_nanos),
+        };
+        Ok(BackoffPolicy {
+            growth,
+            jitter: self.jitter,
+            base_nanos,
+            cap_nanos,
+            max_retries: self.max_retries,
+            max_elapsed_nanos,
+            seed,
+            schedules_made: Arc::new(AtomicU64::new(0)),
+        })
+    }
+}
+
+/// The knobs a schedule needs, copied out of the policy so a schedule owns no `Arc`.
+#[derive(Debug, Clone, Copy)]
+struct PolicyCore {
+    growth: Growth,
+    jitter: Jitter,
+    base_nanos: u64,
+    cap_nanos: u64,
+    max_retries: Option<u32>,
+    max_elapsed_nanos: Option<u64>,
+}
+
+impl From<&BackoffPolicy> for PolicyCore {
+    fn from(p: &BackoffPolicy) -> Self {
+        PolicyCore {
+            growth: p.growth,
+            jitter: p.jitter,
+            base_nanos: p.base_nanos,
+            cap_nanos: p.cap_nanos,
+            max_retries: p.max_retries,
+            max_elapsed_nanos: p.max_elapsed_nanos,
+        }
+    }
+}
+
+impl PolicyCore {
+    /// `min(cap, growth(n))` in nanoseconds, saturating.
+    fn envelope(&self, n: u32) -> u64 {
+        let raw = match self.growth {
+            Growth::Constant => self.base_nanos,
+            Growth::Linear { step_nanos } => self
+                .base_nanos
+                .saturating_add(step_nanos.saturating_mul(u64::from(n))),
+            Growth::Exponential { factor } => {
+                let exp = i32::try_from(n).unwrap_or(i32::MAX);
+                let v = self.base_nanos as f64 * factor.powi(exp);
+                // NaN cannot arise (base > 0, factor >= 1); infinity and huge values saturate.
+                if v.is_finite() && v < self.cap_nanos as f64 {
+                    v as u64
+                } else {
+                    self.cap_nanos
+                }
+            }
+        };
+        raw.min(self.cap_nanos)
+    }
+}
+
+/// A [`BackoffPolicy`]'s schedule for one request. Also an `Iterator` over its delays.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    policy: PolicyCore,
+    rng: SplitMix64,
+    retries: u32,
+    elapsed_nanos: u64,
+    prev_nanos: u64,
+}
+
+impl Schedule {
+    /// How many delays this schedule has handed out since it was made or reset.
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// The sum of the delays handed out so far.
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_nanos(self.elapsed_nanos)
+    }
+}
+
+impl Backoff for Schedule {
+    fn next_delay(&mut self) -> Option<Duration> {
+        let p = &self.policy;
+        if p.max_retries.is_some_and(|max| self.retries >= max) {
+            return None;
+        }
+        let nanos = match p.jitter {
+            Jitter::None => p.envelope(self.retries),
+            Jitter::Full => self.rng.between(0, p.envelope(self.retries)),
+            Jitter::Equal => {
+                let env = p.envelope(self.retries);
+                let half = env / 2;
+                self.rng.between(env - half, env)
+            }
+            Jitter::Decorrelated => {
+                let hi = self.prev_nanos.saturating_mul(3);
+                let d = self.rng.between(p.base_nanos, hi).min(p.cap_nanos);
+                self.prev_nanos = d;
+                d
+            }
+        };
+        let elapsed = self.elapsed_nanos.saturating_add(nanos);
+        if p.max_elapsed_nanos.is_some_and(|max| elapsed > max) {
+            return None;
+        }
+        self.elapsed_nanos = elapsed;
+        self.retries = self.retries.saturating_add(1);
+        Some(Duration::from_nanos(nanos))
+    }
+
+    fn reset(&mut self) {
+        self.retries = 0;
+        self.elapsed_nanos = 0;
+        self.prev_nanos = self.policy.base_nanos;
+    }
+}
+
+impl Iterator for Schedule {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        self.next_delay()
+    }
+}
+
+impl<B: Backoff + ?Sized> Backoff for Box<B> {
+    fn next_delay(&mut self) -> Option<Duration> {
+        (**self).next_delay()
+    }
+
+    fn reset(&mut self) {
+        (**self).reset()
+    }
+}
