@@ -17,7 +17,7 @@
 //! - [`ByError`]: errors that implement [`Classified`] classify themselves; riprap implements it
 //!   for [`std::io::Error`] (by kind), tower's and tokio's timeout errors, and boxed errors (by
 //!   walking the source chain);
-//! - with the `http` feature, [`HttpStatus`](crate::classify::HttpStatus) for `http::Response`s,
+//! - with the `http` feature, `HttpStatus` for `http::Response`s,
 //!   reading `Retry-After` and rate-limit headers.
 //!
 //! Combine them with [`ClassifierExt`]: [`or`](ClassifierExt::or),
