@@ -7,7 +7,7 @@
 //! |---|---|
 //! | Retrying a validation error forever, or giving up on a dropped connection | [`classify`]: one verdict shared by every layer |
 //! | Immediate retries hammer a rate-limited API all night | [`backoff`]: exponential delays with jitter, capped and seeded |
-| Nobody knows how the stack behaves when the dependency fails | [`chaos`]: seeded fault injection — errors, throttles, latency, outages, stream disconnects |
+//! | Nobody knows how the stack behaves when the dependency fails | [`chaos`]: seeded fault injection — errors, throttles, latency, outages, stream disconnects |
 //!
 //! ## One vocabulary
 //!
