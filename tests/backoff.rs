@@ -311,3 +311,32 @@ fn backoff_crate_policies_plug_in() {
 fn fuzz_corpus_backoff_config() {
     common::replay_corpus("backoff_config", backoff_config_check::run);
 }
+
+/// Two configs the fuzzer found where the worst case fell a few nanoseconds short of a real
+/// schedule: a cap of centuries (f64 rounding) and a factor a hair above 1 (stalled growth).
+#[test]
+fn worst_case_is_an_upper_bound_at_the_extremes() {
+    let cases = [
+        (256_000_000, 2.027_343_75, 18_023_194_602_504_258, None),
+        (
+            135_217_728,
+            1.000_000_000_014_495,
+            u64::MAX,
+            Some(70_622_422_545_465_344),
+        ),
+    ];
+    for (base, factor, cap, max_elapsed) in cases {
+        let mut b = BackoffPolicy::exponential(Duration::from_nanos(base))
+            .factor(factor)
+            .max_delay(Duration::from_nanos(cap))
+            .jitter(Jitter::None);
+        if let Some(e) = max_elapsed {
+            b = b.max_elapsed(Duration::from_nanos(e));
+        }
+        let p = b.build().unwrap();
+        for n in [1usize, 2, 40, 4096] {
+            let total: Duration = p.schedule_with_seed(0).take(n).sum();
+            assert!(total <= p.worst_case_total(n as u32), "n={n}");
+        }
+    }
+}

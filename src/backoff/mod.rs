@@ -262,8 +262,10 @@ impl BackoffPolicy {
     /// # Ok::<(), riprap::ConfigError>(())
     /// ```
     pub fn worst_case_total(&self, retries: u32) -> Duration {
-        let core = PolicyCore::from(self);
         let n = self.max_retries.map_or(retries, |m| m.min(retries));
+        // Walk the schedule's own envelope, so this bound and real schedules cannot disagree
+        // by a rounding.
+        let mut envelope = self.schedule_with_seed(0);
         // u128: thousands of delays at a cap of centuries must not saturate below the truth.
         let mut total: u128 = 0;
         let mut prev = self.base_nanos;
@@ -272,13 +274,17 @@ impl BackoffPolicy {
                 Jitter::Decorrelated => prev
                     .saturating_mul(3)
                     .clamp(self.base_nanos, self.cap_nanos),
-                _ => core.envelope(i),
+                _ => {
+                    envelope.retries = i;
+                    envelope.take_envelope()
+                }
             };
             total += u128::from(d);
-            // Envelopes never shrink: once a delay repeats (or after enough steps) every later
-            // one is at most the cap, so finish arithmetically with an upper bound.
-            if (d == prev && i > 0) || i >= 10_000 {
-                let per = if d == prev { d } else { self.cap_nanos };
+            // Once the delay sits at the cap (or cannot grow at all) every later one equals
+            // it: finish arithmetically. Past 10,000 steps, bound the rest by the cap.
+            let saturated = d == self.cap_nanos || (i > 0 && d == prev && !self.grows());
+            if saturated || i >= 10_000 {
+                let per = if saturated { d } else { self.cap_nanos };
                 total += u128::from(per) * u128::from(n - i - 1);
                 break;
             }
@@ -289,6 +295,17 @@ impl BackoffPolicy {
         }
         let secs = u64::try_from(total / 1_000_000_000).unwrap_or(u64::MAX);
         Duration::new(secs, (total % 1_000_000_000) as u32)
+    }
+}
+
+impl BackoffPolicy {
+    /// Whether the envelope can still grow from one delay to the next.
+    fn grows(&self) -> bool {
+        match self.growth {
+            Growth::Exponential { factor } => factor > 1.0,
+            Growth::Linear { step_nanos } => step_nanos > 0,
+            Growth::Constant => false,
+        }
     }
 }
 
