@@ -141,6 +141,18 @@ pub struct AnyOf<A, B> {
     b: B,
 }
 
+impl<A, B> AnyOf<A, B> {
+    /// The left-hand policy.
+    pub fn first(&self) -> &A {
+        &self.a
+    }
+
+    /// The right-hand policy.
+    pub fn second(&self) -> &B {
+        &self.b
+    }
+}
+
 impl<A: TripPolicy, B: TripPolicy> TripPolicy for AnyOf<A, B> {
     fn record(&self, outcome: Outcome) -> bool {
         // Both must see the outcome, so no short-circuit.
