@@ -247,17 +247,11 @@ impl<P: TripPolicy> Shared<P> {
         }
     }
 
-    /// Count a refusal decided earlier (in `poll_ready`), reporting the current wait.
+    /// Count a refusal decided in `poll_ready`. Its `retry_in` was measured there, a moment
+    /// ago, so it can only overstate the wait; reading the clock again would double the cost
+    /// of a rejection.
     pub(crate) fn reject_now(&self, decided: Rejected) -> Rejected {
-        let why = match (decided, self.would_reject()) {
-            (_, Some(now)) => now,
-            // The breaker moved on since `poll_ready`; the caller may try again at once.
-            (Rejected::Open { .. }, None) => Rejected::Open {
-                retry_in: Duration::ZERO,
-            },
-            (other, None) => other,
-        };
-        self.reject(why)
+        self.reject(decided)
     }
 
     /// Report a finished call's classified outcome.
