@@ -66,7 +66,8 @@ pub(super) fn parse(s: &[u8]) -> Option<SystemTime> {
             year = i128::from(c.number(4)?);
             c.literal(b" ")?;
             time = c.time()?;
-            c.literal(b" GMT")?;
+            c.literal(b" ")?;
+            c.name(&["GMT"])?;
         }
         b' ' => {
             // asctime: `Sun Nov  6 08:49:37 1994`
@@ -97,7 +98,8 @@ pub(super) fn parse(s: &[u8]) -> Option<SystemTime> {
             year = if yy >= 70 { 1900 + yy } else { 2000 + yy };
             c.literal(b" ")?;
             time = c.time()?;
-            c.literal(b" GMT")?;
+            c.literal(b" ")?;
+            c.name(&["GMT"])?;
         }
     }
     if !c.0.is_empty() {
