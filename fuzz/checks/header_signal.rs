@@ -82,6 +82,15 @@ pub fn run(data: &[u8]) {
         }
     }
     let from_map = RateLimitSignal::from_headers(response.headers(), now, ceiling);
+    let by_name = RateLimitSignal::from_lookup(
+        |name| response.headers().get(name).map(|v| v.as_bytes()),
+        now,
+        ceiling,
+    );
+    assert_eq!(
+        from_map, by_name,
+        "scanning the map reads what looking names up reads"
+    );
     assert!(within(from_map.pause()));
     let class = HttpStatus::new()
         .ceiling(ceiling)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, Response, StatusCode};
 
-use super::headers::{DEFAULT_CEILING, Now, Reader};
+use super::headers::{DEFAULT_CEILING, Now, Reader, Table};
 use super::{Class, Classified, ClassifierExt, Classify};
 
 /// Classifies `http::Response`s by status code, reading `Retry-After` and the rate-limit
@@ -137,11 +137,8 @@ impl HttpStatus {
         if code < 400 && overridden.is_none() {
             return Class::Success;
         }
-        let headers = Reader::new(
-            |name| headers.get(name).map(http::HeaderValue::as_bytes),
-            Now::wall(),
-            self.ceiling,
-        );
+        let table = Table::from_headers(headers);
+        let headers = Reader::new(|h| table.get(h), Now::wall(), self.ceiling);
         match overridden {
             Some(Class::Throttled { retry_after: None }) => {
                 return Class::Throttled {

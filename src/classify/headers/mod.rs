@@ -56,6 +56,7 @@ mod civil;
 mod go_duration;
 mod http_date;
 mod ietf;
+mod names;
 mod retry_after;
 mod rfc3339;
 mod signal;
@@ -70,6 +71,8 @@ pub use retry_after::{parse_retry_after, parse_retry_after_ms};
 pub use rfc3339::parse_rfc3339;
 pub use vendor::{parse_epoch_reset, parse_should_retry};
 
+#[cfg(feature = "http")]
+pub(crate) use names::Table;
 #[cfg(feature = "http")]
 pub(crate) use signal::{Now, Reader};
 

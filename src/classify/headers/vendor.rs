@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use super::names::Header::{self, *};
 use super::retry_after::until;
 use super::signal::Now;
 use super::{Quota, go_duration, ietf, malformed, rfc3339, saturating_u64};
@@ -83,15 +84,15 @@ fn quota(
     })
 }
 
-/// The three header names of one quota.
+/// The three headers of one quota.
 pub(super) struct Names {
-    limit: &'static str,
-    remaining: &'static str,
-    reset: &'static str,
+    limit: Header,
+    remaining: Header,
+    reset: Header,
 }
 
 macro_rules! names {
-    ($limit:literal, $remaining:literal, $reset:literal) => {
+    ($limit:ident, $remaining:ident, $reset:ident) => {
         Names {
             limit: $limit,
             remaining: $remaining,
@@ -101,43 +102,36 @@ macro_rules! names {
 }
 
 pub(super) const OPENAI_REQUESTS: Names = names!(
-    "x-ratelimit-limit-requests",
-    "x-ratelimit-remaining-requests",
-    "x-ratelimit-reset-requests"
+    OpenAiLimitRequests,
+    OpenAiRemainingRequests,
+    OpenAiResetRequests
 );
-pub(super) const OPENAI_TOKENS: Names = names!(
-    "x-ratelimit-limit-tokens",
-    "x-ratelimit-remaining-tokens",
-    "x-ratelimit-reset-tokens"
-);
+pub(super) const OPENAI_TOKENS: Names =
+    names!(OpenAiLimitTokens, OpenAiRemainingTokens, OpenAiResetTokens);
 pub(super) const ANTHROPIC_REQUESTS: Names = names!(
-    "anthropic-ratelimit-requests-limit",
-    "anthropic-ratelimit-requests-remaining",
-    "anthropic-ratelimit-requests-reset"
+    AnthropicRequestsLimit,
+    AnthropicRequestsRemaining,
+    AnthropicRequestsReset
 );
 pub(super) const ANTHROPIC_TOKENS: [Names; 3] = [
     names!(
-        "anthropic-ratelimit-tokens-limit",
-        "anthropic-ratelimit-tokens-remaining",
-        "anthropic-ratelimit-tokens-reset"
+        AnthropicTokensLimit,
+        AnthropicTokensRemaining,
+        AnthropicTokensReset
     ),
     names!(
-        "anthropic-ratelimit-input-tokens-limit",
-        "anthropic-ratelimit-input-tokens-remaining",
-        "anthropic-ratelimit-input-tokens-reset"
+        AnthropicInputTokensLimit,
+        AnthropicInputTokensRemaining,
+        AnthropicInputTokensReset
     ),
     names!(
-        "anthropic-ratelimit-output-tokens-limit",
-        "anthropic-ratelimit-output-tokens-remaining",
-        "anthropic-ratelimit-output-tokens-reset"
+        AnthropicOutputTokensLimit,
+        AnthropicOutputTokensRemaining,
+        AnthropicOutputTokensReset
     ),
 ];
-const GITHUB: Names = names!(
-    "x-ratelimit-limit",
-    "x-ratelimit-remaining",
-    "x-ratelimit-reset"
-);
-const LEGACY_IETF: Names = names!("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset");
+const GITHUB: Names = names!(GitHubLimit, GitHubRemaining, GitHubReset);
+const LEGACY_IETF: Names = names!(RateLimitLimit, RateLimitRemaining, RateLimitReset);
 
 /// Reads one dialect's quota through a header lookup.
 pub(super) struct Dialects<'n, G> {
@@ -146,7 +140,7 @@ pub(super) struct Dialects<'n, G> {
     pub(super) ceiling: Duration,
 }
 
-impl<'a, G: Fn(&str) -> Option<&'a [u8]>> Dialects<'_, G> {
+impl<'a, G: Fn(Header) -> Option<&'a [u8]>> Dialects<'_, G> {
     fn counts(&self, names: &Names) -> (Option<u64>, Option<u64>) {
         let count = |name| (self.get)(name).and_then(ietf::parse_count);
         (count(names.limit), count(names.remaining))
@@ -166,7 +160,7 @@ impl<'a, G: Fn(&str) -> Option<&'a [u8]>> Dialects<'_, G> {
         let (limit, remaining) = self.counts(names);
         let reset = (self.get)(names.reset).and_then(|v| match rfc3339::parse(v.trim_ascii()) {
             Some(at) => Some(until(at, self.now.get(), self.ceiling)),
-            None => malformed(names.reset, v),
+            None => malformed(names.reset.name(), v),
         });
         quota(limit, remaining, reset)
     }
@@ -189,8 +183,8 @@ impl<'a, G: Fn(&str) -> Option<&'a [u8]>> Dialects<'_, G> {
 
     /// The structured `RateLimit` field, joined by name to its `RateLimit-Policy`.
     pub(super) fn ietf(&self) -> Option<Quota> {
-        let policy = (self.get)("ratelimit-policy");
-        match (self.get)("ratelimit").and_then(|v| ietf::tightest_ratelimit(v, self.ceiling)) {
+        let policy = (self.get)(RateLimitPolicy);
+        match (self.get)(RateLimit).and_then(|v| ietf::tightest_ratelimit(v, self.ceiling)) {
             Some((name, mut quota)) => {
                 quota.limit = policy
                     .and_then(|p| ietf::policy(p, Some(name)))
