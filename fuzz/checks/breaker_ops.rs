@@ -186,10 +186,10 @@ impl Model {
         }
     }
 
+    /// Probes still out keep their slots across transitions.
     fn enter(&mut self, mode: Mode) {
         self.mode = mode;
         self.generation += 1;
-        self.inflight = 0;
         self.successes = 0;
     }
 
@@ -225,9 +225,13 @@ impl Model {
                     retry_in: Duration::from_nanos(self.open_until - self.now),
                 })
             }
+            Mode::Open if self.inflight >= self.cfg.probes => {
+                self.rejected += 1;
+                Err(Rejected::HalfOpen)
+            }
             Mode::Open => {
                 self.enter(Mode::HalfOpen);
-                self.inflight = 1;
+                self.inflight += 1;
                 Ok(Call {
                     generation: self.generation,
                     mode: Mode::HalfOpen,
@@ -263,7 +267,7 @@ impl Model {
     }
 
     fn release(&mut self, call: &Call) {
-        if call.mode == Mode::HalfOpen && self.current(call) {
+        if call.mode == Mode::HalfOpen {
             self.inflight -= 1;
         }
     }
@@ -273,7 +277,7 @@ impl Model {
         match call.mode {
             Mode::HalfOpen => match counted {
                 Counted::Ignored => self.release(call),
-                _ if !self.current(call) => {}
+                _ if !self.current(call) => self.release(call),
                 Counted::Success => {
                     self.successes += 1;
                     self.inflight -= 1;
@@ -281,7 +285,10 @@ impl Model {
                         self.enter(Mode::Closed);
                     }
                 }
-                Counted::Failure => self.open(),
+                Counted::Failure => {
+                    self.inflight -= 1;
+                    self.open();
+                }
             },
             Mode::Closed | Mode::Disabled if counted != Counted::Ignored && self.current(call) => {
                 let failed = counted == Counted::Failure;
@@ -480,11 +487,7 @@ pub fn run_ops(cfg: &Config, ops: &[Op]) {
             let half_open = model.mode == Mode::HalfOpen;
             assert_eq!(
                 m.probes_in_flight,
-                if half_open {
-                    u32::from(model.inflight)
-                } else {
-                    0
-                },
+                u32::from(model.inflight),
                 "step {step}: probes"
             );
             assert_eq!(

@@ -89,6 +89,13 @@ impl Word {
         ((u64::from(self.generation()) + 1) & GEN_MASK) as u32
     }
 
+    /// The next generation in `mode`. Probe permits still out carry over: a probe admitted
+    /// before a transition is still a call in flight to the dependency, so it keeps its slot
+    /// until it finishes or is dropped, and a new half-open phase cannot over-grant.
+    fn enter(self, mode: Mode, inflight: u16) -> Word {
+        Word::new(mode, self.next_generation()).with_probes(inflight, 0)
+    }
+
     fn with_probes(self, inflight: u16, successes: u16) -> Word {
         let cleared = self.0 & !((F16 << INFLIGHT_SHIFT) | (F16 << SUCCESS_SHIFT));
         Word(
@@ -194,8 +201,12 @@ impl<P: TripPolicy> Shared<P> {
                         let retry_in = Duration::from_nanos(until - now);
                         return Err(self.reject(Rejected::Open { retry_in }));
                     }
-                    // This caller is the first probe.
-                    let next = Word::new(Mode::HalfOpen, cur.next_generation()).with_probes(1, 0);
+                    if cur.inflight() >= self.settings.probes {
+                        // Probes from an earlier half-open phase are still out.
+                        return Err(self.reject(Rejected::HalfOpen));
+                    }
+                    // This caller is the first probe of the new phase.
+                    let next = cur.enter(Mode::HalfOpen, cur.inflight() + 1);
                     match self.cas(cur, next) {
                         Ok(()) => {
                             self.emit_transition(Mode::Open, next, None);
@@ -296,9 +307,14 @@ impl<P: TripPolicy> Shared<P> {
 
     /// Hand a probe's permit back without a verdict (its future was dropped, or the outcome
     /// does not count).
-    pub(crate) fn release(&self, adm: &Admission) {
+    pub(crate) fn release(&self, _adm: &Admission) {
+        self.free_probe_slot();
+    }
+
+    fn free_probe_slot(&self) {
         let mut cur = self.load();
-        while cur.mode() == Mode::HalfOpen && cur.generation() == adm.generation {
+        loop {
+            // Whatever happened since, the slot this probe held is free again.
             let next = cur.with_probes(cur.inflight().saturating_sub(1), cur.successes());
             match self.cas(cur, next) {
                 Ok(()) => return,
@@ -309,10 +325,14 @@ impl<P: TripPolicy> Shared<P> {
 
     fn probe_succeeded(&self, adm: &Admission) {
         let mut cur = self.load();
-        while cur.mode() == Mode::HalfOpen && cur.generation() == adm.generation {
+        loop {
+            if cur.mode() != Mode::HalfOpen || cur.generation() != adm.generation {
+                // A probe from an earlier phase: its verdict is stale, its slot is not.
+                return self.release(adm);
+            }
             let successes = cur.successes().saturating_add(1);
             let next = if successes >= self.settings.close_after {
-                Word::new(Mode::Closed, cur.next_generation())
+                cur.enter(Mode::Closed, cur.inflight().saturating_sub(1))
             } else {
                 cur.with_probes(cur.inflight().saturating_sub(1), successes)
             };
@@ -332,10 +352,11 @@ impl<P: TripPolicy> Shared<P> {
         let mut opens = self.lock_opens();
         let cur = self.load();
         if cur.mode() != Mode::HalfOpen || cur.generation() != adm.generation {
-            return;
+            drop(opens);
+            return self.release(adm);
         }
         let open_for = opens.next();
-        self.open(cur, open_for, opens);
+        self.open(cur, open_for, opens, 1);
     }
 
     /// Closed → open: the policy tripped.
@@ -349,12 +370,19 @@ impl<P: TripPolicy> Shared<P> {
         // It closed since it last opened, so the open duration starts over.
         opens.schedule.reset();
         let open_for = opens.next();
-        self.open(cur, open_for, opens);
+        self.open(cur, open_for, opens, 0);
     }
 
     /// Publish the open state for `open_for`, holding the schedule lock so that transitions
     /// that write `open_until` are serialised.
-    fn open(&self, mut cur: Word, open_for: Duration, opens: std::sync::MutexGuard<'_, Opens>) {
+    /// `finished` is 1 when the transition is a failed probe's, whose slot it frees.
+    fn open(
+        &self,
+        mut cur: Word,
+        open_for: Duration,
+        opens: std::sync::MutexGuard<'_, Opens>,
+        finished: u16,
+    ) {
         let from = cur.mode();
         self.open_until.store(
             self.now().saturating_add(nanos(open_for)),
@@ -362,13 +390,20 @@ impl<P: TripPolicy> Shared<P> {
         );
         let next = loop {
             // Only probe permits change without the lock, and only while half-open.
-            let next = Word::new(Mode::Open, cur.next_generation());
+            let next = cur.enter(Mode::Open, cur.inflight().saturating_sub(finished));
             match self.cas(cur, next) {
                 Ok(()) => break next,
                 Err(actual) if actual.mode() == from && actual.generation() == cur.generation() => {
                     cur = actual
                 }
-                Err(_) => return,
+                Err(_) => {
+                    // Another transition won; a failed probe still gives its slot back.
+                    drop(opens);
+                    if finished > 0 {
+                        self.free_probe_slot();
+                    }
+                    return;
+                }
             }
         };
         drop(opens);
@@ -403,7 +438,7 @@ impl<P: TripPolicy> Shared<P> {
         }
         let mut cur = self.load();
         let next = loop {
-            let next = Word::new(mode, cur.next_generation());
+            let next = cur.enter(mode, cur.inflight());
             match self.cas(cur, next) {
                 Ok(()) => break next,
                 Err(actual) => cur = actual,
@@ -455,11 +490,7 @@ impl<P: TripPolicy> Shared<P> {
             calls_in_window: stats.calls,
             consecutive_failures: stats.consecutive_failures,
             rejected: self.rejected.0.load(Ordering::Relaxed),
-            probes_in_flight: if half_open {
-                u32::from(cur.inflight())
-            } else {
-                0
-            },
+            probes_in_flight: u32::from(cur.inflight()),
             probe_successes: if half_open {
                 u32::from(cur.successes())
             } else {

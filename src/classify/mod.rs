@@ -17,7 +17,7 @@
 //! - [`ByError`]: errors that implement [`Classified`] classify themselves; riprap implements it
 //!   for [`std::io::Error`] (by kind), tower's and tokio's timeout errors, and boxed errors (by
 //!   walking the source chain);
-//! - with the `http` feature, `HttpStatus` for `http::Response`s,
+//! - with the `http` feature, [`HttpStatus`] for `http::Response`s,
 //!   reading `Retry-After` and rate-limit headers.
 //!
 //! Combine them with [`ClassifierExt`]: [`or`](ClassifierExt::or),
@@ -47,9 +47,14 @@ use std::time::Duration;
 mod combinators;
 mod errors;
 pub mod headers;
+#[cfg(feature = "http")]
+mod http;
 
 pub use combinators::{ClassifierExt, MapClass, Or, When};
 pub use errors::{ByError, Classified};
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use http::HttpStatus;
 
 /// What an outcome was, as every layer sees it.
 ///
