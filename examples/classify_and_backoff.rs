@@ -9,6 +9,7 @@ use std::io;
 use std::time::Duration;
 
 use riprap::backoff::{BackoffPolicy, Jitter};
+use riprap::classify::headers::{DEFAULT_CEILING, RateLimitSignal};
 use riprap::classify::{ByError, Class, Classify};
 
 fn main() -> Result<(), riprap::ConfigError> {
@@ -25,6 +26,47 @@ fn main() -> Result<(), riprap::ConfigError> {
         let err = io::Error::new(kind, what);
         let class = ByError.classify(Err::<&(), _>(&err));
         println!("  {what:<28} -> {:<10} {}", class.as_str(), advice(class));
+    }
+
+    println!("\nWhat servers say through headers (every delay capped at {DEFAULT_CEILING:?})\n");
+    let responses: [(&str, &[(&str, &str)]); 5] = [
+        ("429, Retry-After: 20", &[("retry-after", "20")]),
+        (
+            "429, hostile Retry-After",
+            &[("retry-after", "99999999999")],
+        ),
+        (
+            "200, OpenAI quota spent",
+            &[
+                ("x-ratelimit-remaining-requests", "0"),
+                ("x-ratelimit-reset-requests", "6m0s"),
+                ("x-ratelimit-remaining-tokens", "1200"),
+                ("x-ratelimit-reset-tokens", "1.5s"),
+            ],
+        ),
+        (
+            "200, IETF RateLimit",
+            &[("ratelimit", "\"default\";r=0;t=30")],
+        ),
+        (
+            "429, malformed Retry-After",
+            &[("retry-after", "soon, maybe")],
+        ),
+    ];
+    let now = std::time::SystemTime::now();
+    for (what, headers) in responses {
+        let lookup = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_bytes())
+        };
+        let signal = RateLimitSignal::from_lookup(lookup, now, DEFAULT_CEILING);
+        let pause = match signal.pause() {
+            Some(d) => format!("every caller pauses {d:?}"),
+            None => "no pause".to_string(),
+        };
+        println!("  {what:<28} -> {pause}");
     }
 
     println!(
