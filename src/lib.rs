@@ -44,6 +44,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backoff;
+pub mod budget;
 pub mod classify;
 mod error;
 pub mod events;
