@@ -7,6 +7,7 @@
 //! |---|---|
 //! | Retrying a validation error forever, or giving up on a dropped connection | [`classify`]: one verdict shared by every layer |
 //! | Immediate retries hammer a rate-limited API all night | [`backoff`]: exponential delays with jitter, capped and seeded |
+//! | Three layers of retries turn one outage into 64× the load | [`retry`] with a shared [`budget`]: attempt cap, process-wide retry budget, `Retry-After` honoured |
 //!
 //! ## One vocabulary
 //!
@@ -48,5 +49,6 @@ pub mod budget;
 pub mod classify;
 mod error;
 pub mod events;
+pub mod retry;
 
 pub use error::ConfigError;
