@@ -34,18 +34,23 @@ pin_project! {
         // The copy kept for the next attempt; `None` once it cannot be copied again.
         request: Option<Req>,
         shared: Arc<Shared<C, P, B, R>>,
-        // Drawn at the first failure, so the success path never touches the backoff policy.
-        backoff: Option<P::Backoff>,
-        // Kept across retries and reset, so a request allocates at most one timer.
-        sleep: Option<Pin<Box<Sleep>>>,
-        // The failed outcome a pending retry follows, returned if that retry is never made.
-        last: Option<Result<S::Response, S::Error>>,
-        failure: Failure,
         attempts: u32,
-        spent: Withdrawal,
         started: Option<Instant>,
         span: tracing::Span,
+        // Everything only a retry needs, allocated at the first failure so the success path
+        // stays small (the future is moved on every call) and allocation-free.
+        retrying: Option<Box<Retrying<P::Backoff, S::Response, S::Error>>>,
     }
+}
+
+struct Retrying<K, Res, Err> {
+    backoff: K,
+    // Kept across retries and reset, so a request allocates at most one timer.
+    sleep: Option<Pin<Box<Sleep>>>,
+    // The failed outcome a pending retry follows, returned if that retry is never made.
+    last: Option<Result<Res, Err>>,
+    failure: Failure,
+    spent: Withdrawal,
 }
 
 pin_project! {
@@ -83,14 +88,10 @@ where
             service,
             request,
             shared,
-            backoff: None,
-            sleep: None,
-            last: None,
-            failure: Failure::new(Class::Transient),
             attempts: 1,
-            spent: Withdrawal::NONE,
             started,
             span,
+            retrying: None,
         }
     }
 }
@@ -117,9 +118,8 @@ where
                     let attempt = *this.attempts;
                     let class = shared.classifier.classify(outcome.as_ref());
                     if class.is_success() {
-                        shared
-                            .budget
-                            .record(Outcome::Success { spent: *this.spent });
+                        let spent = this.retrying.as_ref().map_or(Withdrawal::NONE, |r| r.spent);
+                        shared.budget.record(Outcome::Success { spent });
                         shared.attempt(attempt, class, None);
                         this.state.set(State::Done);
                         return Poll::Ready(
@@ -131,8 +131,8 @@ where
                     shared.budget.record(Outcome::Failure(failure));
                     let delay = match next_delay(
                         shared,
-                        this.backoff,
-                        this.request,
+                        this.retrying,
+                        this.request.is_some(),
                         *this.started,
                         attempt,
                         failure,
@@ -145,16 +145,20 @@ where
                         }
                     };
                     shared.attempt(attempt, class, Some(delay));
-                    *this.failure = failure;
-                    *this.last = Some(outcome);
-                    match (this.sleep.as_mut(), Instant::now().checked_add(delay)) {
+                    // `next_delay` made the retry state when it drew the first delay.
+                    let Some(retrying) = this.retrying.as_deref_mut() else {
+                        unreachable_state()
+                    };
+                    retrying.failure = failure;
+                    retrying.last = Some(outcome);
+                    match (retrying.sleep.as_mut(), Instant::now().checked_add(delay)) {
                         (Some(sleep), Some(at)) => sleep.as_mut().reset(at),
-                        _ => *this.sleep = Some(Box::pin(tokio::time::sleep(delay))),
+                        _ => retrying.sleep = Some(Box::pin(tokio::time::sleep(delay))),
                     }
                     this.state.set(State::Sleeping);
                 }
                 StateProj::Sleeping => {
-                    if let Some(sleep) = this.sleep.as_mut() {
+                    if let Some(sleep) = this.retrying.as_mut().and_then(|r| r.sleep.as_mut()) {
                         ready!(sleep.as_mut().poll(cx));
                     }
                     this.state.set(State::Readying);
@@ -178,20 +182,23 @@ where
                         }
                         kept => kept,
                     };
+                    let Some(retrying) = this.retrying.as_deref_mut() else {
+                        unreachable_state()
+                    };
                     // Withdraw at the instant the retry is sent: a request dropped while it
                     // slept or waited for readiness has spent nothing.
-                    let paid =
-                        req.and_then(|r| shared.budget.try_withdraw(*this.failure).map(|w| (r, w)));
+                    let paid = req
+                        .and_then(|r| shared.budget.try_withdraw(retrying.failure).map(|w| (r, w)));
                     let Some((req, withdrawal)) = paid else {
                         this.state.set(State::Done);
-                        return Poll::Ready(match this.last.take() {
+                        return Poll::Ready(match retrying.last.take() {
                             Some(last) => finish(shared, last, GiveUp::BudgetRefused, attempts),
-                            None => unreachable_outcome(),
+                            None => unreachable_state(),
                         });
                     };
-                    *this.spent += withdrawal;
+                    retrying.spent += withdrawal;
+                    retrying.last = None;
                     *this.attempts = next;
-                    *this.last = None;
                     let fut = this.service.call(req);
                     this.state.set(State::Calling { fut });
                 }
@@ -201,17 +208,19 @@ where
     }
 }
 
-/// A state the machine never reaches: `last` is always set while sleeping.
+/// A state the machine never reaches: the retry state and its last outcome are always set
+/// while a retry is pending.
 #[cold]
-fn unreachable_outcome<T>() -> T {
-    panic!("retry future lost its last outcome")
+fn unreachable_state<T>() -> T {
+    panic!("retry future lost its pending retry")
 }
 
-/// The wait before the next attempt, or why there is none.
-fn next_delay<C, P, B, R, Req>(
+/// The wait before the next attempt, or why there is none. Makes the retry state (and draws
+/// the backoff schedule) at the first failure.
+fn next_delay<C, P, B, R, Res, Err>(
     shared: &Shared<C, P, B, R>,
-    backoff: &mut Option<P::Backoff>,
-    request: &Option<Req>,
+    retrying: &mut Option<Box<Retrying<P::Backoff, Res, Err>>>,
+    can_copy: bool,
     started: Option<Instant>,
     attempt: u32,
     failure: Failure,
@@ -227,11 +236,19 @@ where
     if attempt >= shared.max_attempts {
         return Err(GiveUp::AttemptsExhausted);
     }
-    if request.is_none() {
+    if !can_copy {
         return Err(GiveUp::NotRetryable);
     }
-    let schedule = backoff.get_or_insert_with(|| shared.backoff.make_backoff());
-    let drawn = schedule.next_delay().ok_or(GiveUp::BackoffExhausted)?;
+    let state = retrying.get_or_insert_with(|| {
+        Box::new(Retrying {
+            backoff: shared.backoff.make_backoff(),
+            sleep: None,
+            last: None,
+            failure,
+            spent: Withdrawal::NONE,
+        })
+    });
+    let drawn = state.backoff.next_delay().ok_or(GiveUp::BackoffExhausted)?;
     // The server knows when it will have capacity; the backoff is only a guess.
     let delay = match class.retry_after() {
         Some(asked) => asked.min(shared.retry_after_ceiling),
