@@ -1,8 +1,9 @@
 //! Success-path overhead of retry layers, and the cost of budget operations.
 //!
 //! Every contender wraps the same inner `service_fn`, which is ready at once and answers at
-//! once, so the figures are the layers' own overhead. Futures are polled once with a no-op
-//! waker (they complete on the first poll), so no executor cost is included.
+//! once, so the figures are the layers' own overhead. Futures are pinned where they are made
+//! and polled once with a no-op waker (they complete on the first poll), so no executor cost
+//! is included.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -10,10 +11,10 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use futures_util::FutureExt;
 use riprap::budget::{Budget, Failure, RatioBudget, RetryQuota, TokenThrottle};
 use riprap::classify::{Class, Classified};
 use riprap::retry::RetryConfig;
+use std::future::Future;
 use tower::retry::budget::{Budget as TowerBudget, TpsBudget};
 use tower::{Layer, Service, service_fn};
 
@@ -66,14 +67,17 @@ fn tps() -> TpsBudget {
     TpsBudget::new(Duration::from_secs(10), 10, 0.2)
 }
 
-/// One call through `svc`: poll it ready, call, poll the future once.
+/// One call through `svc`: poll it ready, call, poll the future once where it lies, as an
+/// executor would.
+#[inline(always)]
 fn once<S: Service<u64, Response = u64>>(svc: &mut S, cx: &mut Context<'_>, x: u64) -> u64 {
     match svc.poll_ready(cx) {
         Poll::Ready(Ok(())) => {}
         _ => unreachable!("always ready"),
     }
-    match svc.call(x).now_or_never() {
-        Some(Ok(v)) => v,
+    let fut = std::pin::pin!(svc.call(x));
+    match fut.poll(cx) {
+        Poll::Ready(Ok(v)) => v,
         _ => unreachable!("answers at once"),
     }
 }

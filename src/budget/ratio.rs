@@ -250,13 +250,22 @@ impl Inner {
         let nanos = Instant::now()
             .saturating_duration_since(self.origin)
             .as_nanos();
-        u64::try_from(nanos / u128::from(self.slot_nanos)).unwrap_or(u64::MAX)
+        // u64 nanoseconds last 584 years; past that the clock simply stops advancing.
+        u64::try_from(nanos).unwrap_or(u64::MAX) / self.slot_nanos
     }
 
     /// Credit the counted deposits to the tick of the previous clock reading: they happened
     /// after it, so they expire no later than they should.
     fn roll(&self, now: u64) {
-        let prev = self.last_tick.fetch_max(now, Ordering::AcqRel);
+        // Plain loads first: under a retry storm every withdrawal rolls, and read-modify-writes
+        // of lines nobody changed would only bounce them between cores.
+        let mut prev = self.last_tick.load(Ordering::Acquire);
+        if prev < now {
+            prev = self.last_tick.fetch_max(now, Ordering::AcqRel);
+        }
+        if self.pending.load(Ordering::Acquire) == 0 {
+            return;
+        }
         let counted = self.pending.swap(0, Ordering::AcqRel);
         if counted == 0 || self.deposit_units == 0 {
             return;

@@ -78,7 +78,11 @@ where
             None
         };
         let started = shared.deadline.map(|_| Instant::now());
-        let span = tracing::debug_span!("retry");
+        let span = if debug_enabled() {
+            tracing::debug_span!("retry")
+        } else {
+            tracing::Span::none()
+        };
         let fut = {
             let _enter = span.enter();
             service.call(req)
@@ -309,9 +313,24 @@ fn is_timeout<E: 'static>(err: &E) -> bool {
             .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
 }
 
+/// Whether debug-level `tracing` output can be wanted at all: one relaxed load, so the success
+/// path does not build events nobody will see.
+#[inline(always)]
+fn debug_enabled() -> bool {
+    use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
+    STATIC_MAX_LEVEL >= LevelFilter::DEBUG && LevelFilter::current() >= LevelFilter::DEBUG
+}
+
 impl<C, P, B, R> Shared<C, P, B, R> {
-    #[inline]
+    #[inline(always)]
     fn attempt(&self, attempt: u32, class: Class, delay: Option<Duration>) {
+        if self.listener.is_some() || debug_enabled() {
+            self.report_attempt(attempt, class, delay);
+        }
+    }
+
+    #[inline(never)]
+    fn report_attempt(&self, attempt: u32, class: Class, delay: Option<Duration>) {
         tracing::debug!(attempt, class = class.as_str(), delay = ?delay, "retry attempt");
         if let Some(listener) = &self.listener {
             listener.on_event(&RetryEvent::Attempt {
