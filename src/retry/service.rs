@@ -17,7 +17,9 @@ use crate::classify::Classify;
 /// Each call is one logical request: a first attempt, then retries while the classifier calls
 /// the failure retryable, attempts remain, the deadline allows the wait, the request can be
 /// copied and the budget pays. The inner service is cloned per call, as `tower::retry` does,
-/// so every retry can wait for it to be ready.
+/// so every retry can wait for it to be ready. The inner error type must be `'static`: the
+/// layer looks inside errors for timeouts (tower's and tokio's `Elapsed`, `io::ErrorKind::TimedOut`,
+/// also inside a boxed error's source chain) to tell the budget, which may price them higher.
 pub struct Retry<S, C, P, B, R> {
     inner: S,
     shared: Arc<Shared<C, P, B, R>>,
