@@ -215,5 +215,5 @@ pub(crate) fn known_error_class(err: &(dyn std::error::Error + 'static)) -> Opti
     if let Some(r) = err.downcast_ref::<crate::breaker::Rejected>() {
         return Some(Classified::class(r));
     }
-    None
+    crate::retry::known_class(err)
 }

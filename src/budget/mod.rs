@@ -1,0 +1,253 @@
+//! How many retries a whole process may make: a retry budget shared by every request.
+//!
+//! A per-request attempt cap bounds one caller; it does nothing about a fleet. When a
+//! dependency goes down, every request fails, and every request retries: attempt caps multiply
+//! load instead of shedding it. A [`Budget`] is the process-wide limit: each retry must be paid
+//! for out of a shared account, and when the account is empty the retry is not made.
+//!
+//! ## The arithmetic
+//!
+//! With `n` layers stacked (client SDK, service mesh, your own code) each making up to `k`
+//! attempts, one failing call becomes `k^n` calls to the dependency: 3 layers × 4 attempts is
+//! 4³ = **64×** the load, arriving exactly when the dependency is least able to take it.
+//!
+//! A [`RatioBudget`] of 20 % bounds the extra load instead: over any stretch of time, retries
+//! are at most 20 % of first attempts plus a small reserve, so total calls are at most
+//! **1.2 × requests + reserve**, however many attempts each request is allowed and however
+//! long the outage lasts. With the defaults (20 %, a reserve of 10 retries/s, 10 s expiry),
+//! 100 requests/s against a dead dependency make at most 120 + 10 calls/s, where four
+//! attempts without a budget make 400.
+//!
+//! riprap's storm test replays exactly that for 60 s on a paused clock (6,000 requests, every
+//! call failing, 4 attempts allowed): without a budget the dependency sees 24,000 calls (4×);
+//! with the default budget it sees 7,804 (1.30×), inside the bound of 1.2 × 6,000 plus the
+//! reserve's 10/s × (60 s + one 10 s window) = 7,900.
+//!
+//! The budget also breaks the multiplication between layers: retry in one layer per
+//! dependency, share its budget, and let the layers above see a
+//! [`RetryError`](crate::retry::RetryError), which classifies itself as permanent, so they do not
+//! retry what was already retried.
+//!
+//! ## Choosing semantics
+//!
+//! All three built-ins implement [`Budget`]; pick the one whose behaviour you already know.
+//!
+//! | budget | origin | a retry costs | credit comes from | when it refuses |
+//! |---|---|---|---|---|
+//! | [`RatioBudget`] | Finagle, tower's `TpsBudget` | one retry | each first attempt deposits `ratio` retries; deposits expire after `ttl`; a reserve of `min_retries_per_sec × ttl` | retries in the last `ttl` exceed `ratio ×` requests + reserve |
+//! | [`TokenThrottle`] | gRPC retry throttling | nothing directly | successes add `token_ratio`; failures take 1 | tokens at or below half of `max_tokens` |
+//! | [`RetryQuota`] | AWS SDKs' retry quota | 5 (10 after a timeout, 1 after a throttle) | successes refund what their retries cost, or add 1 | the quota cannot cover the cost |
+//!
+//! - **[`RatioBudget`]** (the default) bounds amplification by a ratio you choose, whatever the
+//!   traffic; the reserve keeps a quiet client able to retry. Use it unless you have a reason not to.
+//! - **[`TokenThrottle`]** reacts to the *failure rate*: it stops retrying once failures
+//!   outnumber successes by enough, and starts again as successes return. No clock involved.
+//! - **[`RetryQuota`]** is a plain bucket that drains on failures and refills on successes;
+//!   it weighs retries after timeouts (costly for both sides) above retries after throttles
+//!   (which already wait for the server's `Retry-After`).
+//! - [`Unlimited`] pays for everything: only for tests and comparisons.
+//!
+//! Clones of a budget share one account: build one budget and hand it to every layer and
+//! service that calls the same dependency.
+//!
+//! ```
+//! use riprap::budget::{Budget, Failure, RatioBudget};
+//! use riprap::classify::Class;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), riprap::ConfigError> {
+//! let budget = RatioBudget::builder().ratio(0.2).min_retries_per_sec(0).build()?;
+//! for _ in 0..10 {
+//!     budget.deposit(); // ten first attempts...
+//! }
+//! let failure = Failure::new(Class::Transient);
+//! assert!(budget.try_withdraw(failure).is_some()); // ...pay for two retries
+//! assert!(budget.try_withdraw(failure).is_some());
+//! assert!(budget.try_withdraw(failure).is_none()); // and no third
+//! # Ok(()) }
+//! ```
+//!
+//! ## Implementing your own
+//!
+//! A [`Budget`] hears four things: a first attempt ([`deposit`](Budget::deposit)), a retry about
+//! to be sent ([`try_withdraw`](Budget::try_withdraw)), a withdrawal handed back
+//! ([`refund`](Budget::refund)), and every attempt's outcome ([`record`](Budget::record)). The
+//! retry layer withdraws at the instant it sends the retry, after any backoff sleep, so a
+//! request dropped while it waits spends nothing.
+
+use std::sync::Arc;
+
+use crate::classify::Class;
+
+mod quota;
+mod ratio;
+mod throttle;
+
+pub use quota::{RetryQuota, RetryQuotaBuilder};
+pub use ratio::{RatioBudget, RatioBudgetBuilder};
+pub use throttle::{TokenThrottle, TokenThrottleBuilder};
+
+/// A process-wide account that pays for retries.
+///
+/// Implementations are shared by every clone (keep the state behind an `Arc`) and are called
+/// on the request path: keep every method lock-free and allocation-free.
+pub trait Budget: Send + Sync {
+    /// A logical request is making its first attempt.
+    fn deposit(&self);
+
+    /// A retry is about to be sent after `after` failed: pay for it, or refuse with `None`.
+    fn try_withdraw(&self, after: Failure) -> Option<Withdrawal>;
+
+    /// Hand back a withdrawal whose retry was never sent.
+    fn refund(&self, withdrawal: Withdrawal);
+
+    /// An attempt finished. Budgets that learn from outcomes ([`TokenThrottle`],
+    /// [`RetryQuota`]) override this; the default ignores it.
+    fn record(&self, outcome: Outcome) {
+        let _ = outcome;
+    }
+
+    /// Whether a withdrawal after `after` would succeed right now, without making it.
+    ///
+    /// The retry layer asks before it sleeps, so a caller whose retry the budget would refuse
+    /// is told at once instead of after a useless wait. The answer may be stale by the time
+    /// the retry is due; [`try_withdraw`](Budget::try_withdraw) decides. Defaults to `true`.
+    fn can_withdraw(&self, after: Failure) -> bool {
+        let _ = after;
+        true
+    }
+}
+
+impl<B: Budget + ?Sized> Budget for Arc<B> {
+    fn deposit(&self) {
+        (**self).deposit()
+    }
+    fn try_withdraw(&self, after: Failure) -> Option<Withdrawal> {
+        (**self).try_withdraw(after)
+    }
+    fn refund(&self, withdrawal: Withdrawal) {
+        (**self).refund(withdrawal)
+    }
+    fn record(&self, outcome: Outcome) {
+        (**self).record(outcome)
+    }
+    fn can_withdraw(&self, after: Failure) -> bool {
+        (**self).can_withdraw(after)
+    }
+}
+
+/// What a failed attempt was, as a budget sees it: its [`Class`], and whether it timed out.
+///
+/// The retry layer marks a failure as a timeout when the error is (or wraps) tower's or
+/// tokio's `Elapsed`, or an `io::Error` of kind `TimedOut`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    class: Class,
+    timed_out: bool,
+}
+
+impl Failure {
+    /// A failure of class `class` that did not time out.
+    pub fn new(class: Class) -> Self {
+        Failure {
+            class,
+            timed_out: false,
+        }
+    }
+
+    /// A transient failure that timed out.
+    pub fn timeout() -> Self {
+        Failure {
+            class: Class::Transient,
+            timed_out: true,
+        }
+    }
+
+    /// Mark whether the attempt timed out.
+    pub fn with_timeout(mut self, timed_out: bool) -> Self {
+        self.timed_out = timed_out;
+        self
+    }
+
+    /// The attempt's class.
+    pub fn class(&self) -> Class {
+        self.class
+    }
+
+    /// Whether the attempt timed out.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out
+    }
+}
+
+/// What a retry cost, in the budget's own units; hand it back with [`Budget::refund`].
+///
+/// Withdrawals add up, so a request can tell its budget what all of its retries cost.
+///
+/// ```
+/// use riprap::budget::Withdrawal;
+/// assert_eq!((Withdrawal::new(5) + Withdrawal::new(10)).units(), 15);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Withdrawal {
+    units: u64,
+}
+
+impl Withdrawal {
+    /// Nothing withdrawn.
+    pub const NONE: Withdrawal = Withdrawal { units: 0 };
+
+    /// A withdrawal of `units`.
+    pub const fn new(units: u64) -> Self {
+        Withdrawal { units }
+    }
+
+    /// How many units were withdrawn.
+    pub const fn units(&self) -> u64 {
+        self.units
+    }
+}
+
+impl std::ops::Add for Withdrawal {
+    type Output = Withdrawal;
+    fn add(self, rhs: Withdrawal) -> Withdrawal {
+        Withdrawal::new(self.units.saturating_add(rhs.units))
+    }
+}
+
+impl std::ops::AddAssign for Withdrawal {
+    fn add_assign(&mut self, rhs: Withdrawal) {
+        *self = *self + rhs;
+    }
+}
+
+/// An attempt's outcome, as [`Budget::record`] hears it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The attempt succeeded; `spent` is what the logical request's retries withdrew.
+    Success {
+        /// The sum of this logical request's withdrawals.
+        spent: Withdrawal,
+    },
+    /// The attempt failed.
+    Failure(Failure),
+}
+
+/// A budget that pays for every retry: attempts are bounded only by the retry layer's cap.
+///
+/// This is "no budget": for tests and for measuring what a budget saves.
+///
+/// ```
+/// use riprap::budget::{Budget, Failure, Unlimited};
+/// use riprap::classify::Class;
+/// assert!(Unlimited.try_withdraw(Failure::new(Class::Transient)).is_some());
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unlimited;
+
+impl Budget for Unlimited {
+    fn deposit(&self) {}
+    fn try_withdraw(&self, _after: Failure) -> Option<Withdrawal> {
+        Some(Withdrawal::NONE)
+    }
+    fn refund(&self, _withdrawal: Withdrawal) {}
+}

@@ -1,0 +1,213 @@
+//! AWS-style retry quota: a bucket that retries drain and successes refill.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{Budget, Failure, Outcome, Withdrawal};
+use crate::error::ConfigError;
+
+/// The retry quota of the AWS SDKs' standard retry mode: a bucket of `capacity` units (default
+/// 500). A retry costs `retry_cost` (5); after a timeout it costs `timeout_cost` (10), because
+/// a timed-out call may still be running and the retry doubles its load; after a throttle it
+/// costs `throttle_cost` (1), because the retry already waits for the server's `Retry-After`.
+/// A request that succeeds refunds what its retries cost, or adds `success_increment` (1) if it
+/// made none. When the bucket cannot cover a retry, the retry is not made.
+///
+/// With the defaults a healthy client holds 500 units: 100 ordinary retries (50 after
+/// timeouts) before an outage drains it.
+///
+/// ```
+/// use riprap::budget::{Budget, Failure, Outcome, RetryQuota};
+/// use riprap::classify::Class;
+///
+/// let quota = RetryQuota::builder().capacity(12).build()?;
+/// let w = quota.try_withdraw(Failure::timeout()).unwrap(); // 10
+/// assert_eq!(quota.available(), 2);
+/// assert!(quota.try_withdraw(Failure::new(Class::Transient)).is_none()); // 5 > 2
+/// quota.record(Outcome::Success { spent: w }); // the retry worked: refund it
+/// assert_eq!(quota.available(), 12);
+/// # Ok::<(), riprap::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct RetryQuota {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    capacity: u64,
+    retry_cost: u64,
+    timeout_cost: u64,
+    throttle_cost: u64,
+    success_increment: u64,
+    available: AtomicU64,
+}
+
+/// Builder for [`RetryQuota`]; see [`RetryQuota::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build()` is called"]
+pub struct RetryQuotaBuilder {
+    capacity: u64,
+    retry_cost: u64,
+    timeout_cost: u64,
+    throttle_cost: u64,
+    success_increment: u64,
+}
+
+impl RetryQuotaBuilder {
+    /// The bucket's size and starting level, from 1 to 10^9 (default 500).
+    pub fn capacity(mut self, units: u64) -> Self {
+        self.capacity = units;
+        self
+    }
+
+    /// What a retry after an ordinary failure costs, from 1 to `capacity` (default 5).
+    pub fn retry_cost(mut self, units: u64) -> Self {
+        self.retry_cost = units;
+        self
+    }
+
+    /// What a retry after a timeout costs, from 1 to `capacity` (default 10).
+    pub fn timeout_cost(mut self, units: u64) -> Self {
+        self.timeout_cost = units;
+        self
+    }
+
+    /// What a retry after a throttle costs, from 0 to `capacity` (default 1).
+    pub fn throttle_cost(mut self, units: u64) -> Self {
+        self.throttle_cost = units;
+        self
+    }
+
+    /// What a request that succeeds without retrying adds, up to `capacity` (default 1).
+    pub fn success_increment(mut self, units: u64) -> Self {
+        self.success_increment = units;
+        self
+    }
+
+    /// Check every knob and build the quota.
+    ///
+    /// ```
+    /// use riprap::budget::RetryQuota;
+    /// let err = RetryQuota::builder().capacity(4).build().unwrap_err(); // a retry costs 5
+    /// assert_eq!(err.knob(), "retry_quota.retry_cost");
+    /// ```
+    pub fn build(self) -> Result<RetryQuota, ConfigError> {
+        let cap = self.capacity;
+        if !(1..=1_000_000_000).contains(&cap) {
+            return Err(ConfigError::new(
+                "retry_quota.capacity",
+                format!("must be from 1 to 1000000000 (got {cap})"),
+            ));
+        }
+        let within = |knob: &'static str, v: u64, min: u64| {
+            if (min..=cap).contains(&v) {
+                Ok(())
+            } else {
+                Err(ConfigError::new(
+                    knob,
+                    format!("must be from {min} to the capacity {cap} (got {v})"),
+                ))
+            }
+        };
+        within("retry_quota.retry_cost", self.retry_cost, 1)?;
+        within("retry_quota.timeout_cost", self.timeout_cost, 1)?;
+        within("retry_quota.throttle_cost", self.throttle_cost, 0)?;
+        within("retry_quota.success_increment", self.success_increment, 0)?;
+        Ok(RetryQuota::from_builder(&self))
+    }
+}
+
+impl Default for RetryQuota {
+    /// Capacity 500; retries cost 5, 10 after a timeout, 1 after a throttle; successes add 1.
+    fn default() -> Self {
+        RetryQuota::from_builder(&RetryQuota::builder())
+    }
+}
+
+impl RetryQuota {
+    /// A builder starting from the defaults.
+    pub fn builder() -> RetryQuotaBuilder {
+        RetryQuotaBuilder {
+            capacity: 500,
+            retry_cost: 5,
+            timeout_cost: 10,
+            throttle_cost: 1,
+            success_increment: 1,
+        }
+    }
+
+    fn from_builder(b: &RetryQuotaBuilder) -> Self {
+        RetryQuota {
+            inner: Arc::new(Inner {
+                capacity: b.capacity,
+                retry_cost: b.retry_cost,
+                timeout_cost: b.timeout_cost,
+                throttle_cost: b.throttle_cost,
+                success_increment: b.success_increment,
+                available: AtomicU64::new(b.capacity),
+            }),
+        }
+    }
+
+    /// Units in the bucket now.
+    pub fn available(&self) -> u64 {
+        self.inner.available.load(Ordering::Acquire)
+    }
+
+    /// What a retry after `failure` costs.
+    pub fn cost(&self, failure: Failure) -> u64 {
+        if failure.timed_out() {
+            self.inner.timeout_cost
+        } else if failure.class().is_throttled() {
+            self.inner.throttle_cost
+        } else {
+            self.inner.retry_cost
+        }
+    }
+
+    fn put_back(&self, units: u64) {
+        let cap = self.inner.capacity;
+        // The closure always returns `Some`, so this cannot fail.
+        let _ = self
+            .inner
+            .available
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |a| {
+                Some(a.saturating_add(units).min(cap))
+            });
+    }
+}
+
+impl Budget for RetryQuota {
+    fn deposit(&self) {}
+
+    fn try_withdraw(&self, after: Failure) -> Option<Withdrawal> {
+        let cost = self.cost(after);
+        self.inner
+            .available
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |a| a.checked_sub(cost))
+            .ok()
+            .map(|_| Withdrawal::new(cost))
+    }
+
+    fn refund(&self, withdrawal: Withdrawal) {
+        self.put_back(withdrawal.units());
+    }
+
+    fn record(&self, outcome: Outcome) {
+        if let Outcome::Success { spent } = outcome {
+            let units = if spent.units() > 0 {
+                spent.units()
+            } else {
+                self.inner.success_increment
+            };
+            if units > 0 {
+                self.put_back(units);
+            }
+        }
+    }
+
+    fn can_withdraw(&self, after: Failure) -> bool {
+        self.available() >= self.cost(after)
+    }
+}

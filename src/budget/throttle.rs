@@ -1,0 +1,163 @@
+//! gRPC-style retry throttling: failures drain tokens, successes refill them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{Budget, Failure, Outcome, Withdrawal};
+use crate::error::ConfigError;
+
+/// Tokens are kept in thousandths, as gRPC specifies `token_ratio` to three decimals.
+const MILLI: u64 = 1000;
+
+/// gRPC's retry throttle: the token count starts at `max_tokens`; every retryable failure
+/// takes one token, every success adds `token_ratio`; retries are allowed only while more than
+/// half of `max_tokens` remain.
+///
+/// It reacts to the failure *rate* rather than to traffic volume: with the defaults
+/// (`max_tokens` 100, `token_ratio` 0.1) retries stop after about 50 more failures than ten
+/// times the successes, and resume once successes pull the count back above half. No clock is
+/// involved. Retries cost nothing directly, so [`Budget::refund`] does nothing.
+///
+/// ```
+/// use riprap::budget::{Budget, Failure, Outcome, TokenThrottle};
+/// use riprap::classify::Class;
+///
+/// let throttle = TokenThrottle::builder().max_tokens(10).token_ratio(0.5).build()?;
+/// let failed = Failure::new(Class::Transient);
+/// for _ in 0..5 {
+///     throttle.record(Outcome::Failure(failed)); // 10 → 5 tokens
+/// }
+/// assert!(throttle.try_withdraw(failed).is_none()); // 5 is not above half of 10
+/// throttle.record(Outcome::Success { spent: Default::default() }); // 5.5
+/// assert!(throttle.try_withdraw(failed).is_some());
+/// # Ok::<(), riprap::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct TokenThrottle {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    max: u64,
+    ratio: u64,
+    tokens: AtomicU64,
+}
+
+/// Builder for [`TokenThrottle`]; see [`TokenThrottle::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build()` is called"]
+pub struct TokenThrottleBuilder {
+    max_tokens: u32,
+    token_ratio: f64,
+}
+
+impl TokenThrottleBuilder {
+    /// The token count's ceiling and starting point, from 1 to 1000 (default 100).
+    pub fn max_tokens(mut self, n: u32) -> Self {
+        self.max_tokens = n;
+        self
+    }
+
+    /// Tokens a success adds, from 0.001 to 1 (default 0.1).
+    pub fn token_ratio(mut self, ratio: f64) -> Self {
+        self.token_ratio = ratio;
+        self
+    }
+
+    /// Check every knob and build the throttle.
+    ///
+    /// ```
+    /// use riprap::budget::TokenThrottle;
+    /// let err = TokenThrottle::builder().max_tokens(0).build().unwrap_err();
+    /// assert_eq!(err.knob(), "token_throttle.max_tokens");
+    /// ```
+    pub fn build(self) -> Result<TokenThrottle, ConfigError> {
+        if !(1..=1000).contains(&self.max_tokens) {
+            return Err(ConfigError::new(
+                "token_throttle.max_tokens",
+                format!("must be from 1 to 1000 (got {})", self.max_tokens),
+            ));
+        }
+        if !(self.token_ratio.is_finite() && (0.001..=1.0).contains(&self.token_ratio)) {
+            return Err(ConfigError::new(
+                "token_throttle.token_ratio",
+                format!("must be from 0.001 to 1 (got {})", self.token_ratio),
+            ));
+        }
+        let max = u64::from(self.max_tokens) * MILLI;
+        Ok(TokenThrottle {
+            inner: Arc::new(Inner {
+                max,
+                ratio: (self.token_ratio * MILLI as f64).round() as u64,
+                tokens: AtomicU64::new(max),
+            }),
+        })
+    }
+}
+
+impl Default for TokenThrottle {
+    /// `max_tokens` 100, `token_ratio` 0.1.
+    fn default() -> Self {
+        TokenThrottle {
+            inner: Arc::new(Inner {
+                max: 100 * MILLI,
+                ratio: 100,
+                tokens: AtomicU64::new(100 * MILLI),
+            }),
+        }
+    }
+}
+
+impl TokenThrottle {
+    /// A builder starting from the defaults (`max_tokens` 100, `token_ratio` 0.1).
+    pub fn builder() -> TokenThrottleBuilder {
+        TokenThrottleBuilder {
+            max_tokens: 100,
+            token_ratio: 0.1,
+        }
+    }
+
+    /// The current token count.
+    pub fn tokens(&self) -> f64 {
+        self.inner.tokens.load(Ordering::Acquire) as f64 / MILLI as f64
+    }
+
+    fn above_half(&self) -> bool {
+        self.inner.tokens.load(Ordering::Acquire) * 2 > self.inner.max
+    }
+}
+
+impl Budget for TokenThrottle {
+    fn deposit(&self) {}
+
+    fn try_withdraw(&self, _after: Failure) -> Option<Withdrawal> {
+        self.above_half().then_some(Withdrawal::NONE)
+    }
+
+    fn refund(&self, _withdrawal: Withdrawal) {}
+
+    fn record(&self, outcome: Outcome) {
+        let Inner { max, ratio, tokens } = &*self.inner;
+        // `fetch_update` with a closure that always returns `Some` cannot fail.
+        let _ = match outcome {
+            Outcome::Success { .. } => {
+                tokens.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                    Some(t.saturating_add(*ratio).min(*max))
+                })
+            }
+            // gRPC counts only failures worth retrying; a permanent error says nothing about
+            // the server's health.
+            Outcome::Failure(f) if f.class().is_retryable() => {
+                tokens.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                    Some(t.saturating_sub(MILLI))
+                })
+            }
+            Outcome::Failure(_) => return,
+        };
+    }
+
+    fn can_withdraw(&self, _after: Failure) -> bool {
+        self.above_half()
+    }
+}

@@ -1,0 +1,291 @@
+//! The retry layer's knobs, their validation, and the presets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{ByClone, RetryEvent, RetryLayer};
+use crate::backoff::{BackoffBuilder, BackoffPolicy, Jitter, MakeBackoff};
+use crate::budget::{Budget, RatioBudget};
+use crate::classify::ByError;
+use crate::error::{ConfigError, check_duration};
+use crate::events::{Listener, SharedListener};
+
+/// Attempts made unless configured otherwise: one call and two retries.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
+/// The longest a server's `Retry-After` is obeyed unless configured otherwise: 60 s, enough
+/// for the per-minute windows most APIs meter by. A longer request is waited out for 60 s and
+/// the retry asks again.
+pub const DEFAULT_RETRY_AFTER_CEILING: Duration = Duration::from_secs(60);
+
+/// The most attempts a config accepts: beyond this a retry loop is an outage amplifier.
+pub const MAX_ATTEMPTS_LIMIT: u32 = 100;
+
+/// The configuration of a [`RetryLayer`], and its builder.
+///
+/// The type parameters are the four policies: classifier `C` (default [`ByError`]), backoff
+/// `P` (default exponential from 100 ms, ×2, capped at 5 s, full jitter), budget `B` (default
+/// a fresh [`RatioBudget`]) and request copying `R` (default [`ByClone`]). Each setter that
+/// changes a policy changes the type.
+///
+/// ```
+/// use std::time::Duration;
+/// use riprap::backoff::BackoffPolicy;
+/// use riprap::budget::RatioBudget;
+/// use riprap::retry::RetryConfig;
+///
+/// let budget = RatioBudget::default(); // share it with every layer calling this dependency
+/// let layer = RetryConfig::new()
+///     .max_attempts(4)
+///     .deadline(Duration::from_secs(10))
+///     .backoff(BackoffPolicy::exponential(Duration::from_millis(50)).build()?)
+///     .budget(budget.clone())
+///     .build()?;
+/// # let _ = layer;
+/// # Ok::<(), riprap::ConfigError>(())
+/// ```
+#[must_use = "a config does nothing until `build()` is called"]
+pub struct RetryConfig<C = ByError, P = BackoffPolicy, B = RatioBudget, R = ByClone> {
+    classifier: C,
+    backoff: Result<P, ConfigError>,
+    budget: B,
+    requests: R,
+    max_attempts: u32,
+    deadline: Option<Duration>,
+    retry_after_ceiling: Duration,
+    listener: Option<SharedListener<RetryEvent>>,
+}
+
+impl std::fmt::Debug for RetryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetryConfig")
+            .field("max_attempts", &self.max_attempts)
+            .field("deadline", &self.deadline)
+            .field("retry_after_ceiling", &self.retry_after_ceiling)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig::new()
+    }
+}
+
+fn backoff(b: BackoffBuilder) -> Result<BackoffPolicy, ConfigError> {
+    b.jitter(Jitter::Full).build()
+}
+
+impl RetryConfig {
+    /// The defaults: 3 attempts, exponential backoff from 100 ms capped at 5 s with full
+    /// jitter, a fresh default [`RatioBudget`] (20 %), `Retry-After` obeyed up to 60 s, no
+    /// deadline, errors classified by [`ByError`], requests copied by `Clone`.
+    pub fn new() -> Self {
+        RetryConfig {
+            classifier: ByError,
+            backoff: backoff(
+                BackoffPolicy::exponential(Duration::from_millis(100))
+                    .max_delay(Duration::from_secs(5)),
+            ),
+            budget: RatioBudget::default(),
+            requests: ByClone,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            deadline: None,
+            retry_after_ceiling: DEFAULT_RETRY_AFTER_CEILING,
+            listener: None,
+        }
+    }
+
+    /// For LLM and other metered, rate-limited HTTP APIs.
+    ///
+    /// 3 attempts: every call costs money and seconds, and a provider that failed twice is
+    /// having an incident that a third immediate call will not fix. Backoff from 0.5 s to 8 s
+    /// with full jitter: long enough for a provider's load balancer to shed a hot spot, short
+    /// enough for an interactive caller. `Retry-After` is obeyed up to 60 s, since providers
+    /// meter per minute and say exactly when capacity returns; obeying it costs less than
+    /// being throttled again. No deadline, because generations legitimately take minutes: put
+    /// one on with [`deadline`](RetryConfig::deadline) for interactive paths. Pair it with
+    /// the `http` feature's status classifier, and mark completion POSTs with
+    /// `AssumeIdempotent` if you guard methods.
+    pub fn llm_api() -> Self {
+        RetryConfig {
+            backoff: backoff(
+                BackoffPolicy::exponential(Duration::from_millis(500))
+                    .max_delay(Duration::from_secs(8)),
+            ),
+            max_attempts: 3,
+            retry_after_ceiling: Duration::from_secs(60),
+            ..RetryConfig::new()
+        }
+    }
+
+    /// For object stores (S3, GCS, Azure Blob) and similar bulk HTTP storage.
+    ///
+    /// 5 attempts, backoff from 100 ms to 15 s with full jitter: object stores shed load with
+    /// 503 "slow down" responses per key prefix and recover within seconds, reads and puts of
+    /// whole objects are idempotent, and a failed step in a batch pipeline costs far more than
+    /// a few extra calls. A 3-minute deadline bounds the whole exchange, so a stuck partition
+    /// cannot hold a pipeline stage forever.
+    pub fn object_store() -> Self {
+        RetryConfig {
+            backoff: backoff(
+                BackoffPolicy::exponential(Duration::from_millis(100))
+                    .max_delay(Duration::from_secs(15)),
+            ),
+            max_attempts: 5,
+            deadline: Some(Duration::from_secs(180)),
+            ..RetryConfig::new()
+        }
+    }
+
+    /// For databases: serialization failures, deadlocks, "database is locked".
+    ///
+    /// 4 attempts, backoff from 20 ms to 1 s with full jitter: these conflicts clear as soon
+    /// as the competing transaction commits, typically within milliseconds, and jitter keeps
+    /// the losers of one conflict from colliding again. A 10 s deadline, because a caller
+    /// holding a connection (and often locks) must not wait out a long schedule. The
+    /// classifier must say which errors are conflicts: constraint violations are permanent.
+    pub fn database() -> Self {
+        RetryConfig {
+            backoff: backoff(
+                BackoffPolicy::exponential(Duration::from_millis(20))
+                    .max_delay(Duration::from_secs(1)),
+            ),
+            max_attempts: 4,
+            deadline: Some(Duration::from_secs(10)),
+            ..RetryConfig::new()
+        }
+    }
+}
+
+impl<C, P, B, R> RetryConfig<C, P, B, R> {
+    /// Attempts in all, first included, from 1 (no retries) to 100. Default 3.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n;
+        self
+    }
+
+    /// The time a logical request may take, measured from its first attempt. A retry that
+    /// could not start before it is not made: the layer gives up at once with
+    /// [`GiveUp::Deadline`](super::GiveUp::Deadline) instead of sleeping uselessly. An attempt
+    /// in flight is not cut short; wrap the layer in `tower::timeout` for a hard cap.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// The longest wait a server's `Retry-After` can impose (default 60 s); longer requests
+    /// are capped to it.
+    pub fn retry_after_ceiling(mut self, ceiling: Duration) -> Self {
+        self.retry_after_ceiling = ceiling;
+        self
+    }
+
+    /// Hear every [`RetryEvent`], for metrics or tests.
+    pub fn listener(mut self, listener: impl Listener<RetryEvent>) -> Self {
+        self.listener = Some(Arc::new(listener));
+        self
+    }
+
+    /// The policy that says what each outcome was.
+    pub fn classifier<C2>(self, classifier: C2) -> RetryConfig<C2, P, B, R> {
+        RetryConfig {
+            classifier,
+            backoff: self.backoff,
+            budget: self.budget,
+            requests: self.requests,
+            max_attempts: self.max_attempts,
+            deadline: self.deadline,
+            retry_after_ceiling: self.retry_after_ceiling,
+            listener: self.listener,
+        }
+    }
+
+    /// The policy that spaces retries out.
+    pub fn backoff<P2: MakeBackoff>(self, backoff: P2) -> RetryConfig<C, P2, B, R> {
+        RetryConfig {
+            classifier: self.classifier,
+            backoff: Ok(backoff),
+            budget: self.budget,
+            requests: self.requests,
+            max_attempts: self.max_attempts,
+            deadline: self.deadline,
+            retry_after_ceiling: self.retry_after_ceiling,
+            listener: self.listener,
+        }
+    }
+
+    /// The budget that pays for retries. Pass a clone of one budget to every layer that calls
+    /// the same dependency, so they share one account.
+    pub fn budget<B2: Budget>(self, budget: B2) -> RetryConfig<C, P, B2, R> {
+        RetryConfig {
+            classifier: self.classifier,
+            backoff: self.backoff,
+            budget,
+            requests: self.requests,
+            max_attempts: self.max_attempts,
+            deadline: self.deadline,
+            retry_after_ceiling: self.retry_after_ceiling,
+            listener: self.listener,
+        }
+    }
+
+    /// The policy that copies requests for retries, such as
+    /// [`IdempotentOnly`](super::IdempotentOnly) (feature `http`) or one that re-buffers bodies.
+    pub fn clone_requests<R2>(self, requests: R2) -> RetryConfig<C, P, B, R2> {
+        RetryConfig {
+            classifier: self.classifier,
+            backoff: self.backoff,
+            budget: self.budget,
+            requests,
+            max_attempts: self.max_attempts,
+            deadline: self.deadline,
+            retry_after_ceiling: self.retry_after_ceiling,
+            listener: self.listener,
+        }
+    }
+
+    /// Check every knob and build the layer.
+    ///
+    /// ```
+    /// use riprap::retry::RetryConfig;
+    /// let err = RetryConfig::new().max_attempts(0).build().unwrap_err();
+    /// assert_eq!(err.knob(), "retry.max_attempts");
+    /// ```
+    pub fn build(self) -> Result<RetryLayer<C, P, B, R>, ConfigError> {
+        if !(1..=MAX_ATTEMPTS_LIMIT).contains(&self.max_attempts) {
+            return Err(ConfigError::new(
+                "retry.max_attempts",
+                format!(
+                    "must be from 1 to {MAX_ATTEMPTS_LIMIT} (got {})",
+                    self.max_attempts
+                ),
+            ));
+        }
+        if let Some(d) = self.deadline {
+            if check_duration("retry.deadline", d)? == 0 {
+                return Err(ConfigError::new(
+                    "retry.deadline",
+                    "must be greater than zero",
+                ));
+            }
+        }
+        if check_duration("retry.retry_after_ceiling", self.retry_after_ceiling)? == 0 {
+            return Err(ConfigError::new(
+                "retry.retry_after_ceiling",
+                "must be greater than zero: a zero ceiling would retry a throttled call at once",
+            ));
+        }
+        let backoff = self.backoff?;
+        Ok(RetryLayer::from_shared(Arc::new(super::Shared {
+            classifier: self.classifier,
+            backoff,
+            budget: self.budget,
+            requests: self.requests,
+            max_attempts: self.max_attempts,
+            deadline: self.deadline,
+            retry_after_ceiling: self.retry_after_ceiling,
+            listener: self.listener,
+        })))
+    }
+}

@@ -1,0 +1,71 @@
+//! The retry [`Layer`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use tower_layer::Layer;
+
+use super::{Retry, RetryConfig, Shared};
+
+/// Wraps services in [`Retry`]. Build one with [`RetryLayer::builder`] or a preset such as
+/// [`RetryConfig::llm_api`]; every service it wraps shares its policies and budget.
+///
+/// ```
+/// use riprap::retry::RetryLayer;
+/// use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let layer = RetryLayer::builder().max_attempts(2).build()?;
+/// let mut svc = ServiceBuilder::new()
+///     .layer(layer)
+///     .service(service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n * 2) }));
+/// assert_eq!(svc.ready().await?.call(21).await?, 42);
+/// # Ok(()) }
+/// ```
+pub struct RetryLayer<C, P, B, R> {
+    shared: Arc<Shared<C, P, B, R>>,
+}
+
+impl RetryLayer<(), (), (), ()> {
+    /// A [`RetryConfig`] with the defaults, to build a layer from.
+    pub fn builder() -> RetryConfig {
+        RetryConfig::new()
+    }
+}
+
+impl<C, P, B, R> RetryLayer<C, P, B, R> {
+    pub(crate) fn from_shared(shared: Arc<Shared<C, P, B, R>>) -> Self {
+        RetryLayer { shared }
+    }
+
+    /// The budget every wrapped service draws on.
+    pub fn budget(&self) -> &B {
+        &self.shared.budget
+    }
+}
+
+impl<C, P, B, R> Clone for RetryLayer<C, P, B, R> {
+    fn clone(&self) -> Self {
+        RetryLayer {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<C, P, B, R> fmt::Debug for RetryLayer<C, P, B, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryLayer")
+            .field("max_attempts", &self.shared.max_attempts)
+            .field("deadline", &self.shared.deadline)
+            .field("retry_after_ceiling", &self.shared.retry_after_ceiling)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, C, P, B, R> Layer<S> for RetryLayer<C, P, B, R> {
+    type Service = Retry<S, C, P, B, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Retry::from_shared(inner, Arc::clone(&self.shared))
+    }
+}

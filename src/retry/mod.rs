@@ -1,0 +1,121 @@
+//! Retries with backoff, bounded three ways: per request, per process, and by the server.
+//!
+//! [`RetryLayer`] wraps any `tower::Service`. For each logical request it makes a first
+//! attempt, asks the [`Classify`](crate::classify::Classify) policy what the outcome was, and
+//! retries [transient](crate::classify::Class::Transient) and
+//! [throttled](crate::classify::Class::Throttled) failures, never permanent ones, while:
+//!
+//! 1. **attempts remain**: `max_attempts` in all, first included (default 3);
+//! 2. **the deadline allows it**: with a [`deadline`](RetryConfig::deadline), a retry that
+//!    could not start before it is not waited for: the layer stops at once;
+//! 3. **the request can be sent again**: a [`CloneRequest`] policy copies it (by `Clone` unless
+//!    you say otherwise); with the `http` feature, [`IdempotentOnly`] refuses to replay a POST
+//!    that has no `Idempotency-Key`;
+//! 4. **the shared [`Budget`](crate::budget::Budget) pays for it**: process-wide, so a fleet
+//!    of failing requests cannot multiply the load on a struggling dependency. See
+//!    [`budget`](crate::budget) for the arithmetic and the choice of budget.
+//!
+//! Between attempts it waits the [backoff](crate::backoff) delay or, when the server sent a
+//! `Retry-After`, exactly that long, capped by
+//! [`retry_after_ceiling`](RetryConfig::retry_after_ceiling). A throttle without a
+//! `Retry-After` waits the backoff delay.
+//!
+//! ```
+//! use std::time::Duration;
+//! use riprap::budget::RatioBudget;
+//! use riprap::classify::{classify_fn, Class};
+//! use riprap::retry::{GiveUp, RetryConfig};
+//! use tower::{Service, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let budget = RatioBudget::default(); // one per dependency, shared by every layer using it
+//! let layer = RetryConfig::llm_api()
+//!     .classifier(classify_fn(|out: Result<&u16, &std::io::Error>| match out {
+//!         Ok(429) => Class::Throttled { retry_after: Some(Duration::from_secs(20)) },
+//!         Ok(s) if *s >= 500 => Class::Transient,
+//!         Ok(s) if *s >= 400 => Class::Permanent,
+//!         Ok(_) => Class::Success,
+//!         Err(_) => Class::Transient,
+//!     }))
+//!     .budget(budget.clone())
+//!     .build()?;
+//!
+//! let start = tokio::time::Instant::now();
+//! let mut calls = 0;
+//! let mut svc = tower::ServiceBuilder::new().layer(layer).service(service_fn(move |_: ()| {
+//!     calls += 1;
+//!     let status = if calls == 1 { 429 } else { 200 };
+//!     async move { Ok::<u16, std::io::Error>(status) }
+//! }));
+//! assert_eq!(svc.ready().await?.call(()).await?, 200);
+//! assert_eq!(start.elapsed(), Duration::from_secs(20)); // the server's delay, not the backoff
+//! # Ok(()) }
+//! ```
+//!
+//! ## When it gives up
+//!
+//! An error comes back as a [`RetryError`] saying why ([`GiveUp`]), after how many attempts,
+//! with the last attempt's error inside ([`RetryError::into_inner`]). A failure that arrived
+//! as `Ok` (an HTTP 503 response that the classifier calls transient) comes back as that last
+//! `Ok` response, as with `tower::retry`: the caller still sees the status, headers and body,
+//! and the [`RetryEvent::GaveUp`] event says why retrying stopped. A [`RetryError`] classifies
+//! itself as permanent, so a retry layer above this one does not retry it again.
+//!
+//! ## Presets
+//!
+//! [`RetryConfig::llm_api`], [`RetryConfig::object_store`] and [`RetryConfig::database`] set
+//! attempts, backoff and deadline for those dependencies and explain why; every knob can be
+//! changed after.
+//!
+//! ## Observing
+//!
+//! Each logical request runs in a `retry` `tracing` span, with a debug event per attempt
+//! (attempt number, class, the delay before the next) and one when it gives up. The same
+//! [`RetryEvent`]s go to a [`Listener`](crate::events::Listener) set with
+//! [`RetryConfig::listener`].
+//!
+//! ## Cancellation and cost
+//!
+//! Dropping a [`ResponseFuture`] at any point leaks nothing: the budget is paid at the instant
+//! a retry is sent (after its backoff sleep), so a request abandoned mid-backoff spends no
+//! token, and no task is spawned. On the success path the layer reads no clock (unless a
+//! deadline is set), allocates nothing, and touches the budget with one atomic add.
+
+use std::time::Duration;
+
+use crate::events::SharedListener;
+
+mod config;
+mod error;
+mod event;
+mod future;
+mod layer;
+mod request;
+mod service;
+
+pub use config::{
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_AFTER_CEILING, MAX_ATTEMPTS_LIMIT, RetryConfig,
+};
+pub use error::{Boxed, GiveUp, RetryError};
+pub use event::RetryEvent;
+pub use future::ResponseFuture;
+pub use layer::RetryLayer;
+#[cfg(feature = "http")]
+pub use request::{AssumeIdempotent, IdempotentOnly};
+pub use request::{ByClone, CloneRequest};
+pub use service::Retry;
+
+pub(crate) use error::known_class;
+
+/// Everything the services of one layer share.
+pub(crate) struct Shared<C, P, B, R> {
+    pub(crate) classifier: C,
+    pub(crate) backoff: P,
+    pub(crate) budget: B,
+    pub(crate) requests: R,
+    pub(crate) max_attempts: u32,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) retry_after_ceiling: Duration,
+    pub(crate) listener: Option<SharedListener<RetryEvent>>,
+}

@@ -1,0 +1,97 @@
+//! The retry [`Service`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tower_service::Service;
+
+use super::{CloneRequest, GiveUp, ResponseFuture, RetryError, Shared};
+use crate::backoff::MakeBackoff;
+use crate::budget::Budget;
+use crate::classify::Classify;
+
+/// Retries the inner service's failures by its layer's policies; made by
+/// [`RetryLayer`](super::RetryLayer).
+///
+/// Each call is one logical request: a first attempt, then retries while the classifier calls
+/// the failure retryable, attempts remain, the deadline allows the wait, the request can be
+/// copied and the budget pays. The inner service is cloned per call, as `tower::retry` does,
+/// so every retry can wait for it to be ready. The inner error type must be `'static`: the
+/// layer looks inside errors for timeouts (tower's and tokio's `Elapsed`, `io::ErrorKind::TimedOut`,
+/// also inside a boxed error's source chain) to tell the budget, which may price them higher.
+pub struct Retry<S, C, P, B, R> {
+    inner: S,
+    shared: Arc<Shared<C, P, B, R>>,
+}
+
+impl<S, C, P, B, R> Retry<S, C, P, B, R> {
+    pub(crate) fn from_shared(inner: S, shared: Arc<Shared<C, P, B, R>>) -> Self {
+        Retry { inner, shared }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwrap the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The budget this service draws on.
+    pub fn budget(&self) -> &B {
+        &self.shared.budget
+    }
+}
+
+impl<S: Clone, C, P, B, R> Clone for Retry<S, C, P, B, R> {
+    fn clone(&self) -> Self {
+        Retry {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: fmt::Debug, C, P, B, R> fmt::Debug for Retry<S, C, P, B, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retry")
+            .field("inner", &self.inner)
+            .field("max_attempts", &self.shared.max_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, Req, C, P, B, R> Service<Req> for Retry<S, C, P, B, R>
+where
+    S: Service<Req> + Clone,
+    S::Error: 'static,
+    C: Classify<S::Response, S::Error>,
+    P: MakeBackoff,
+    B: Budget,
+    R: CloneRequest<Req>,
+{
+    type Response = S::Response;
+    type Error = RetryError<S::Error>;
+    type Future = ResponseFuture<S, Req, C, P, B, R>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner
+            .poll_ready(cx)
+            .map_err(|e| RetryError::new(GiveUp::NotReady, 0, e))
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        // The ready service goes with the request; this one waits to be polled ready again.
+        let fresh = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, fresh);
+        ResponseFuture::start(ready, req, Arc::clone(&self.shared))
+    }
+}
