@@ -27,8 +27,7 @@ impl<Res, Err> Classify<Res, Err> for ErrIsTransient {
     }
 }
 
-/// What a response future needs at completion. One per service clone, so the reference count
-/// every call bumps lives on a cache line only that clone's thread writes.
+/// What a response future needs at completion, shared by every clone of one service.
 pub(crate) struct Handle<P, C> {
     pub(crate) breaker: CircuitBreaker<P>,
     pub(crate) classifier: C,
@@ -53,8 +52,7 @@ impl<P: TripPolicy, C> Holder for Arc<Handle<P, C>> {
 /// in `call`, and a call refused there leaves the inner service's readiness reserved for the
 /// next call, as tower allows.
 ///
-/// Cloning is one small allocation: each clone gets its own handle so concurrent callers do
-/// not contend on one reference count.
+/// Cloning is a reference-count increment; every clone shares the breaker.
 pub struct CircuitBreakerService<S, P = ConsecutiveFailures, C = ErrIsTransient> {
     inner: S,
     handle: Arc<Handle<P, C>>,
@@ -95,13 +93,15 @@ impl<S, P: TripPolicy, C> CircuitBreakerService<S, P, C> {
     }
 }
 
-impl<S: Clone, P: TripPolicy, C: Clone> Clone for CircuitBreakerService<S, P, C> {
+/// Clones share one handle: `tower::retry` and riprap's retry clone their inner service on
+/// every request, so a clone must cost a reference count, not an allocation.
+impl<S: Clone, P, C> Clone for CircuitBreakerService<S, P, C> {
     fn clone(&self) -> Self {
-        CircuitBreakerService::new(
-            self.inner.clone(),
-            self.handle.breaker.clone(),
-            self.handle.classifier.clone(),
-        )
+        CircuitBreakerService {
+            inner: self.inner.clone(),
+            handle: Arc::clone(&self.handle),
+            refuse: None,
+        }
     }
 }
 
