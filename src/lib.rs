@@ -54,5 +54,6 @@ pub mod classify;
 mod error;
 pub mod events;
 pub mod retry;
+pub mod timeout;
 
 pub use error::ConfigError;
