@@ -46,12 +46,14 @@ use std::time::Duration;
 
 mod combinators;
 mod errors;
+mod through;
 pub mod headers;
 #[cfg(feature = "http")]
 mod http;
 
 pub use combinators::{ClassifierExt, MapClass, Or, When};
 pub use errors::{ByError, Classified};
+pub use through::{LayerError, Through};
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use http::HttpStatus;
