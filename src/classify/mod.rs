@@ -18,7 +18,9 @@
 //!   for [`std::io::Error`] (by kind), tower's and tokio's timeout errors, and boxed errors (by
 //!   walking the source chain);
 //! - with the `http` feature, [`HttpStatus`](crate::classify::HttpStatus) for `http::Response`s,
-//!   reading `Retry-After` and rate-limit headers.
+//!   reading `Retry-After` and rate-limit headers;
+//! - [`database::sqlstate`] for SQLSTATE codes, and with the `rusqlite` feature
+//!   `rusqlite::Error`.
 //!
 //! Combine them with [`ClassifierExt`]: [`or`](ClassifierExt::or),
 //! [`map_class`](ClassifierExt::map_class) and [`when`](ClassifierExt::when).
@@ -45,6 +47,7 @@
 use std::time::Duration;
 
 mod combinators;
+pub mod database;
 mod errors;
 pub mod headers;
 
@@ -207,5 +210,9 @@ impl<F> ClassifierExt for ClassifyFn<F> {}
 /// Verdicts for riprap's own typed errors and feature-gated client errors met inside a boxed
 /// error's source chain.
 pub(crate) fn known_error_class(_err: &(dyn std::error::Error + 'static)) -> Option<Class> {
+    #[cfg(feature = "rusqlite")]
+    if let Some(e) = _err.downcast_ref::<rusqlite::Error>() {
+        return Some(Classified::class(e));
+    }
     None
 }
