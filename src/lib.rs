@@ -7,6 +7,7 @@
 //! |---|---|
 //! | Retrying a validation error forever, or giving up on a dropped connection | [`classify`]: one verdict shared by every layer |
 //! | Immediate retries hammer a rate-limited API all night | [`backoff`]: exponential delays with jitter, capped and seeded |
+//! | Cache filled only by a batch job: a config change takes hours to show; a miss storm hits the DB | [`cache`]: cache-aside with single-flight loads, batch refresh-ahead, invalidation, stale-if-error |
 //!
 //! ## One vocabulary
 //!
@@ -44,6 +45,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backoff;
+pub mod cache;
 pub mod classify;
 mod error;
 pub mod events;
