@@ -153,8 +153,8 @@ where
     ///
     /// A fresh entry is returned; one past `refresh_after` is returned and, when a
     /// [`BatchRefresher`](super::BatchRefresher) is attached, queued for refresh; an expired
-    /// entry, a remembered failure or an absent key give `None`. No lock, no allocation: a
-    /// quick_cache lookup, one clock reading and a counter increment.
+    /// entry, a remembered failure or an absent key give `None`. No lock of riprap's and no
+    /// allocation: a quick_cache lookup, one clock reading and a counter increment.
     #[inline]
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
