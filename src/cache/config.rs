@@ -205,10 +205,12 @@ impl CacheConfigBuilder {
         self
     }
 
-    /// How stale the clock that judges freshness may be (default 1 ms). Reading the system
-    /// clock costs about as much as the whole lookup, so a ticker task refreshes a shared
-    /// reading this often while the cache is busy and parks when it is idle. Zero reads the
-    /// clock on every access. Must be below `refresh_after` and `expire_after`.
+    /// How far behind the clock that judges freshness may be (default 1 ms). Reading the
+    /// system clock costs about as much as the whole lookup, so a process-wide ticker thread
+    /// publishes a reading every millisecond while caches are read, and parks when they are
+    /// not. Zero reads the clock on every access. Otherwise at least 1 ms (the ticker's
+    /// period) and below `refresh_after` and `expire_after`. On tokio's paused clock reads
+    /// are always exact.
     pub fn clock_resolution(mut self, resolution: Duration) -> Self {
         self.clock_resolution = resolution;
         self
@@ -290,6 +292,15 @@ impl CacheConfigBuilder {
             }
         }
         let resolution = check_duration("cache.clock_resolution", self.clock_resolution)?;
+        if resolution != 0 && self.clock_resolution < super::clock::TICK {
+            return Err(ConfigError::new(
+                "cache.clock_resolution",
+                format!(
+                    "must be zero (exact) or at least 1 ms (got {:?})",
+                    self.clock_resolution
+                ),
+            ));
+        }
         if resolution >= refresh_nanos {
             return Err(ConfigError::new(
                 "cache.clock_resolution",

@@ -40,6 +40,7 @@ where
     V: Clone + Send + Sync + 'static,
     E: Send + Sync + 'static,
 {
+    #[inline]
     pub(crate) fn ready(out: Result<V, CacheError<E>>) -> Self {
         ResponseFuture {
             state: State::Ready(Some(out)),
@@ -70,6 +71,7 @@ where
 impl<V, E> Future for ResponseFuture<V, E> {
     type Output = Result<V, CacheError<E>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         match this.state {

@@ -120,9 +120,9 @@ where
     V: Clone + Send + Sync + 'static,
     E: Send + Sync + 'static,
 {
-    /// An empty cache. Called inside a tokio runtime, it starts the coarse-clock ticker (see
-    /// [`clock_resolution`](super::CacheConfigBuilder::clock_resolution)); outside one, every
-    /// read reads the clock.
+    /// An empty cache. Freshness is judged by a coarse clock unless configured otherwise or
+    /// tokio's clock is paused; see
+    /// [`clock_resolution`](super::CacheConfigBuilder::clock_resolution).
     pub fn new(config: CacheConfig) -> Self {
         let observer = Arc::new(Observer::new(config.listener.clone()));
         let store = Store::with(

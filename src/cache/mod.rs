@@ -110,9 +110,11 @@
 //! result is stored even if all of them gave up. Loads therefore need a tokio runtime.
 //!
 //! **Freshness clock.** Reading the system clock costs about twice a quick_cache lookup, so by
-//! default a ticker task publishes a reading every millisecond while the cache is in use and
-//! parks when it is idle; see [`clock_resolution`](CacheConfigBuilder::clock_resolution). On
-//! tokio's paused clock every read is exact, so tests can step time precisely.
+//! default one process-wide ticker thread publishes a reading every millisecond while caches
+//! are read and parks when they are not; see
+//! [`clock_resolution`](CacheConfigBuilder::clock_resolution). A thread rather than a tokio
+//! task, so a runtime with every worker busy cannot freeze the clock. On tokio's paused
+//! clock every read is exact, so tests can step time precisely.
 //!
 //! **Generations.** Instead of a generation counter per key (which would need a map of its
 //! own, and a second hash on every hit), a load must find its own flight still registered

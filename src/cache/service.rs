@@ -87,10 +87,12 @@ where
     type Error = CacheError<E>;
     type Future = ResponseFuture<V, E>;
 
+    #[inline]
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
+    #[inline]
     fn call(&mut self, key: K) -> Self::Future {
         let inner = &self.cache.inner;
         let mut stale = None;
