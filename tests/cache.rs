@@ -727,6 +727,10 @@ fn configs_are_validated_with_the_knob_named() {
                 .clock_resolution(MS),
             "cache.clock_resolution",
         ),
+        (
+            CacheConfig::builder().clock_resolution(Duration::from_micros(10)),
+            "cache.clock_resolution",
+        ),
     ];
     for (builder, knob) in cases {
         assert_eq!(builder.build().unwrap_err().knob(), knob);
