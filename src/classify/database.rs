@@ -20,10 +20,11 @@
 //! | `02000` | no data | permanent (a "not found" a cache may remember) |
 //! | `00000`, `01xxx` | success, warning | success |
 //!
-//! With the `rusqlite` feature, `rusqlite::Error` implements [`Classified`]: busy, locked and
-//! I/O failures are transient; constraint violations, SQL errors and "no rows" are permanent.
+//! With the `rusqlite` feature, `rusqlite::Error` implements
+//! [`Classified`](super::Classified): busy, locked and I/O failures are transient; constraint
+//! violations, SQL errors and "no rows" are permanent.
 
-use super::{Class, Classified};
+use super::Class;
 
 /// The verdict on a SQLSTATE code, such as `"40001"` or `"23505"`.
 ///
@@ -111,7 +112,7 @@ pub fn sqlstate(code: &str) -> Class {
 /// ```
 #[cfg(feature = "rusqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rusqlite")))]
-impl Classified for rusqlite::Error {
+impl super::Classified for rusqlite::Error {
     fn class(&self) -> Class {
         use rusqlite::ErrorCode::*;
         match self.sqlite_error_code() {
@@ -139,6 +140,8 @@ impl Classified for rusqlite::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(feature = "rusqlite")]
+    use crate::classify::Classified;
 
     #[test]
     fn sqlstate_table() {
