@@ -1,18 +1,18 @@
 //! The shared cache handle and the state behind it.
 
 use std::borrow::Borrow;
-use std::collections::HashSet;
 use std::fmt;
 use std::hash::Hash;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use quick_cache::sync::Cache as Store;
 use quick_cache::{DefaultHashBuilder, Lifecycle, UnitWeighter};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use super::clock::Clock;
+use super::due::DueQueue;
 use super::entry::{Entry, Freshness, Slot};
 use super::events::Observer;
 use super::flight::{Flight, FlightGuard, Flights, Landing, Receiver};
@@ -487,74 +487,5 @@ where
             self.put(key, entry);
         }
         current
-    }
-}
-
-/// Keys waiting for the batch refresher: a bounded set, so a key is queued once.
-pub(crate) struct DueQueue<K> {
-    keys: Mutex<HashSet<K>>,
-    /// The most keys waiting; zero while no refresher is attached.
-    cap: AtomicUsize,
-    pub(crate) wake: Notify,
-}
-
-impl<K: Hash + Eq> DueQueue<K> {
-    fn new() -> Self {
-        DueQueue {
-            keys: Mutex::new(HashSet::new()),
-            cap: AtomicUsize::new(0),
-            wake: Notify::new(),
-        }
-    }
-
-    #[inline]
-    pub(crate) fn attached(&self) -> bool {
-        self.cap.load(Ordering::Acquire) > 0
-    }
-
-    pub(crate) fn attach(&self, cap: usize) -> bool {
-        self.cap
-            .compare_exchange(0, cap, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-
-    pub(crate) fn detach(&self) {
-        self.cap.store(0, Ordering::Release);
-        self.clear();
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<K>> {
-        self.keys.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Queue `key`; `false` if the queue is full or detached.
-    fn push(&self, key: K) -> bool {
-        let cap = self.cap.load(Ordering::Acquire);
-        let mut keys = self.lock();
-        if keys.contains(&key) {
-            return true;
-        }
-        if keys.len() >= cap {
-            return false;
-        }
-        let was_empty = keys.is_empty();
-        keys.insert(key);
-        drop(keys);
-        if was_empty {
-            self.wake.notify_one();
-        }
-        true
-    }
-
-    pub(crate) fn take(&self) -> Vec<K> {
-        self.lock().drain().collect()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn clear(&self) {
-        self.lock().clear();
     }
 }

@@ -125,6 +125,7 @@
 mod batch;
 mod clock;
 mod config;
+mod due;
 mod entry;
 mod error;
 mod events;
