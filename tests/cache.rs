@@ -268,6 +268,42 @@ async fn permanent_failures_are_not_served_stale_and_can_be_remembered() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_ok_response_classified_permanent_is_remembered_for_negative_ttl() {
+    // A loader answering `Ok(None)` for a missing row: the classifier calls it permanent.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    let cache: Cache<u32, Option<u64>, DbError> = Cache::new(
+        config()
+            .negative_ttl(Duration::from_secs(5))
+            .build()
+            .unwrap(),
+    );
+    let classify = riprap::classify::classify_fn(|out: Result<&Option<u64>, &DbError>| match out {
+        Ok(Some(_)) => Class::Success,
+        Ok(None) => Class::Permanent,
+        Err(_) => Class::Transient,
+    });
+    let svc = cache
+        .layer()
+        .classifier(classify)
+        .layer(service_fn(move |_: u32| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, DbError>(None) }
+        }));
+    for _ in 0..10 {
+        assert_eq!(svc.clone().oneshot(1).await, Ok(None));
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    advance(Duration::from_secs(5)).await;
+    assert_eq!(svc.clone().oneshot(1).await, Ok(None));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "asked again after negative_ttl"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn errors_are_not_cached_by_default() {
     let db = Db::default();
     let cache = Cache::new(config().build().unwrap());
