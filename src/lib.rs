@@ -10,6 +10,7 @@
 //! | Three layers of retries turn one outage into 64× the load | [`retry`] with a shared [`budget`]: attempt cap, process-wide retry budget, `Retry-After` honoured |
 //! | A dependency is down and every caller waits on it, then all retry at once when it returns | [`breaker`]: fail fast while open, probe safely in half-open, one breaker per key |
 //! | Nobody knows how the stack behaves when the dependency fails | [`chaos`]: seeded fault injection — errors, throttles, latency, outages, stream disconnects |
+//! | Cache filled only by a batch job: a config change takes hours to show; a miss storm hits the DB | [`cache`]: cache-aside with single-flight loads, batch refresh-ahead, invalidation, stale-if-error |
 //!
 //! ## One vocabulary
 //!
@@ -49,6 +50,7 @@
 pub mod backoff;
 pub mod breaker;
 pub mod budget;
+pub mod cache;
 pub mod chaos;
 pub mod classify;
 mod error;

@@ -18,7 +18,9 @@
 //!   for [`std::io::Error`] (by kind), tower's and tokio's timeout errors, and boxed errors (by
 //!   walking the source chain);
 //! - with the `http` feature, [`HttpStatus`] for `http::Response`s,
-//!   reading `Retry-After` and rate-limit headers.
+//!   reading `Retry-After` and rate-limit headers;
+//! - [`database::sqlstate`] for SQLSTATE codes, and with the `rusqlite` feature
+//!   `rusqlite::Error`.
 //!
 //! Combine them with [`ClassifierExt`]: [`or`](ClassifierExt::or),
 //! [`map_class`](ClassifierExt::map_class) and [`when`](ClassifierExt::when).
@@ -45,18 +47,19 @@
 use std::time::Duration;
 
 mod combinators;
+pub mod database;
 mod errors;
-mod through;
 pub mod headers;
 #[cfg(feature = "http")]
 mod http;
+mod through;
 
 pub use combinators::{ClassifierExt, MapClass, Or, When};
 pub use errors::{ByError, Classified};
-pub use through::{LayerError, Through};
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use http::HttpStatus;
+pub use through::{LayerError, Through};
 
 /// What an outcome was, as every layer sees it.
 ///
@@ -216,6 +219,10 @@ impl<F> ClassifierExt for ClassifyFn<F> {}
 pub(crate) fn known_error_class(err: &(dyn std::error::Error + 'static)) -> Option<Class> {
     if let Some(r) = err.downcast_ref::<crate::breaker::Rejected>() {
         return Some(Classified::class(r));
+    }
+    #[cfg(feature = "rusqlite")]
+    if let Some(e) = err.downcast_ref::<rusqlite::Error>() {
+        return Some(Classified::class(e));
     }
     crate::retry::known_class(err)
 }
