@@ -7,6 +7,7 @@
 //! |---|---|
 //! | Retrying a validation error forever, or giving up on a dropped connection | [`classify`]: one verdict shared by every layer |
 //! | Immediate retries hammer a rate-limited API all night | [`backoff`]: exponential delays with jitter, capped and seeded |
+//! | Many workers share one API quota; one greedy poller starves the rest | [`ratelimit`]: local quotas plus the server's 429s and rate-limit headers, shared by all clones |
 //!
 //! ## One vocabulary
 //!
@@ -47,5 +48,6 @@ pub mod backoff;
 pub mod classify;
 mod error;
 pub mod events;
+pub mod ratelimit;
 
 pub use error::ConfigError;

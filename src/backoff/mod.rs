@@ -267,7 +267,9 @@ impl BackoffPolicy {
         let mut prev = self.base_nanos;
         for i in 0..n {
             let d = match self.jitter {
-                Jitter::Decorrelated => prev.saturating_mul(3).clamp(self.base_nanos, self.cap_nanos),
+                Jitter::Decorrelated => prev
+                    .saturating_mul(3)
+                    .clamp(self.base_nanos, self.cap_nanos),
                 _ => core.envelope(i),
             };
             total = total.saturating_add(d);
@@ -375,7 +377,10 @@ impl BackoffBuilder {
                 if cap < base_nanos {
                     return Err(ConfigError::new(
                         "backoff.max_delay",
-                        format!("must be at least the base delay {:?} (got {max:?})", self.base),
+                        format!(
+                            "must be at least the base delay {:?} (got {max:?})",
+                            self.base
+                        ),
                     ));
                 }
                 cap
@@ -407,7 +412,10 @@ impl BackoffBuilder {
             Some(d) => {
                 let n = check_duration("backoff.max_elapsed", d)?;
                 if n == 0 {
-                    return Err(ConfigError::new("backoff.max_elapsed", "must be greater than zero"));
+                    return Err(ConfigError::new(
+                        "backoff.max_elapsed",
+                        "must be greater than zero",
+                    ));
                 }
                 Some(n)
             }

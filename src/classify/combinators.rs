@@ -23,7 +23,10 @@ pub trait ClassifierExt: Sized {
     /// The first failure verdict wins, so `a.or(b)` treats an outcome as a failure if either
     /// classifier does — like "handle this *or* that" in Polly's predicate builder.
     fn or<B>(self, other: B) -> Or<Self, B> {
-        Or { first: self, second: other }
+        Or {
+            first: self,
+            second: other,
+        }
     }
 
     /// Rewrite every verdict through `f`.
@@ -107,4 +110,3 @@ impl<A, B> ClassifierExt for Or<A, B> {}
 impl<C, F> ClassifierExt for MapClass<C, F> {}
 impl<C, P> ClassifierExt for When<C, P> {}
 impl ClassifierExt for ByError {}
-

@@ -61,9 +61,10 @@ impl Classified for io::Error {
         match self.kind() {
             InvalidInput | InvalidData | PermissionDenied | NotFound | AlreadyExists
             | Unsupported | OutOfMemory => Class::Permanent,
-            ConnectionReset | ConnectionRefused | ConnectionAborted | NotConnected
-            | BrokenPipe | TimedOut | UnexpectedEof | Interrupted | WouldBlock
-            | AddrNotAvailable => Class::Transient,
+            ConnectionReset | ConnectionRefused | ConnectionAborted | NotConnected | BrokenPipe
+            | TimedOut | UnexpectedEof | Interrupted | WouldBlock | AddrNotAvailable => {
+                Class::Transient
+            }
             _ => Class::Transient,
         }
     }

@@ -206,6 +206,9 @@ impl<F> ClassifierExt for ClassifyFn<F> {}
 
 /// Verdicts for riprap's own typed errors and feature-gated client errors met inside a boxed
 /// error's source chain.
-pub(crate) fn known_error_class(_err: &(dyn std::error::Error + 'static)) -> Option<Class> {
+pub(crate) fn known_error_class(err: &(dyn std::error::Error + 'static)) -> Option<Class> {
+    if let Some(e) = err.downcast_ref::<crate::ratelimit::RateLimitError>() {
+        return Some(Classified::class(e));
+    }
     None
 }
