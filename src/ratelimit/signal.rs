@@ -7,7 +7,7 @@ use crate::classify::{Class, Classify};
 /// response.
 ///
 /// Implemented for closures `Fn(&Res) -> Option<RateLimitSignal>` and for [`NoSignal`]; with
-/// the `http` feature, [`HeaderSignal`](super::HeaderSignal) reads `http::Response` headers
+/// the `http` feature, `HeaderSignal` reads `http::Response` headers
 /// (and, with `reqwest`, `reqwest::Response` headers).
 ///
 /// ```
