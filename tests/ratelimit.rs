@@ -2,6 +2,8 @@
 //! adaptive rate, keyed limits, cancellation, and the layer in a tower stack.
 
 mod common;
+#[path = "../fuzz/checks/ratelimit_ops.rs"]
+mod ratelimit_ops_check;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -575,4 +577,9 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+#[test]
+fn fuzz_corpus_ratelimit_ops() {
+    common::replay_corpus("ratelimit_ops", ratelimit_ops_check::run);
 }

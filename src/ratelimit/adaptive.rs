@@ -54,8 +54,14 @@ impl Adaptive {
         }
     }
 
+    /// The rate the interval stands for; whole nanoseconds round very high rates, so it is
+    /// reported within the configured bounds.
     pub(crate) fn rate(&self) -> f64 {
-        rate_of(self.interval.load(Relaxed))
+        self.clamp(rate_of(self.interval.load(Relaxed)))
+    }
+
+    fn clamp(&self, rate: f64) -> f64 {
+        rate.clamp(self.config.min_rate, self.config.max_rate)
     }
 
     /// The next free slot, if it is later than `now`.
@@ -85,9 +91,9 @@ impl Adaptive {
             Some(interval_of(rate_of(i) * decrease).clamp(1, max_interval))
         });
         match prev {
-            Ok(i) => Change::Decreased(rate_of(
+            Ok(i) => Change::Decreased(self.clamp(rate_of(
                 interval_of(rate_of(i) * decrease).min(max_interval),
-            )),
+            ))),
             Err(_) => Change::None,
         }
     }
@@ -96,8 +102,11 @@ impl Adaptive {
         if self.interval.load(Relaxed) <= self.min_interval {
             return Change::None;
         }
-        let (increase, max_rate, min_interval) =
-            (self.config.increase, self.config.max_rate, self.min_interval);
+        let (increase, max_rate, min_interval) = (
+            self.config.increase,
+            self.config.max_rate,
+            self.min_interval,
+        );
         // Snap to the maximum within rounding, so the rate does recover fully.
         let next = |i: u64| {
             let rate = rate_of(i) + increase;

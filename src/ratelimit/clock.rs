@@ -4,6 +4,7 @@
 //! clock over [`tokio::time::Instant`] instead, so a paused runtime (`start_paused = true`)
 //! freezes the quota along with everything else, and waits are `tokio::time::sleep_until`.
 
+use std::cell::Cell;
 use std::ops::Add;
 use std::time::Duration;
 
@@ -62,7 +63,37 @@ pub(crate) struct TokioClock {
     base: Instant,
 }
 
+thread_local! {
+    /// A reading this thread has already taken, lent to governor's checks.
+    static READING: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Lends one clock reading to every governor check made while it lives on this thread.
+///
+/// Reading the clock is the most expensive part of a check; governor reads it inside
+/// `check`, riprap has already read it for the gate, so the checks reuse that reading.
+pub(crate) struct Lent(());
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        READING.with(|r| r.set(None));
+    }
+}
+
 impl TokioClock {
+    /// Read the clock once and lend the reading to governor checks until the guard drops.
+    #[inline]
+    pub(crate) fn read_and_lend(&self) -> (Tick, Lent) {
+        let now = Instant::now();
+        READING.with(|r| r.set(Some(now)));
+        (self.tick(now), Lent(()))
+    }
+
+    #[inline]
+    fn tick(&self, at: Instant) -> Tick {
+        Tick(duration_nanos(at.saturating_duration_since(self.base)))
+    }
+
     pub(crate) fn new() -> Self {
         TokioClock {
             base: Instant::now(),
@@ -78,10 +109,9 @@ impl TokioClock {
 impl Clock for TokioClock {
     type Instant = Tick;
 
+    #[inline]
     fn now(&self) -> Tick {
-        Tick(duration_nanos(
-            Instant::now().saturating_duration_since(self.base),
-        ))
+        self.tick(READING.with(Cell::get).unwrap_or_else(Instant::now))
     }
 }
 
@@ -96,6 +126,16 @@ mod tests {
         tokio::time::advance(Duration::from_secs(3)).await;
         assert_eq!(t0.until(clock.now()), Duration::from_secs(3));
         assert_eq!(clock.instant(clock.now()), Instant::now());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lends_one_reading() {
+        let clock = TokioClock::new();
+        let (t, lent) = clock.read_and_lend();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(clock.now(), t, "the lent reading, not a new one");
+        drop(lent);
+        assert_eq!(clock.now(), t.after(Duration::from_secs(1)));
     }
 
     #[test]

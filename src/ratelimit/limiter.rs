@@ -147,8 +147,10 @@ impl RateLimiter {
     /// and [`RateLimitError::CostExceedsBurst`] when it never can. Dropping the future gives up
     /// its place and holds nothing.
     pub fn acquire(&self, cost: u32) -> Acquire {
-        let now = self.shared.clock.now();
-        match self.shared.try_pass(now, cost) {
+        let (now, lent) = self.shared.clock.read_and_lend();
+        let first = self.shared.try_pass(now, cost);
+        drop(lent);
+        match first {
             Ok(()) => Acquire::done(Ok(Admission { sent_at: now })),
             Err(Err(e)) => Acquire::done(Err(self.shared.reject(e))),
             Err(Ok(hold)) if self.shared.config.max_wait.is_zero() => {
@@ -162,7 +164,7 @@ impl RateLimiter {
 
     /// Take capacity now or fail with the time it would take; never waits.
     pub fn try_acquire(&self, cost: u32) -> Result<Admission, RateLimitError> {
-        let now = self.shared.clock.now();
+        let (now, _lent) = self.shared.clock.read_and_lend();
         self.shared.try_now(now, cost)
     }
 
@@ -216,7 +218,7 @@ impl RateLimiter {
 }
 
 impl Shared {
-    /// Every limit at `now`: `Ok` lets the request through (booked), `Err(Ok(hold))` says what
+    /// Every limit at `now`, which the caller has lent to governor's checks: `Ok` lets the request through (booked), `Err(Ok(hold))` says what
     /// to wait for, `Err(Err(e))` that waiting cannot help.
     #[inline]
     fn try_pass(&self, now: Tick, cost: u32) -> Result<(), Result<Hold, RateLimitError>> {
@@ -301,9 +303,11 @@ impl Shared {
         let mut line = None;
         let mut rng = None;
         loop {
-            let now = self.clock.now();
+            let (now, lent) = self.clock.read_and_lend();
+            let passed = self.try_pass(now, cost);
+            drop(lent);
             let mut gated = false;
-            let (target, by) = match self.try_pass(now, cost) {
+            let (target, by) = match passed {
                 Ok(()) => {
                     self.emit(RateLimitEvent::Waited {
                         waited: start.until(now),
