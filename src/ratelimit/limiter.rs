@@ -156,9 +156,16 @@ impl RateLimiter {
             Err(Ok(hold)) if self.shared.config.max_wait.is_zero() => {
                 Acquire::done(Err(self.shared.reject(limited(now, hold))))
             }
-            Err(Ok(_)) => Acquire {
-                state: AcquireState::Waiting(Box::pin(Arc::clone(&self.shared).wait(now, cost))),
-            },
+            Err(Ok(_)) => self.wait(now, cost),
+        }
+    }
+
+    /// The slow path, out of line so the fast path stays small.
+    #[cold]
+    #[inline(never)]
+    fn wait(&self, start: Tick, cost: u32) -> Acquire {
+        Acquire {
+            state: AcquireState::Waiting(Box::pin(Arc::clone(&self.shared).wait(start, cost))),
         }
     }
 
@@ -175,6 +182,13 @@ impl RateLimiter {
     /// quota left until its reset.
     pub fn observe(&self, admitted: Admission, class: &Class, signal: Option<&RateLimitSignal>) {
         let s = &*self.shared;
+        // A plain success without headers is the common case: it needs no clock reading.
+        if class.is_success() && signal.is_none() {
+            if let Some(a) = &s.adaptive {
+                s.rate_changed(a.on_success());
+            }
+            return;
+        }
         let now = s.clock.now();
         match class {
             Class::Throttled { retry_after } => {
