@@ -47,6 +47,8 @@ use std::time::Duration;
 mod combinators;
 mod errors;
 pub mod headers;
+#[cfg(feature = "reqwest")]
+mod reqwest;
 
 pub use combinators::{ClassifierExt, MapClass, Or, When};
 pub use errors::{ByError, Classified};
@@ -208,6 +210,10 @@ impl<F> ClassifierExt for ClassifyFn<F> {}
 /// error's source chain.
 pub(crate) fn known_error_class(err: &(dyn std::error::Error + 'static)) -> Option<Class> {
     if let Some(e) = err.downcast_ref::<crate::ratelimit::RateLimitError>() {
+        return Some(Classified::class(e));
+    }
+    #[cfg(feature = "reqwest")]
+    if let Some(e) = err.downcast_ref::<::reqwest::Error>() {
         return Some(Classified::class(e));
     }
     None
