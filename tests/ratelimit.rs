@@ -71,7 +71,11 @@ async fn a_429_with_retry_after_30s_stops_every_clone_for_30s() {
     let (server, log) = server(start, Duration::from_millis(10), |n| {
         if n == 20 { 429 } else { 200 }
     });
-    let limiter = limiter(RateLimitConfig::builder().reopen_jitter(Duration::from_millis(500)));
+    let limiter = limiter(
+        RateLimitConfig::builder()
+            .reopen_jitter(Duration::from_millis(500))
+            .max_wait(secs(60)),
+    );
     let svc = ServiceBuilder::new()
         .layer(RateLimitLayer::new(limiter.clone()).classify(by_status(Some(secs(30)))))
         .service(server);
@@ -105,22 +109,28 @@ async fn a_429_with_retry_after_30s_stops_every_clone_for_30s() {
         after.iter().all(|t| *t >= answered + secs(30)),
         "a clone sent during the 30 s pause: {after:?}"
     );
-    // They resume spread by the jitter, not on one tick.
-    let mut first_wave: Vec<Duration> = after
+    // One probe goes first; the others wait for its answer (10 ms later), then resume each
+    // after its own jitter, not all on one tick.
+    let mut after = after;
+    after.sort();
+    let probe = after[0];
+    assert!(probe <= answered + secs(30) + Duration::from_millis(500));
+    let probe_answered = probe + Duration::from_millis(10);
+    let rest = &after[1..];
+    assert!(
+        rest.iter().all(|t| *t >= probe_answered),
+        "sent before the probe's answer: {rest:?}"
+    );
+    let mut first_wave: Vec<Duration> = rest
         .iter()
         .copied()
-        .filter(|t| *t < answered + secs(31))
+        .filter(|t| *t <= probe_answered + Duration::from_millis(500))
         .collect();
-    first_wave.sort();
+    assert!(first_wave.len() >= 6, "the clones resumed: {first_wave:?}");
     first_wave.dedup();
     assert!(
         first_wave.len() >= 4,
         "resumed on too few ticks: {first_wave:?}"
-    );
-    assert!(
-        first_wave
-            .iter()
-            .all(|t| *t <= answered + secs(30) + Duration::from_millis(500))
     );
 }
 
@@ -388,6 +398,7 @@ async fn adaptive_rate_cuts_on_throttle_and_recovers() {
             .adaptive_floor(5.0)
             .adaptive_increase(10.0)
             .default_pause(Duration::from_millis(1))
+            .probe_timeout(Duration::ZERO)
             .build()
             .unwrap(),
         Arc::new(move |e: &RateLimitEvent| sink.lock().unwrap().push(*e)),

@@ -60,14 +60,15 @@ pub struct RateLimitConfig {
     pub(crate) ceiling: Duration,
     pub(crate) default_pause: Duration,
     pub(crate) reopen_jitter: Duration,
+    pub(crate) probe_timeout: Duration,
     pub(crate) adaptive: Option<AdaptiveConfig>,
     pub(crate) seed: Option<u64>,
 }
 
 impl RateLimitConfig {
     /// A builder with no local quota (server signals only), a maximum wait of 30 s, the
-    /// header ceiling [`DEFAULT_CEILING`], a 1 s pause for throttles that name no delay and
-    /// up to 100 ms of jitter on reopening.
+    /// header ceiling [`DEFAULT_CEILING`], a 1 s pause for throttles that name no delay, up
+    /// to 100 ms of jitter on reopening and a 1 s probe timeout.
     pub fn builder() -> RateLimitConfigBuilder {
         RateLimitConfigBuilder {
             requests: None,
@@ -78,6 +79,7 @@ impl RateLimitConfig {
             ceiling: DEFAULT_CEILING,
             default_pause: Duration::from_secs(1),
             reopen_jitter: Duration::from_millis(100),
+            probe_timeout: Duration::from_secs(1),
             adaptive: None,
             adaptive_min: None,
             adaptive_decrease: 0.5,
@@ -125,6 +127,7 @@ pub struct RateLimitConfigBuilder {
     ceiling: Duration,
     default_pause: Duration,
     reopen_jitter: Duration,
+    probe_timeout: Duration,
     adaptive: Option<f64>,
     adaptive_min: Option<f64>,
     adaptive_decrease: f64,
@@ -188,6 +191,14 @@ impl RateLimitConfigBuilder {
     /// this, so they do not all fire on the same tick. Zero disables it.
     pub fn reopen_jitter(mut self, jitter: Duration) -> Self {
         self.reopen_jitter = jitter;
+        self
+    }
+
+    /// When the gate reopens, one request goes first and the others wait for its answer, at
+    /// most this long (for a server whose window has not reset yet, that costs one 429, not
+    /// one per waiting clone). Zero lets everyone go at once.
+    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
+        self.probe_timeout = timeout;
         self
     }
 
@@ -256,6 +267,7 @@ impl RateLimitConfigBuilder {
             ));
         }
         check_duration("ratelimit.reopen_jitter", self.reopen_jitter)?;
+        check_duration("ratelimit.probe_timeout", self.probe_timeout)?;
         let adaptive = match self.adaptive {
             None => {
                 if self.adaptive_min.is_some() || self.adaptive_increase.is_some() {
@@ -280,6 +292,7 @@ impl RateLimitConfigBuilder {
             ceiling: self.ceiling,
             default_pause: self.default_pause,
             reopen_jitter: self.reopen_jitter,
+            probe_timeout: self.probe_timeout,
             adaptive,
             seed: self.seed,
         })

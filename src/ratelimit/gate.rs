@@ -3,7 +3,12 @@
 //! A closed gate is one instant (nanoseconds since the limiter's base) in an atomic: callers
 //! before it wait, callers after it pass. Server pacing (quota left until a reset) is an even
 //! spacing kept the same way. So that the hot path pays one load, `watch` holds the latest
-//! instant either of them applies until; zero means "nothing to look at".
+//! instant any of them applies until; zero means "nothing to look at".
+//!
+//! When the gate reopens, one request goes first as a probe and the others wait for its
+//! answer (or the probe timeout): a server counting in fixed windows may not have reset yet,
+//! and the answer's headers say how much of the new window there is to pace. So a reopening
+//! costs at most one 429, never one per waiting clone.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -14,6 +19,10 @@ use super::clock::{Tick, duration_nanos};
 pub(crate) struct Gate {
     watch: AtomicU64,
     closed_until: AtomicU64,
+    /// While a probe is out: until when the others wait for its answer (0: no probe).
+    probe_until: AtomicU64,
+    /// When the probe went; only the answer to a request sent then or later ends it.
+    probe_from: AtomicU64,
     pub(crate) requests: Pacer,
     pub(crate) cost: Pacer,
 }
@@ -59,7 +68,7 @@ impl Gate {
     }
 
     /// The slow-path look at everything the server said. `reopened` is set when this caller
-    /// is the one that found the gate newly open (for the event).
+    /// is the one that found the gate newly open: it is to go as the probe.
     pub(crate) fn verdict(&self, now: Tick, cost: u32, reopened: &mut bool) -> Verdict {
         let watch = self.watch.load(Relaxed);
         if watch == 0 {
@@ -76,6 +85,17 @@ impl Gate {
                 .compare_exchange(closed, 0, Relaxed, Relaxed)
                 .is_ok();
         }
+        if !*reopened {
+            let probe = self.probe_until.load(Relaxed);
+            if probe != 0 {
+                if now.nanos() < probe {
+                    return Verdict::Closed(Tick(probe));
+                }
+                let _ = self
+                    .probe_until
+                    .compare_exchange(probe, 0, Relaxed, Relaxed);
+            }
+        }
         if now.nanos() >= watch {
             let _ = self.watch.compare_exchange(watch, 0, Relaxed, Relaxed);
             return Verdict::Open;
@@ -87,6 +107,28 @@ impl Gate {
             _ => return Verdict::Open,
         };
         Verdict::Paced(slot)
+    }
+
+    /// The caller that reopened the gate is going: hold the others until its answer, at most
+    /// until `until`.
+    pub(crate) fn start_probe(&self, now: Tick, until: Tick) {
+        if until <= now {
+            return;
+        }
+        self.probe_from.store(now.nanos(), Relaxed);
+        self.probe_until.store(until.nanos(), Relaxed);
+        self.watch.fetch_max(until.nanos(), Relaxed);
+    }
+
+    /// An answer arrived to a request sent at `sent_at`. Returns `true` if it ended a probe.
+    pub(crate) fn answered(&self, sent_at: Tick) -> bool {
+        let probe = self.probe_until.load(Relaxed);
+        probe != 0
+            && sent_at.nanos() >= self.probe_from.load(Relaxed)
+            && self
+                .probe_until
+                .compare_exchange(probe, 0, Relaxed, Relaxed)
+                .is_ok()
     }
 
     /// Book the slot a passing request used.

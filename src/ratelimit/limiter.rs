@@ -3,19 +3,20 @@
 use std::fmt;
 use std::future::Future;
 use std::num::NonZeroU32;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::{self, Either};
 use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter as Gcra};
 
 use super::adaptive::{Adaptive, Change};
-use super::clock::{Tick, TokioClock};
+use super::clock::{Tick, TokioClock, duration_nanos};
 use super::config::{QuotaConfig, RateLimitConfig};
 use super::gate::{Gate, Verdict};
 use super::{LimitedBy, RateLimitError, RateLimitEvent};
@@ -63,6 +64,8 @@ pub(crate) struct Shared {
     adaptive: Option<Adaptive>,
     config: RateLimitConfig,
     line: tokio::sync::Mutex<()>,
+    /// Wakes the callers parked on the gate when a probe's answer reopens it.
+    probe_answered: tokio::sync::Notify,
     seed: u64,
     waiters: AtomicU64,
     listener: Option<SharedListener<RateLimitEvent>>,
@@ -126,6 +129,7 @@ impl RateLimiter {
                 gate: Gate::default(),
                 adaptive: config.adaptive.map(Adaptive::new),
                 line: tokio::sync::Mutex::new(()),
+                probe_answered: tokio::sync::Notify::new(),
                 seed,
                 waiters: AtomicU64::new(0),
                 listener,
@@ -183,6 +187,9 @@ impl RateLimiter {
     pub fn observe(&self, admitted: Admission, class: &Class, signal: Option<&RateLimitSignal>) {
         let s = &*self.shared;
         // A plain success without headers is the common case: it needs no clock reading.
+        if !class.is_throttled() && !s.gate.is_clear() && s.gate.answered(admitted.sent_at) {
+            s.probe_answered.notify_waiters();
+        }
         if class.is_success() && signal.is_none() {
             if let Some(a) = &s.adaptive {
                 s.rate_changed(a.on_success());
@@ -237,8 +244,8 @@ impl Shared {
     #[inline]
     fn try_pass(&self, now: Tick, cost: u32) -> Result<(), Result<Hold, RateLimitError>> {
         let watched = !self.gate.is_clear();
+        let mut reopened = false;
         if watched {
-            let mut reopened = false;
             let verdict = self.gate.verdict(now, cost, &mut reopened);
             if reopened {
                 self.emit(RateLimitEvent::GateReopened);
@@ -294,6 +301,10 @@ impl Shared {
         }
         if watched {
             self.gate.commit(now, cost);
+            if reopened {
+                self.gate
+                    .start_probe(now, now.after(self.config.probe_timeout));
+            }
         }
         Ok(())
     }
@@ -317,6 +328,9 @@ impl Shared {
         let mut line = None;
         let mut rng = None;
         loop {
+            // Registered before looking, so a probe answered in between is not missed.
+            let mut answered = pin!(self.probe_answered.notified());
+            answered.as_mut().enable();
             let (now, lent) = self.clock.read_and_lend();
             let passed = self.try_pass(now, cost);
             drop(lent);
@@ -333,12 +347,8 @@ impl Shared {
                     // Do not hold the line while the server has everyone stopped.
                     line = None;
                     gated = true;
-                    let rng = rng.get_or_insert_with(|| {
-                        let n = self.waiters.fetch_add(1, Relaxed);
-                        SplitMix64::new(SplitMix64::mix(self.seed, n))
-                    });
-                    let jitter =
-                        rng.between(0, super::clock::duration_nanos(self.config.reopen_jitter));
+                    let rng = rng.get_or_insert_with(|| self.rng());
+                    let jitter = rng.between(0, duration_nanos(self.config.reopen_jitter));
                     let latest = reopen.max(deadline);
                     (
                         Tick(reopen.nanos().saturating_add(jitter)).min(latest),
@@ -367,8 +377,24 @@ impl Shared {
                 // Whoever held the line may have changed everything: look again.
                 continue;
             }
-            tokio::time::sleep_until(self.clock.instant(target)).await;
+            let sleep = pin!(tokio::time::sleep_until(self.clock.instant(target)));
+            if !gated {
+                sleep.await;
+                continue;
+            }
+            if let Either::Right(_) = future::select(sleep, answered).await {
+                // The probe came back: resume, each after its own jitter.
+                let rng = rng.get_or_insert_with(|| self.rng());
+                let jitter = rng.between(0, duration_nanos(self.config.reopen_jitter));
+                let at = self.clock.now().nanos().saturating_add(jitter);
+                tokio::time::sleep_until(self.clock.instant(Tick(at.min(deadline.nanos())))).await;
+            }
         }
+    }
+
+    fn rng(&self) -> SplitMix64 {
+        let n = self.waiters.fetch_add(1, Relaxed);
+        SplitMix64::new(SplitMix64::mix(self.seed, n))
     }
 
     fn reject(&self, e: RateLimitError) -> RateLimitError {

@@ -18,8 +18,10 @@
 //!
 //! What the server says after: a response classified [`Class::Throttled`](crate::classify::Class::Throttled)
 //! (a 429, with its `Retry-After`), or headers reporting a quota at zero until a reset,
-//! **close a gate shared by every clone** until that instant; each waiter resumes at the
-//! reopening plus its own small seeded jitter, so they do not all fire on one tick. Headers
+//! **close a gate shared by every clone** until that instant. At the reopening one request
+//! goes first as a probe and the others wait for its answer, then resume each after its own
+//! small seeded jitter, so they do not all fire on one tick and a server whose window has
+//! not quite reset answers one 429, not one per clone. Headers
 //! reporting quota *left* **pace** requests evenly until the reset, so the quota lasts instead
 //! of being burnt and answered with a 429. Every server-imposed wait is capped by the
 //! `ceiling`. The layer reads signals through a [`ReadSignal`] (the `http` feature reads
