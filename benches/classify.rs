@@ -1,1 +1,112 @@
-fn main() {}
+//! Header parsing, per header kind, and `HttpStatus` verdicts.
+//!
+//! `cargo bench --all-features --bench classify -- --warm-up-time 1 --measurement-time 3`
+//! (the `signal` and `http_status` groups need the `http` feature).
+
+use std::hint::black_box;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use riprap::classify::headers::{
+    DEFAULT_CEILING, parse_go_duration, parse_ratelimit, parse_retry_after, parse_rfc3339,
+};
+#[cfg(feature = "http")]
+use {
+    http::{HeaderMap, HeaderValue, Response},
+    riprap::classify::headers::RateLimitSignal,
+    riprap::classify::{Classify, HttpStatus},
+    std::io,
+};
+
+fn now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_717_243_200)
+}
+
+fn parsers(c: &mut Criterion) {
+    let mut g = c.benchmark_group("header");
+    let now = now();
+    g.bench_function("retry_after_seconds", |b| {
+        b.iter(|| parse_retry_after(black_box(b"120"), now, DEFAULT_CEILING))
+    });
+    g.bench_function("retry_after_http_date", |b| {
+        b.iter(|| {
+            parse_retry_after(
+                black_box(b"Sat, 01 Jun 2024 12:00:30 GMT"),
+                now,
+                DEFAULT_CEILING,
+            )
+        })
+    });
+    g.bench_function("go_duration", |b| {
+        b.iter(|| parse_go_duration(black_box(b"1h2m3.5s")))
+    });
+    g.bench_function("rfc3339", |b| {
+        b.iter(|| parse_rfc3339(black_box(b"2024-06-01T12:00:30.250Z")))
+    });
+    g.bench_function("ietf_ratelimit", |b| {
+        b.iter(|| {
+            parse_ratelimit(
+                black_box(br#""hour";r=900;t=1800, "minute";r=0;t=30"#),
+                DEFAULT_CEILING,
+            )
+        })
+    });
+    g.finish();
+}
+
+#[cfg(feature = "http")]
+fn openai_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (name, value) in [
+        ("content-type", "application/json"),
+        ("openai-processing-ms", "412"),
+        ("x-request-id", "req_8f2c1a7d9e3b4c5a6f7e8d9c0b1a2f3e"),
+        ("x-ratelimit-limit-requests", "10000"),
+        ("x-ratelimit-limit-tokens", "2000000"),
+        ("x-ratelimit-remaining-requests", "0"),
+        ("x-ratelimit-remaining-tokens", "1999000"),
+        ("x-ratelimit-reset-requests", "6m0s"),
+        ("x-ratelimit-reset-tokens", "30ms"),
+        ("x-should-retry", "true"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    h
+}
+
+#[cfg(feature = "http")]
+fn signal(c: &mut Criterion) {
+    let mut g = c.benchmark_group("signal");
+    let headers = openai_headers();
+    let now = now();
+    g.bench_function("openai_from_headers", |b| {
+        b.iter(|| RateLimitSignal::from_headers(black_box(&headers), now, DEFAULT_CEILING))
+    });
+    g.finish();
+}
+
+#[cfg(feature = "http")]
+fn http_status(c: &mut Criterion) {
+    let mut g = c.benchmark_group("http_status");
+    let classifier = HttpStatus::new();
+    let ok = Response::new(());
+    let mut throttled = Response::new(());
+    *throttled.status_mut() = http::StatusCode::TOO_MANY_REQUESTS;
+    *throttled.headers_mut() = openai_headers();
+    throttled
+        .headers_mut()
+        .insert("retry-after", HeaderValue::from_static("20"));
+    g.bench_function("classify_200", |b| {
+        b.iter(|| classifier.classify(Ok::<_, &io::Error>(black_box(&ok))))
+    });
+    g.bench_function("classify_429", |b| {
+        b.iter(|| classifier.classify(Ok::<_, &io::Error>(black_box(&throttled))))
+    });
+    g.finish();
+}
+
+#[cfg(feature = "http")]
+criterion_group!(benches, parsers, signal, http_status);
+#[cfg(not(feature = "http"))]
+criterion_group!(benches, parsers);
+criterion_main!(benches);

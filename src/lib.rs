@@ -7,6 +7,8 @@
 //! |---|---|
 //! | Retrying a validation error forever, or giving up on a dropped connection | [`classify`]: one verdict shared by every layer |
 //! | Immediate retries hammer a rate-limited API all night | [`backoff`]: exponential delays with jitter, capped and seeded |
+//! | A dependency is down and every caller waits on it, then all retry at once when it returns | [`breaker`]: fail fast while open, probe safely in half-open, one breaker per key |
+//! | Nobody knows how the stack behaves when the dependency fails | [`chaos`]: seeded fault injection — errors, throttles, latency, outages, stream disconnects |
 //! | Many workers share one API quota; one greedy poller starves the rest | [`ratelimit`]: local quotas plus the server's 429s and rate-limit headers, shared by all clones |
 //!
 //! ## One vocabulary
@@ -45,6 +47,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backoff;
+pub mod breaker;
+pub mod chaos;
 pub mod classify;
 mod error;
 pub mod events;

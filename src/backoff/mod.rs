@@ -217,6 +217,7 @@ impl BackoffPolicy {
             retries: 0,
             elapsed_nanos: 0,
             prev_nanos: self.base_nanos,
+            envelope_nanos: self.base_nanos as f64,
         }
     }
 
@@ -261,32 +262,50 @@ impl BackoffPolicy {
     /// # Ok::<(), riprap::ConfigError>(())
     /// ```
     pub fn worst_case_total(&self, retries: u32) -> Duration {
-        let core = PolicyCore::from(self);
         let n = self.max_retries.map_or(retries, |m| m.min(retries));
-        let mut total: u64 = 0;
+        // Walk the schedule's own envelope, so this bound and real schedules cannot disagree
+        // by a rounding.
+        let mut envelope = self.schedule_with_seed(0);
+        // u128: thousands of delays at a cap of centuries must not saturate below the truth.
+        let mut total: u128 = 0;
         let mut prev = self.base_nanos;
         for i in 0..n {
             let d = match self.jitter {
                 Jitter::Decorrelated => prev
                     .saturating_mul(3)
                     .clamp(self.base_nanos, self.cap_nanos),
-                _ => core.envelope(i),
+                _ => {
+                    envelope.retries = i;
+                    envelope.take_envelope()
+                }
             };
-            total = total.saturating_add(d);
-            // Envelopes never shrink: once a delay repeats (or after enough steps) every later
-            // one is at most the cap, so finish arithmetically with an upper bound.
-            if d == prev && i > 0 || i >= 10_000 {
-                let left = u64::from(n - i - 1);
-                let per = if d == prev { d } else { self.cap_nanos };
-                total = total.saturating_add(per.saturating_mul(left));
+            total += u128::from(d);
+            // Once the delay sits at the cap (or cannot grow at all) every later one equals
+            // it: finish arithmetically. Past 10,000 steps, bound the rest by the cap.
+            let saturated = d == self.cap_nanos || (i > 0 && d == prev && !self.grows());
+            if saturated || i >= 10_000 {
+                let per = if saturated { d } else { self.cap_nanos };
+                total += u128::from(per) * u128::from(n - i - 1);
                 break;
             }
             prev = d;
         }
         if let Some(max) = self.max_elapsed_nanos {
-            total = total.min(max);
+            total = total.min(u128::from(max));
         }
-        Duration::from_nanos(total)
+        let secs = u64::try_from(total / 1_000_000_000).unwrap_or(u64::MAX);
+        Duration::new(secs, (total % 1_000_000_000) as u32)
+    }
+}
+
+impl BackoffPolicy {
+    /// Whether the envelope can still grow from one delay to the next.
+    fn grows(&self) -> bool {
+        match self.growth {
+            Growth::Exponential { factor } => factor > 1.0,
+            Growth::Linear { step_nanos } => step_nanos > 0,
+            Growth::Constant => false,
+        }
     }
 }
 
@@ -493,9 +512,29 @@ pub struct Schedule {
     retries: u32,
     elapsed_nanos: u64,
     prev_nanos: u64,
+    /// The exponential envelope for the next draw, grown by one multiplication per draw and
+    /// frozen once it reaches the cap: `powi` on a growing exponent costs ten times more.
+    envelope_nanos: f64,
 }
 
 impl Schedule {
+    /// `min(cap, growth(retries))`, advancing the incremental exponential envelope.
+    fn take_envelope(&mut self) -> u64 {
+        let p = &self.policy;
+        match p.growth {
+            Growth::Exponential { factor } => {
+                let cap = p.cap_nanos as f64;
+                if self.envelope_nanos >= cap {
+                    return p.cap_nanos;
+                }
+                let env = self.envelope_nanos as u64;
+                self.envelope_nanos *= factor;
+                env.min(p.cap_nanos)
+            }
+            _ => p.envelope(self.retries),
+        }
+    }
+
     /// How many delays this schedule has handed out since it was made or reset.
     pub fn retries(&self) -> u32 {
         self.retries
@@ -509,29 +548,35 @@ impl Schedule {
 
 impl Backoff for Schedule {
     fn next_delay(&mut self) -> Option<Duration> {
-        let p = &self.policy;
+        let p = self.policy;
         if p.max_retries.is_some_and(|max| self.retries >= max) {
             return None;
         }
         let nanos = match p.jitter {
-            Jitter::None => p.envelope(self.retries),
-            Jitter::Full => self.rng.between(0, p.envelope(self.retries)),
+            Jitter::None => self.take_envelope(),
+            Jitter::Full => {
+                let env = self.take_envelope();
+                self.rng.between(0, env)
+            }
             Jitter::Equal => {
-                let env = p.envelope(self.retries);
-                let half = env / 2;
-                self.rng.between(env - half, env)
+                let env = self.take_envelope();
+                self.rng.between(env - env / 2, env)
             }
             Jitter::Decorrelated => {
-                let hi = self.prev_nanos.saturating_mul(3);
-                let d = self.rng.between(p.base_nanos, hi).min(p.cap_nanos);
+                let (base, cap) = (p.base_nanos, p.cap_nanos);
+                let d = self
+                    .rng
+                    .between(base, self.prev_nanos.saturating_mul(3))
+                    .min(cap);
                 self.prev_nanos = d;
                 d
             }
         };
-        let elapsed = self.elapsed_nanos.saturating_add(nanos);
-        if p.max_elapsed_nanos.is_some_and(|max| elapsed > max) {
-            return None;
-        }
+        let elapsed = match (self.elapsed_nanos.checked_add(nanos), p.max_elapsed_nanos) {
+            (Some(e), Some(max)) if e <= max => e,
+            (_, Some(_)) => return None,
+            (e, None) => e.unwrap_or(u64::MAX),
+        };
         self.elapsed_nanos = elapsed;
         self.retries = self.retries.saturating_add(1);
         Some(Duration::from_nanos(nanos))
@@ -541,6 +586,7 @@ impl Backoff for Schedule {
         self.retries = 0;
         self.elapsed_nanos = 0;
         self.prev_nanos = self.policy.base_nanos;
+        self.envelope_nanos = self.policy.base_nanos as f64;
     }
 }
 

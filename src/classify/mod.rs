@@ -17,7 +17,7 @@
 //! - [`ByError`]: errors that implement [`Classified`] classify themselves; riprap implements it
 //!   for [`std::io::Error`] (by kind), tower's and tokio's timeout errors, and boxed errors (by
 //!   walking the source chain);
-//! - with the `http` feature, [`HttpStatus`](crate::classify::HttpStatus) for `http::Response`s,
+//! - with the `http` feature, [`HttpStatus`] for `http::Response`s,
 //!   reading `Retry-After` and rate-limit headers.
 //!
 //! Combine them with [`ClassifierExt`]: [`or`](ClassifierExt::or),
@@ -47,11 +47,16 @@ use std::time::Duration;
 mod combinators;
 mod errors;
 pub mod headers;
+#[cfg(feature = "http")]
+mod http;
 #[cfg(feature = "reqwest")]
 mod reqwest;
 
 pub use combinators::{ClassifierExt, MapClass, Or, When};
 pub use errors::{ByError, Classified};
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use http::HttpStatus;
 
 /// What an outcome was, as every layer sees it.
 ///
@@ -209,6 +214,9 @@ impl<F> ClassifierExt for ClassifyFn<F> {}
 /// Verdicts for riprap's own typed errors and feature-gated client errors met inside a boxed
 /// error's source chain.
 pub(crate) fn known_error_class(err: &(dyn std::error::Error + 'static)) -> Option<Class> {
+    if let Some(r) = err.downcast_ref::<crate::breaker::Rejected>() {
+        return Some(Classified::class(r));
+    }
     if let Some(e) = err.downcast_ref::<crate::ratelimit::RateLimitError>() {
         return Some(Classified::class(e));
     }

@@ -14,9 +14,67 @@
 //!
 //! Every delay is capped by a ceiling ([`DEFAULT_CEILING`] unless you pass another), so a hostile
 //! `Retry-After: 99999999999` cannot park a client for years. A malformed value gives `None`
-//! and a `tracing` debug event, never a panic.
+//! and a `tracing` debug event, never a panic; numbers too large to represent saturate (and are
+//! then capped) rather than wrap.
+//!
+//! ```
+//! use riprap::classify::headers::{RateLimitSignal, DEFAULT_CEILING};
+//! use std::time::{Duration, SystemTime};
+//!
+//! // An OpenAI 429: the token quota is spent and resets in 6 minutes, capped at 5.
+//! let headers = [
+//!     ("x-ratelimit-limit-tokens", "40000"),
+//!     ("x-ratelimit-remaining-tokens", "0"),
+//!     ("x-ratelimit-reset-tokens", "6m0s"),
+//!     ("x-ratelimit-remaining-requests", "99"),
+//! ];
+//! let get = |name: &str| {
+//!     headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_bytes())
+//! };
+//! let signal = RateLimitSignal::from_lookup(get, SystemTime::now(), DEFAULT_CEILING);
+//! assert_eq!(signal.tokens.and_then(|q| q.remaining), Some(0));
+//! assert_eq!(signal.pause(), Some(Duration::from_secs(300)));
+//! ```
+//!
+//! The parsers are also usable one by one:
+//!
+//! ```
+//! use riprap::classify::headers::{parse_go_duration, parse_retry_after};
+//! use std::time::{Duration, SystemTime};
+//!
+//! let ceiling = Duration::from_secs(60);
+//! let now = SystemTime::now();
+//! assert_eq!(parse_retry_after(b"20", now, ceiling), Some(Duration::from_secs(20)));
+//! assert_eq!(parse_retry_after(b"99999999999", now, ceiling), Some(ceiling));
+//! assert_eq!(parse_retry_after(b"soon", now, ceiling), None);
+//! assert_eq!(parse_go_duration(b"1h2m3.5s"), Some(Duration::from_millis(3_723_500)));
+//! ```
 
 use std::time::Duration;
+
+mod civil;
+mod go_duration;
+mod http_date;
+mod ietf;
+mod names;
+mod retry_after;
+mod rfc3339;
+mod signal;
+mod vendor;
+
+pub use go_duration::{format_go_duration, parse_go_duration};
+pub use http_date::{format_http_date, parse_http_date};
+pub use ietf::{
+    RateLimitPolicy, parse_count, parse_delta_seconds, parse_ratelimit, parse_ratelimit_policy,
+};
+pub use retry_after::{parse_retry_after, parse_retry_after_ms};
+pub use rfc3339::parse_rfc3339;
+pub use vendor::{parse_epoch_reset, parse_should_retry};
+
+#[cfg(feature = "http")]
+pub(crate) use names::Table;
+#[cfg(feature = "http")]
+pub(crate) use signal::{Now, Reader};
 
 /// The longest delay a server may impose through headers unless configured otherwise: 5 minutes.
 ///
@@ -48,4 +106,35 @@ pub struct RateLimitSignal {
     /// The token quota (OpenAI and Anthropic `tokens`; the tightest of Anthropic's input and
     /// output token quotas).
     pub tokens: Option<Quota>,
+}
+
+/// Log a rejected header value (at most its first 64 bytes, escaped) and give `None`.
+fn malformed<T>(header: &'static str, value: &[u8]) -> Option<T> {
+    tracing::debug!(
+        header,
+        value = %value[..value.len().min(64)].escape_ascii(),
+        "ignoring malformed rate-limit header value",
+    );
+    None
+}
+
+/// A non-empty run of ASCII digits as a `u64`, saturating at `u64::MAX` (a huge count or delay
+/// means "a lot", and is capped later, rather than being an error).
+fn saturating_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(digits.iter().fold(0u64, |n, d| {
+        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    }))
+}
+
+/// Nanoseconds (saturating) as a `Duration`, saturating at `Duration::MAX`.
+fn duration_from_nanos(nanos: u128) -> Duration {
+    const NANOS_PER_SEC: u128 = 1_000_000_000;
+    match u64::try_from(nanos / NANOS_PER_SEC) {
+        // The remainder is below 1e9, so it fits a u32.
+        Ok(secs) => Duration::new(secs, (nanos % NANOS_PER_SEC) as u32),
+        Err(_) => Duration::MAX,
+    }
 }

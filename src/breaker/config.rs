@@ -1,0 +1,390 @@
+//! Building a breaker: knobs, defaults, validation, presets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::policy::{ConsecutiveFailures, TripPolicy};
+use super::state::CircuitBreaker;
+use super::{BreakerEvent, TripPolicyExt};
+use crate::backoff::{Backoff, BackoffPolicy, Jitter, MakeBackoff};
+use crate::error::{ConfigError, check_duration};
+use crate::events::SharedListener;
+
+/// How an outcome of a given class counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Against the dependency.
+    Failure,
+    /// For the dependency: it answered.
+    Success,
+    /// Not at all; a half-open probe with this outcome gives its permit back undecided.
+    Ignored,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Counting {
+    pub(crate) throttled: Counted,
+    pub(crate) permanent: Counted,
+}
+
+/// Makes open-duration schedules; object-safe so a breaker's type does not name it.
+trait MakeOpen: Send + Sync {
+    fn make(&self) -> Box<dyn Backoff + Send>;
+}
+
+impl<M> MakeOpen for M
+where
+    M: MakeBackoff + Send + Sync + 'static,
+    M::Backoff: Send + 'static,
+{
+    fn make(&self) -> Box<dyn Backoff + Send> {
+        Box::new(self.make_backoff())
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct OpenSchedule {
+    make: Arc<dyn MakeOpen>,
+    first: Duration,
+}
+
+impl OpenSchedule {
+    pub(crate) fn make(&self) -> Box<dyn Backoff + Send> {
+        self.make.make()
+    }
+
+    /// What to use if a custom schedule hands out nothing at all.
+    pub(crate) fn first_guess(&self) -> Duration {
+        self.first
+    }
+}
+
+/// Everything but the policy, shared by a keyed family of breakers.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub(crate) probes: u16,
+    pub(crate) close_after: u16,
+    pub(crate) counting: Counting,
+    pub(crate) open: OpenSchedule,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) listener: Option<SharedListener<BreakerEvent>>,
+}
+
+#[derive(Clone)]
+enum OpenSpec {
+    Growing { base: Duration, max: Duration },
+    Fixed(Duration),
+    Custom(Arc<dyn MakeOpen>),
+}
+
+/// Builder for [`CircuitBreaker`]; every knob is checked in [`build`](BreakerBuilder::build).
+///
+/// Defaults, and how they compare:
+///
+/// | knob | riprap | resilience4j | Polly |
+/// |---|---|---|---|
+/// | trip policy | 5 consecutive failures | failure rate 50 % over the last 100 calls, minimum 100 calls | failure ratio 0.1 over 30 s, minimum throughput 100 |
+/// | open for | 5 s, doubling on each failed probe up to 60 s, equal jitter | 60 s fixed | 5 s fixed |
+/// | half-open | 3 probes at once, close after 3 successes | 10 calls, closes by failure rate | 1 probe |
+/// | counted as failures | transient errors only | every exception | every handled exception |
+///
+/// Why riprap differs: a pipeline's traffic is often low or bursty, and a window with a
+/// minimum of 100 calls never trips at one call a minute while every call waits on a dead
+/// dependency; five straight failures are near-impossible for a healthy one. Opening for 5 s
+/// and growing keeps a blip cheap and a long outage quiet, and jitter stops a fleet of
+/// workers from probing in lockstep. One lucky probe is weak evidence; three in parallel cost
+/// at most three calls and decide within one call's latency. Throttles belong to the rate
+/// limiter and permanent errors to the caller, so neither trips the breaker.
+///
+/// ```
+/// use std::time::Duration;
+/// use riprap::breaker::{CircuitBreaker, ConsecutiveFailures, Counted, CountWindow, TripPolicyExt};
+///
+/// let breaker = CircuitBreaker::builder()
+///     .policy(ConsecutiveFailures::new(5)?.or(CountWindow::last(100).min_calls(20).build()?))
+///     .open_growing(Duration::from_secs(2), Duration::from_secs(30))
+///     .half_open_probes(2)
+///     .close_after(4)
+///     .count_permanent_as(Counted::Success)
+///     .name("inventory-db")
+///     .build()?;
+/// # Ok::<(), riprap::ConfigError>(())
+/// ```
+#[must_use = "a builder does nothing until `build()` is called"]
+pub struct BreakerBuilder<P = ConsecutiveFailures> {
+    policy: P,
+    open: OpenSpec,
+    probes: u16,
+    close_after: u16,
+    counting: Counting,
+    name: Option<Arc<str>>,
+    listener: Option<SharedListener<BreakerEvent>>,
+}
+
+impl<P> std::fmt::Debug for BreakerBuilder<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BreakerBuilder")
+            .field("probes", &self.probes)
+            .field("close_after", &self.close_after)
+            .field("counting", &self.counting)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// First open duration of the default schedule (Polly's break duration).
+pub const DEFAULT_OPEN_BASE: Duration = Duration::from_secs(5);
+/// Longest open duration of the default schedule (resilience4j's wait in open state).
+pub const DEFAULT_OPEN_MAX: Duration = Duration::from_secs(60);
+
+impl CircuitBreaker<ConsecutiveFailures> {
+    /// A builder with riprap's defaults; see [`BreakerBuilder`].
+    pub fn builder() -> BreakerBuilder<ConsecutiveFailures> {
+        BreakerBuilder::with_policy(ConsecutiveFailures::with(5))
+    }
+}
+
+impl<P: TripPolicy> BreakerBuilder<P> {
+    fn with_policy(policy: P) -> Self {
+        BreakerBuilder {
+            policy,
+            open: OpenSpec::Growing {
+                base: DEFAULT_OPEN_BASE,
+                max: DEFAULT_OPEN_MAX,
+            },
+            probes: 3,
+            close_after: 3,
+            counting: Counting {
+                throttled: Counted::Ignored,
+                permanent: Counted::Ignored,
+            },
+            name: None,
+            listener: None,
+        }
+    }
+
+    /// When to trip (default: 5 consecutive failures).
+    pub fn policy<Q: TripPolicy>(self, policy: Q) -> BreakerBuilder<Q> {
+        BreakerBuilder {
+            policy,
+            open: self.open,
+            probes: self.probes,
+            close_after: self.close_after,
+            counting: self.counting,
+            name: self.name,
+            listener: self.listener,
+        }
+    }
+
+    /// Stay open for `base` after tripping, doubling after every failed probe up to `max`,
+    /// each duration drawn with equal jitter from `[d / 2, d]` so a fleet spreads its probes.
+    /// The default, with 5 s and 60 s.
+    pub fn open_growing(mut self, base: Duration, max: Duration) -> Self {
+        self.open = OpenSpec::Growing { base, max };
+        self
+    }
+
+    /// Stay open for exactly `d` every time.
+    pub fn open_for(mut self, d: Duration) -> Self {
+        self.open = OpenSpec::Fixed(d);
+        self
+    }
+
+    /// Draw open durations from any backoff policy: the first delay after tripping from
+    /// closed, the next after each failed probe. A schedule that runs out keeps its last.
+    pub fn open_backoff<M>(mut self, policy: M) -> Self
+    where
+        M: MakeBackoff + Send + Sync + 'static,
+        M::Backoff: Send + 'static,
+    {
+        self.open = OpenSpec::Custom(Arc::new(policy));
+        self
+    }
+
+    /// Probes let through at once while half-open (default 3).
+    pub fn half_open_probes(mut self, n: u16) -> Self {
+        self.probes = n;
+        self
+    }
+
+    /// Successful probes that close the breaker (default 3). Any failed probe reopens it.
+    pub fn close_after(mut self, n: u16) -> Self {
+        self.close_after = n;
+        self
+    }
+
+    /// How a [`Throttled`](crate::classify::Class::Throttled) outcome counts (default
+    /// [`Counted::Ignored`]: the rate limiter owns throttles).
+    pub fn count_throttled_as(mut self, counted: Counted) -> Self {
+        self.counting.throttled = counted;
+        self
+    }
+
+    /// How a [`Permanent`](crate::classify::Class::Permanent) outcome counts (default
+    /// [`Counted::Ignored`]: a bad request is the caller's fault; [`Counted::Success`] if an
+    /// answer proves the dependency is up).
+    pub fn count_permanent_as(mut self, counted: Counted) -> Self {
+        self.counting.permanent = counted;
+        self
+    }
+
+    /// A name for events and logs.
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Receive every [`BreakerEvent`].
+    pub fn listener(mut self, listener: SharedListener<BreakerEvent>) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Check every knob and build the breaker.
+    ///
+    /// ```
+    /// use riprap::breaker::CircuitBreaker;
+    ///
+    /// let err = CircuitBreaker::builder().half_open_probes(0).build().unwrap_err();
+    /// assert_eq!(err.knob(), "breaker.half_open_probes");
+    /// ```
+    pub fn build(self) -> Result<CircuitBreaker<P>, ConfigError> {
+        if self.probes == 0 {
+            return Err(ConfigError::new(
+                "breaker.half_open_probes",
+                "must be at least 1, or the breaker could never close",
+            ));
+        }
+        if self.close_after == 0 {
+            return Err(ConfigError::new(
+                "breaker.close_after",
+                "must be at least 1",
+            ));
+        }
+        let open = match self.open {
+            OpenSpec::Growing { base, max } => {
+                positive("breaker.open_base", base)?;
+                positive("breaker.open_max", max)?;
+                if max < base {
+                    return Err(ConfigError::new(
+                        "breaker.open_max",
+                        format!("must be at least the base {base:?} (got {max:?})"),
+                    ));
+                }
+                let policy = BackoffPolicy::exponential(base)
+                    .factor(2.0)
+                    .max_delay(max)
+                    .jitter(Jitter::Equal)
+                    .build()?;
+                OpenSchedule {
+                    make: Arc::new(policy),
+                    first: base,
+                }
+            }
+            OpenSpec::Fixed(d) => {
+                positive("breaker.open_for", d)?;
+                OpenSchedule {
+                    make: Arc::new(BackoffPolicy::constant(d).build()?),
+                    first: d,
+                }
+            }
+            OpenSpec::Custom(make) => OpenSchedule {
+                make,
+                first: DEFAULT_OPEN_BASE,
+            },
+        };
+        let settings = Settings {
+            probes: self.probes,
+            close_after: self.close_after,
+            counting: self.counting,
+            open,
+            name: self.name,
+            listener: self.listener,
+        };
+        Ok(CircuitBreaker::from_parts(self.policy, settings))
+    }
+}
+
+fn positive(knob: &'static str, d: Duration) -> Result<(), ConfigError> {
+    if check_duration(knob, d)? == 0 {
+        return Err(ConfigError::new(knob, "must be greater than zero"));
+    }
+    Ok(())
+}
+
+/// Starting points for common dependencies; adjust with the builder's methods.
+///
+/// Each returns a [`BreakerBuilder`]; the reasoning is in the [module guide](super).
+pub mod presets {
+    use std::time::Duration;
+
+    use super::{BreakerBuilder, TripPolicyExt};
+    use crate::breaker::{AnyOf, ConsecutiveFailures, CountWindow, TimeWindow};
+
+    /// An LLM API: slow, expensive calls at modest rates.
+    ///
+    /// 5 consecutive failures, or half of the calls in the last 60 s with at least 10;
+    /// open 15 s growing to 2 min; one probe at a time, close after 2 successes. Latency is
+    /// not judged: a long completion is not a sick server.
+    ///
+    /// ```
+    /// let breaker = riprap::breaker::presets::llm_api().name("llm").build()?;
+    /// # Ok::<(), riprap::ConfigError>(())
+    /// ```
+    pub fn llm_api() -> BreakerBuilder<AnyOf<ConsecutiveFailures, TimeWindow>> {
+        BreakerBuilder::with_policy(ConsecutiveFailures::with(5).or(TimeWindow::preset(
+            Duration::from_secs(60),
+            12,
+            0.5,
+            10,
+            None,
+        )))
+        .open_growing(Duration::from_secs(15), Duration::from_secs(120))
+        .half_open_probes(1)
+        .close_after(2)
+    }
+
+    /// An object store (S3, GCS, Azure Blob): high request rates, many parallel reads.
+    ///
+    /// Half of the last 200 calls with at least 50, or 80 % of them slower than 10 s; open 5 s
+    /// growing to 60 s; 5 probes at once, close after 5 successes.
+    ///
+    /// ```
+    /// let breaker = riprap::breaker::presets::object_store().build()?;
+    /// # Ok::<(), riprap::ConfigError>(())
+    /// ```
+    pub fn object_store() -> BreakerBuilder<CountWindow> {
+        BreakerBuilder::with_policy(CountWindow::preset(
+            200,
+            0.5,
+            50,
+            Some((Duration::from_secs(10), 0.8)),
+        ))
+        .open_growing(Duration::from_secs(5), Duration::from_secs(60))
+        .half_open_probes(5)
+        .close_after(5)
+    }
+
+    /// A database: failures are fast (refused connections) or slow (lock waits, failover).
+    ///
+    /// 5 consecutive failures, or over the last 10 s with at least 20 calls half failed or
+    /// half slower than 2 s; open 2 s growing to 30 s (failovers take seconds); 2 probes,
+    /// close after 3 successes.
+    ///
+    /// ```
+    /// let breaker = riprap::breaker::presets::database().build()?;
+    /// # Ok::<(), riprap::ConfigError>(())
+    /// ```
+    pub fn database() -> BreakerBuilder<AnyOf<ConsecutiveFailures, TimeWindow>> {
+        BreakerBuilder::with_policy(ConsecutiveFailures::with(5).or(TimeWindow::preset(
+            Duration::from_secs(10),
+            10,
+            0.5,
+            20,
+            Some((Duration::from_secs(2), 0.5)),
+        )))
+        .open_growing(Duration::from_secs(2), Duration::from_secs(30))
+        .half_open_probes(2)
+        .close_after(3)
+    }
+}

@@ -1,0 +1,98 @@
+//! What the breaker reports: state-transition events and a metrics snapshot.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The state of a breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BreakerState {
+    /// Calls pass and outcomes are counted.
+    Closed,
+    /// Calls fail fast until the open duration has passed.
+    Open,
+    /// A few probes pass; their results decide between closing and reopening.
+    HalfOpen,
+    /// Forced open by an operator: every call fails fast until reset.
+    Isolated,
+    /// Forced closed by an operator: every call passes and nothing is counted.
+    ForcedClosed,
+    /// Metrics only: every call passes and is counted, and the breaker reports
+    /// [`BreakerEvent::WouldTrip`] instead of opening.
+    Disabled,
+}
+
+impl BreakerState {
+    /// A short lowercase name for logs and metrics labels.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+            BreakerState::Isolated => "isolated",
+            BreakerState::ForcedClosed => "forced_closed",
+            BreakerState::Disabled => "disabled",
+        }
+    }
+}
+
+impl fmt::Display for BreakerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something a breaker did, reported through `tracing` and an optional
+/// [`Listener`](crate::events::Listener).
+///
+/// Events are emitted after the transition is made, by the caller that made it, so two
+/// threads' events may reach a listener out of order; `generation` (which every transition
+/// increments) restores the order.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum BreakerEvent {
+    /// The breaker changed state.
+    Transition {
+        /// The breaker's name, if it has one (keyed breakers are named after their key).
+        name: Option<Arc<str>>,
+        /// The state it left.
+        from: BreakerState,
+        /// The state it entered.
+        to: BreakerState,
+        /// How long it stays open, when `to` is [`BreakerState::Open`].
+        open_for: Option<Duration>,
+        /// The transition's sequence number (wraps at 2^29).
+        generation: u32,
+    },
+    /// A disabled (metrics-only) breaker's policy would have opened it. The policy's window
+    /// starts over, so this fires about as often as the breaker would trip.
+    WouldTrip {
+        /// The breaker's name, if it has one.
+        name: Option<Arc<str>>,
+    },
+}
+
+/// A snapshot of a breaker, from [`CircuitBreaker::metrics`](super::CircuitBreaker::metrics).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct BreakerMetrics {
+    /// The current state.
+    pub state: BreakerState,
+    /// Failures over counted calls in the policy's window, if it has a rate.
+    pub failure_rate: Option<f64>,
+    /// Slow calls over counted calls in the policy's window, if it tracks slow calls.
+    pub slow_rate: Option<f64>,
+    /// Counted calls in the policy's window, if it has a window.
+    pub calls_in_window: Option<u64>,
+    /// The current run of failures, if the policy counts them.
+    pub consecutive_failures: Option<u32>,
+    /// Calls refused since the breaker was built.
+    pub rejected: u64,
+    /// Half-open probes in flight.
+    pub probes_in_flight: u32,
+    /// Successful probes so far in this half-open period.
+    pub probe_successes: u32,
+    /// Time until the next probe, while open.
+    pub retry_in: Option<Duration>,
+}

@@ -1,0 +1,271 @@
+//! When to trip: the [`TripPolicy`] trait, consecutive failures, and the any-of combinator.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// One counted outcome, as a [`TripPolicy`] sees it.
+///
+/// Outcomes the breaker does not count (by default throttles and permanent errors) never reach
+/// a policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Outcome {
+    /// The call counted as a failure of the dependency.
+    pub failed: bool,
+    /// How long the call took, from admission to its response. Zero unless the policy asked
+    /// for the clock with [`TripPolicy::needs_clock`].
+    pub elapsed: Duration,
+    /// When the call completed, measured from the breaker's creation on `tokio`'s clock. Zero
+    /// unless the policy asked for the clock.
+    pub at: Duration,
+}
+
+impl Outcome {
+    /// A success or failure at `at` that took `elapsed`.
+    pub fn new(failed: bool, elapsed: Duration, at: Duration) -> Self {
+        Outcome {
+            failed,
+            elapsed,
+            at,
+        }
+    }
+}
+
+/// What a policy knows about its window, for [`BreakerMetrics`](super::BreakerMetrics).
+///
+/// Every field is optional because not every policy has a window: a consecutive-failure count
+/// has no rate. Combined policies report each field from the first policy that has it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
+pub struct PolicyStats {
+    /// Counted calls in the window.
+    pub calls: Option<u64>,
+    /// Failures over counted calls in the window, in `[0, 1]`.
+    pub failure_rate: Option<f64>,
+    /// Slow calls over counted calls in the window, in `[0, 1]`.
+    pub slow_rate: Option<f64>,
+    /// The current run of failures with no success between them.
+    pub consecutive_failures: Option<u32>,
+}
+
+impl PolicyStats {
+    fn or(self, other: PolicyStats) -> PolicyStats {
+        PolicyStats {
+            calls: self.calls.or(other.calls),
+            failure_rate: self.failure_rate.or(other.failure_rate),
+            slow_rate: self.slow_rate.or(other.slow_rate),
+            consecutive_failures: self.consecutive_failures.or(other.consecutive_failures),
+        }
+    }
+}
+
+/// Decides, from the outcomes seen while closed, when the breaker opens.
+///
+/// A policy is shared by every clone of its breaker and called concurrently from the request
+/// path, so it takes `&self` and keeps its counts in atomics: no lock, no allocation. The
+/// breaker resets it whenever it opens, and ignores outcomes of calls admitted before a
+/// transition, so a policy only ever sees one closed period at a time.
+///
+/// Built-ins: [`ConsecutiveFailures`], [`CountWindow`](super::CountWindow) (failure and
+/// slow-call rates over the last N calls) and [`TimeWindow`](super::TimeWindow) (the same over
+/// rolling time buckets). Combine them with [`TripPolicyExt::or`].
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use riprap::breaker::{Outcome, TripPolicy};
+///
+/// /// Trips on the first failure after an operator arms it.
+/// struct Tripwire { armed: AtomicBool }
+///
+/// impl TripPolicy for Tripwire {
+///     fn record(&self, outcome: Outcome) -> bool {
+///         outcome.failed && self.armed.load(Ordering::Relaxed)
+///     }
+///     fn reset(&self) {}
+///     fn fresh(&self) -> Self {
+///         Tripwire { armed: AtomicBool::new(self.armed.load(Ordering::Relaxed)) }
+///     }
+/// }
+/// ```
+pub trait TripPolicy: Send + Sync + 'static {
+    /// Record one counted outcome; `true` opens the breaker.
+    fn record(&self, outcome: Outcome) -> bool;
+
+    /// Forget every outcome: the breaker opened, or an operator reset it.
+    fn reset(&self);
+
+    /// A policy with the same settings and no history. Keyed breakers call it to give every
+    /// key its own window.
+    fn fresh(&self) -> Self
+    where
+        Self: Sized;
+
+    /// Whether [`Outcome::elapsed`] and [`Outcome::at`] are needed. Without it the breaker
+    /// reads no clock on the closed path.
+    fn needs_clock(&self) -> bool {
+        false
+    }
+
+    /// Figures for the metrics snapshot; `now` is measured like [`Outcome::at`].
+    fn stats(&self, now: Duration) -> PolicyStats {
+        let _ = now;
+        PolicyStats::default()
+    }
+}
+
+/// Combinators for every [`TripPolicy`].
+pub trait TripPolicyExt: TripPolicy + Sized {
+    /// Trip when either policy says so. Both see every outcome.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use riprap::breaker::{ConsecutiveFailures, CountWindow, TripPolicyExt};
+    ///
+    /// let policy = ConsecutiveFailures::new(5)?
+    ///     .or(CountWindow::last(100).failure_rate(0.5).min_calls(20).build()?);
+    /// # Ok::<(), riprap::ConfigError>(())
+    /// ```
+    fn or<B: TripPolicy>(self, other: B) -> AnyOf<Self, B> {
+        AnyOf { a: self, b: other }
+    }
+}
+
+impl<P: TripPolicy> TripPolicyExt for P {}
+
+/// Trips when either of two policies trips; see [`TripPolicyExt::or`].
+#[derive(Debug)]
+pub struct AnyOf<A, B> {
+    a: A,
+    b: B,
+}
+
+impl<A, B> AnyOf<A, B> {
+    /// The left-hand policy.
+    pub fn first(&self) -> &A {
+        &self.a
+    }
+
+    /// The right-hand policy.
+    pub fn second(&self) -> &B {
+        &self.b
+    }
+}
+
+impl<A: TripPolicy, B: TripPolicy> TripPolicy for AnyOf<A, B> {
+    fn record(&self, outcome: Outcome) -> bool {
+        // Both must see the outcome, so no short-circuit.
+        let a = self.a.record(outcome);
+        let b = self.b.record(outcome);
+        a | b
+    }
+
+    fn reset(&self) {
+        self.a.reset();
+        self.b.reset();
+    }
+
+    fn fresh(&self) -> Self {
+        AnyOf {
+            a: self.a.fresh(),
+            b: self.b.fresh(),
+        }
+    }
+
+    fn needs_clock(&self) -> bool {
+        self.a.needs_clock() || self.b.needs_clock()
+    }
+
+    fn stats(&self, now: Duration) -> PolicyStats {
+        self.a.stats(now).or(self.b.stats(now))
+    }
+}
+
+/// Trips after `n` failures in a row; any success starts the count over.
+///
+/// The cheapest policy and riprap's default: a success while the count is zero writes
+/// nothing, so the healthy path is read-only. It trips at any traffic level (a window's
+/// minimum calls never gets in the way at one call a minute), and a healthy dependency with a
+/// 1 % error rate produces five failures in a row about once in ten billion calls. It does
+/// not notice a dependency that fails every other call; add a
+/// [`CountWindow`](super::CountWindow) for that.
+///
+/// ```
+/// use riprap::breaker::{ConsecutiveFailures, Outcome, TripPolicy};
+/// use std::time::Duration;
+///
+/// let policy = ConsecutiveFailures::new(2)?;
+/// let fail = Outcome::new(true, Duration::ZERO, Duration::ZERO);
+/// assert!(!policy.record(fail));
+/// assert!(policy.record(fail));
+/// # Ok::<(), riprap::ConfigError>(())
+/// ```
+#[derive(Debug)]
+pub struct ConsecutiveFailures {
+    threshold: u32,
+    run: super::Padded<AtomicU32>,
+}
+
+impl ConsecutiveFailures {
+    /// Trip on the `n`th failure in a row; `n` must be at least 1.
+    pub fn new(n: u32) -> Result<Self, ConfigError> {
+        if n == 0 {
+            return Err(ConfigError::new(
+                "breaker.consecutive_failures",
+                "must be at least 1",
+            ));
+        }
+        Ok(ConsecutiveFailures {
+            threshold: n,
+            run: super::Padded(AtomicU32::new(0)),
+        })
+    }
+
+    /// For presets: `n` is a known-good constant.
+    pub(crate) fn with(n: u32) -> Self {
+        ConsecutiveFailures {
+            threshold: n.max(1),
+            run: super::Padded(AtomicU32::new(0)),
+        }
+    }
+
+    /// The failure count that trips.
+    pub fn threshold(&self) -> u32 {
+        self.threshold
+    }
+}
+
+impl TripPolicy for ConsecutiveFailures {
+    fn record(&self, outcome: Outcome) -> bool {
+        let run = &self.run.0;
+        if outcome.failed {
+            run.fetch_add(1, Ordering::Relaxed).saturating_add(1) >= self.threshold
+        } else {
+            // Read first: on a healthy dependency the count is already zero and the cache
+            // line stays shared between cores instead of bouncing on every success.
+            if run.load(Ordering::Relaxed) != 0 {
+                run.store(0, Ordering::Relaxed);
+            }
+            false
+        }
+    }
+
+    fn reset(&self) {
+        self.run.0.store(0, Ordering::Relaxed);
+    }
+
+    fn fresh(&self) -> Self {
+        ConsecutiveFailures {
+            threshold: self.threshold,
+            run: super::Padded(AtomicU32::new(0)),
+        }
+    }
+
+    fn stats(&self, _now: Duration) -> PolicyStats {
+        PolicyStats {
+            consecutive_failures: Some(self.run.0.load(Ordering::Relaxed)),
+            ..PolicyStats::default()
+        }
+    }
+}

@@ -1,0 +1,1046 @@
+//! Classification: the core classifiers and combinators, every header parser against real
+//! vendor values and hostile ones, the `http` status classifier, property tests, and the fuzz
+//! corpora replayed on stable.
+
+mod common;
+
+#[path = "../fuzz/checks/header_go_duration.rs"]
+mod header_go_duration_check;
+#[path = "../fuzz/checks/header_http_date.rs"]
+mod header_http_date_check;
+#[path = "../fuzz/checks/header_ietf.rs"]
+mod header_ietf_check;
+#[path = "../fuzz/checks/header_retry_after.rs"]
+mod header_retry_after_check;
+#[path = "../fuzz/checks/header_rfc3339.rs"]
+mod header_rfc3339_check;
+#[cfg(feature = "http")]
+#[path = "../fuzz/checks/header_signal.rs"]
+mod header_signal_check;
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::io;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proptest::prelude::*;
+use riprap::classify::headers::*;
+use riprap::classify::{ByError, Class, Classified, ClassifierExt, Classify, classify_fn};
+
+const CEILING: Duration = Duration::from_secs(300);
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn at(unix: u64) -> SystemTime {
+    UNIX_EPOCH + secs(unix)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The classify core
+// ---------------------------------------------------------------------------------------------
+
+fn io_class(kind: io::ErrorKind) -> Class {
+    ByError.classify(Err::<&(), _>(&io::Error::from(kind)))
+}
+
+#[test]
+fn io_errors_by_kind() {
+    use io::ErrorKind::*;
+    for kind in [
+        ConnectionReset,
+        ConnectionRefused,
+        ConnectionAborted,
+        BrokenPipe,
+        TimedOut,
+        UnexpectedEof,
+    ] {
+        assert_eq!(io_class(kind), Class::Transient, "{kind:?}");
+    }
+    for kind in [InvalidInput, InvalidData, PermissionDenied, NotFound] {
+        assert_eq!(io_class(kind), Class::Permanent, "{kind:?}");
+    }
+    assert_eq!(ByError.classify(Ok::<_, &io::Error>(&())), Class::Success);
+}
+
+#[derive(Debug)]
+struct Wrapper(Box<dyn StdError + Send + Sync>);
+
+impl fmt::Display for Wrapper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("request failed")
+    }
+}
+
+impl StdError for Wrapper {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+#[derive(Debug)]
+struct Opaque;
+
+impl fmt::Display for Opaque {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("opaque")
+    }
+}
+
+impl StdError for Opaque {}
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+#[test]
+fn boxed_errors_by_source_chain() {
+    let boxed = |e: BoxError| ByError.classify(Err::<&(), _>(&e));
+    let denied: BoxError = Box::new(Wrapper(Box::new(io::Error::from(
+        io::ErrorKind::PermissionDenied,
+    ))));
+    assert_eq!(boxed(denied), Class::Permanent, "found two levels down");
+    let reset: BoxError = Box::new(io::Error::from(io::ErrorKind::ConnectionReset));
+    assert_eq!(boxed(reset), Class::Transient);
+    let elapsed: BoxError = Box::new(Wrapper(Box::new(tower::timeout::error::Elapsed::new())));
+    assert_eq!(boxed(elapsed), Class::Transient);
+    let unknown: BoxError = Box::new(Wrapper(Box::new(Opaque)));
+    assert_eq!(
+        boxed(unknown),
+        Class::Transient,
+        "unrecognised errors retry"
+    );
+}
+
+#[derive(Debug)]
+enum ApiError {
+    Busy,
+    Invalid,
+}
+
+impl Classified for ApiError {
+    fn class(&self) -> Class {
+        match self {
+            ApiError::Busy => Class::Throttled { retry_after: None },
+            ApiError::Invalid => Class::Permanent,
+        }
+    }
+}
+
+#[test]
+fn own_errors_classify_themselves() {
+    assert!(
+        ByError
+            .classify(Err::<&(), _>(&ApiError::Busy))
+            .is_throttled()
+    );
+    assert_eq!(
+        ByError.classify(Err::<&(), _>(&ApiError::Invalid)),
+        Class::Permanent
+    );
+}
+
+#[test]
+fn closures_and_combinators() {
+    let empty_is_transient = classify_fn(|out: Result<&&str, &io::Error>| match out {
+        Ok(&"") => Class::Transient,
+        _ => Class::Success,
+    });
+    let c = empty_is_transient.or(ByError);
+    let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+    assert_eq!(
+        c.classify(Ok(&"")),
+        Class::Transient,
+        "first failure verdict wins"
+    );
+    assert_eq!(
+        c.classify(Err(&refused)),
+        Class::Transient,
+        "second asked on success"
+    );
+    assert_eq!(c.classify(Ok(&"ok")), Class::Success);
+
+    let never_retry = ByError.map_class(|c| {
+        if c.is_retryable() {
+            Class::Permanent
+        } else {
+            c
+        }
+    });
+    assert_eq!(
+        never_retry.classify(Err::<&(), _>(&refused)),
+        Class::Permanent
+    );
+
+    let missing = io::Error::from(io::ErrorKind::NotFound);
+    let eventually_consistent = ByError.when(
+        |out: Result<&(), &io::Error>| matches!(out, Err(e) if e.kind() == io::ErrorKind::NotFound),
+        Class::Transient,
+    );
+    assert_eq!(
+        eventually_consistent.classify(Err(&missing)),
+        Class::Transient
+    );
+    let denied = io::Error::from(io::ErrorKind::PermissionDenied);
+    assert_eq!(
+        eventually_consistent.classify(Err(&denied)),
+        Class::Permanent
+    );
+
+    // A bare closure is a classifier too.
+    let bare = |out: Result<&u16, &()>| match out {
+        Ok(200) => Class::Success,
+        _ => Class::Transient,
+    };
+    assert_eq!(bare.classify(Ok(&503)), Class::Transient);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retry-After and retry-after-ms
+// ---------------------------------------------------------------------------------------------
+
+/// Sun, 06 Nov 1994 08:49:37 GMT
+const NOV_1994: u64 = 784_111_777;
+
+#[test]
+fn retry_after_delay_seconds() {
+    let now = at(NOV_1994);
+    assert_eq!(parse_retry_after(b"120", now, CEILING), Some(secs(120)));
+    assert_eq!(parse_retry_after(b"0", now, CEILING), Some(Duration::ZERO));
+    assert_eq!(parse_retry_after(b" 20\t", now, CEILING), Some(secs(20)));
+    assert_eq!(parse_retry_after(b"007", now, CEILING), Some(secs(7)));
+}
+
+#[test]
+fn retry_after_dates_in_every_form() {
+    let now = at(NOV_1994 - 30);
+    for form in [
+        &b"Sun, 06 Nov 1994 08:49:37 GMT"[..],
+        b"Sunday, 06-Nov-94 08:49:37 GMT",
+        b"Sun Nov  6 08:49:37 1994",
+    ] {
+        assert_eq!(parse_retry_after(form, now, CEILING), Some(secs(30)));
+    }
+    // In the past: come back now.
+    let later = at(NOV_1994 + 3_600);
+    assert_eq!(
+        parse_retry_after(b"Sun, 06 Nov 1994 08:49:37 GMT", later, CEILING),
+        Some(Duration::ZERO)
+    );
+    // Far in the future: the ceiling.
+    assert_eq!(
+        parse_retry_after(b"Fri, 31 Dec 9999 23:59:59 GMT", now, CEILING),
+        Some(CEILING)
+    );
+}
+
+#[test]
+fn retry_after_hostile_values() {
+    let now = at(NOV_1994);
+    assert_eq!(
+        parse_retry_after(b"99999999999", now, CEILING),
+        Some(CEILING)
+    );
+    assert_eq!(
+        parse_retry_after(b"184467440737095516160000", now, CEILING),
+        Some(CEILING),
+        "beyond u64 saturates to the ceiling"
+    );
+    for bad in [
+        &b""[..],
+        b"   ",
+        b"-1",
+        b"+5",
+        b"1.5",
+        b"1e3",
+        b"NaN",
+        b"inf",
+        b"20 seconds",
+        b"0x10",
+        b"\xff\xfe\xfd",
+        b"Sun, 06 Nov 1994 08:49:37",
+        b"Sun, 06 Nov 1994 25:49:37 GMT",
+        b"Sun, 32 Nov 1994 08:49:37 GMT",
+        b"Sun, 06 Nov 1994 08:49:37 GMT trailing",
+        b"Sun, 06 Nov 1994 08:49:37 UTC",
+    ] {
+        assert_eq!(
+            parse_retry_after(bad, now, CEILING),
+            None,
+            "{:?}",
+            bad.escape_ascii()
+        );
+    }
+    let huge = vec![b'9'; 100_000];
+    assert_eq!(parse_retry_after(&huge, now, CEILING), Some(CEILING));
+}
+
+#[test]
+fn retry_after_ms() {
+    assert_eq!(
+        parse_retry_after_ms(b"1500", CEILING),
+        Some(Duration::from_millis(1_500))
+    );
+    assert_eq!(
+        parse_retry_after_ms(b"0.5", CEILING),
+        Some(Duration::from_micros(500))
+    );
+    assert_eq!(
+        parse_retry_after_ms(b"1.0000019", CEILING),
+        Some(Duration::from_nanos(1_000_001)),
+        "kept to the nanosecond"
+    );
+    assert_eq!(
+        parse_retry_after_ms(b"99999999999999999999999", CEILING),
+        Some(CEILING)
+    );
+    for bad in [
+        &b""[..],
+        b"-5",
+        b"NaN",
+        b"1e3",
+        b".5",
+        b"5.",
+        b"1,5",
+        b"\x80",
+    ] {
+        assert_eq!(
+            parse_retry_after_ms(bad, CEILING),
+            None,
+            "{:?}",
+            bad.escape_ascii()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP-date, Go durations, RFC 3339
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn http_dates() {
+    let t = at(NOV_1994);
+    assert_eq!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"), Some(t));
+    assert_eq!(parse_http_date(b"sun, 06 nov 1994 08:49:37 gmt"), Some(t));
+    assert_eq!(
+        parse_http_date(b"Mon, 06 Nov 1994 08:49:37 GMT"),
+        Some(t),
+        "a wrong weekday does not discard the date"
+    );
+    assert_eq!(
+        parse_http_date(b"Thursday, 01-Jan-70 00:00:00 GMT"),
+        Some(UNIX_EPOCH)
+    );
+    assert_eq!(
+        parse_http_date(b"Friday, 01-Jan-49 00:00:00 GMT"),
+        Some(at(2_493_072_000)),
+        "two-digit years below 70 are 20xx"
+    );
+    // Real servers' values.
+    assert_eq!(
+        parse_http_date(b"Wed, 21 Oct 2015 07:28:00 GMT"),
+        Some(at(1_445_412_480))
+    );
+    assert_eq!(
+        format_http_date(at(1_445_412_480)),
+        "Wed, 21 Oct 2015 07:28:00 GMT"
+    );
+    for bad in [
+        &b"Sun, 6 Nov 1994 08:49:37 GMT"[..],
+        b"Sun, 06 Nov 94 08:49:37 GMT",
+        b"Sun,06 Nov 1994 08:49:37 GMT",
+        b"Xyz, 06 Nov 1994 08:49:37 GMT",
+        b"Sun Nov 6 08:49:37 1994",
+        b"Sun, 29 Feb 1900 00:00:00 GMT",
+        b"Sun, 06 Nov 1994 08:60:00 GMT",
+        b"",
+    ] {
+        assert_eq!(parse_http_date(bad), None, "{:?}", bad.escape_ascii());
+    }
+}
+
+#[test]
+fn go_durations_as_openai_sends_them() {
+    let ms = Duration::from_millis;
+    for (text, want) in [
+        ("1s", secs(1)),
+        ("6m0s", secs(360)),
+        ("20ms", ms(20)),
+        ("1h2m3.5s", ms(3_723_500)),
+        ("0s", Duration::ZERO),
+        ("0", Duration::ZERO),
+        ("2m59.56s", ms(179_560)),
+        ("7.66s", ms(7_660)),
+        ("250us", Duration::from_micros(250)),
+        ("250\u{b5}s", Duration::from_micros(250)),
+        ("250\u{3bc}s", Duration::from_micros(250)),
+        ("999ns", Duration::from_nanos(999)),
+        ("1.5h", secs(5_400)),
+        (".5s", ms(500)),
+        ("+3m", secs(180)),
+        ("1h1h", secs(7_200)),
+    ] {
+        assert_eq!(parse_go_duration(text.as_bytes()), Some(want), "{text}");
+    }
+    assert_eq!(
+        parse_go_duration(b"99999999999999999999999999h"),
+        Some(Duration::MAX),
+        "too large saturates"
+    );
+    for bad in [
+        "", "5", "s", "1x", "-1s", "1.s.", "1..5s", "1 s", "1sm", "NaN", "inf", "\u{b5}",
+    ] {
+        assert_eq!(parse_go_duration(bad.as_bytes()), None, "{bad:?}");
+    }
+    assert_eq!(parse_go_duration(b"\xff1s"), None);
+}
+
+#[test]
+fn go_duration_formatting() {
+    for (d, text) in [
+        (Duration::ZERO, "0s"),
+        (Duration::from_nanos(1), "1ns"),
+        (Duration::from_nanos(1_500), "1.5\u{b5}s"),
+        (Duration::from_micros(20_000), "20ms"),
+        (secs(1), "1s"),
+        (secs(360), "6m0s"),
+        (secs(3_600), "1h0m0s"),
+        (Duration::from_millis(3_723_500), "1h2m3.5s"),
+        (Duration::new(1, 1), "1.000000001s"),
+    ] {
+        assert_eq!(format_go_duration(d), text);
+    }
+}
+
+#[test]
+fn rfc3339_as_anthropic_sends_it() {
+    let noon = at(1_717_243_200); // 2024-06-01T12:00:00Z
+    assert_eq!(parse_rfc3339(b"2024-06-01T12:00:00Z"), Some(noon));
+    assert_eq!(parse_rfc3339(b"2024-06-01T12:00:00.000Z"), Some(noon));
+    assert_eq!(parse_rfc3339(b"2024-06-01T14:30:00+02:30"), Some(noon));
+    assert_eq!(parse_rfc3339(b"2024-06-01T04:00:00-08:00"), Some(noon));
+    assert_eq!(parse_rfc3339(b"2024-06-01t12:00:00z"), Some(noon));
+    assert_eq!(parse_rfc3339(b"2024-06-01 12:00:00Z"), Some(noon));
+    assert_eq!(
+        parse_rfc3339(b"2024-06-01T12:00:00.123456789123Z"),
+        Some(noon + Duration::from_nanos(123_456_789))
+    );
+    for bad in [
+        &b"2024-06-01T12:00:00"[..],
+        b"2024-06-01",
+        b"2024-6-01T12:00:00Z",
+        b"2024-13-01T12:00:00Z",
+        b"2023-02-29T12:00:00Z",
+        b"2024-06-01T12:00:00+24:00",
+        b"2024-06-01T12:00:00.Z",
+        b"2024-06-01T12:00:00Zjunk",
+        b"1717243200",
+        b"\xff",
+    ] {
+        assert_eq!(parse_rfc3339(bad), None, "{:?}", bad.escape_ascii());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// IETF fields and counts
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn ietf_ratelimit_fields() {
+    assert_eq!(
+        parse_ratelimit(br#""default";r=45;t=30"#, CEILING),
+        Some(Quota {
+            limit: None,
+            remaining: Some(45),
+            reset_after: Some(secs(30))
+        })
+    );
+    let two = br#""day";r=900;t=50000, "minute";r=0;t=30"#;
+    assert_eq!(
+        parse_ratelimit(two, CEILING).and_then(|q| q.remaining),
+        Some(0)
+    );
+    let tie = br#"a;r=0;t=10, b;r=0;t=20"#;
+    assert_eq!(
+        parse_ratelimit(tie, CEILING).and_then(|q| q.reset_after),
+        Some(secs(20)),
+        "equal remaining: the later reset"
+    );
+    assert_eq!(
+        parse_ratelimit(br#""x";r=1;t=99999999999999999999999"#, CEILING)
+            .and_then(|q| q.reset_after),
+        Some(CEILING)
+    );
+    assert_eq!(
+        parse_ratelimit_policy(br#""default";q=100;w=60"#),
+        Some(RateLimitPolicy {
+            limit: 100,
+            window: Some(secs(60))
+        })
+    );
+    assert_eq!(
+        parse_ratelimit_policy(br#""burst";q=100;w=1, "day";q=5000;w=86400;qu="requests""#)
+            .map(|p| p.limit),
+        Some(5000),
+        "fewest per second"
+    );
+    for bad in [
+        &br#""x";r=-1;t=5"#[..],
+        br#""x";r=1.5"#,
+        br#""x";r="1""#,
+        br#""x";r=1,"#,
+        br#""x;r=1"#,
+        br#"(a b);r=1"#,
+        br#""x";R=1"#,
+        b"",
+        br#""x";t=5"#,
+        b"\xff;r=1",
+    ] {
+        assert_eq!(
+            parse_ratelimit(bad, CEILING),
+            None,
+            "{:?}",
+            bad.escape_ascii()
+        );
+    }
+    assert_eq!(parse_count(b"100, 100;w=60"), Some(100));
+    assert_eq!(parse_count(b"18446744073709551616"), Some(u64::MAX));
+    assert_eq!(parse_count(b"1e3"), None);
+    assert_eq!(parse_delta_seconds(b"30", CEILING), Some(secs(30)));
+    assert_eq!(parse_delta_seconds(b"-30", CEILING), None);
+}
+
+#[test]
+fn should_retry_and_epoch_resets() {
+    assert_eq!(parse_should_retry(b"true"), Some(true));
+    assert_eq!(parse_should_retry(b"False"), Some(false));
+    assert_eq!(parse_should_retry(b"yes"), None);
+    let now = at(1_700_000_000);
+    assert_eq!(
+        parse_epoch_reset(b"1700000060", now, CEILING),
+        Some(secs(60))
+    );
+    assert_eq!(parse_epoch_reset(b"1", now, CEILING), Some(Duration::ZERO));
+    assert_eq!(
+        parse_epoch_reset(b"99999999999999999999", now, CEILING),
+        Some(CEILING)
+    );
+    assert_eq!(parse_epoch_reset(b"1700000060.5", now, CEILING), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The combined signal
+// ---------------------------------------------------------------------------------------------
+
+fn signal(headers: &[(&str, &str)], now: SystemTime) -> RateLimitSignal {
+    RateLimitSignal::from_lookup(
+        |name| {
+            assert_eq!(name, name.to_ascii_lowercase(), "names are asked lowercase");
+            headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_bytes())
+        },
+        now,
+        CEILING,
+    )
+}
+
+#[test]
+fn openai_headers() {
+    let s = signal(
+        &[
+            ("x-ratelimit-limit-requests", "10000"),
+            ("x-ratelimit-remaining-requests", "9999"),
+            ("x-ratelimit-reset-requests", "6ms"),
+            ("x-ratelimit-limit-tokens", "2000000"),
+            ("x-ratelimit-remaining-tokens", "0"),
+            ("x-ratelimit-reset-tokens", "1m30.5s"),
+            ("x-should-retry", "true"),
+        ],
+        UNIX_EPOCH,
+    );
+    assert_eq!(
+        s.requests,
+        Some(Quota {
+            limit: Some(10_000),
+            remaining: Some(9_999),
+            reset_after: Some(Duration::from_millis(6))
+        })
+    );
+    assert_eq!(
+        s.tokens.and_then(|q| q.reset_after),
+        Some(Duration::from_millis(90_500))
+    );
+    assert_eq!(s.should_retry, Some(true));
+    assert_eq!(s.pause(), Some(Duration::from_millis(90_500)));
+
+    let with_ms = signal(
+        &[("retry-after-ms", "1500"), ("retry-after", "2")],
+        UNIX_EPOCH,
+    );
+    assert_eq!(
+        with_ms.retry_after,
+        Some(Duration::from_millis(1_500)),
+        "ms wins"
+    );
+}
+
+#[test]
+fn anthropic_headers() {
+    let now = at(1_717_243_200); // 2024-06-01T12:00:00Z
+    let s = signal(
+        &[
+            ("anthropic-ratelimit-requests-limit", "50"),
+            ("anthropic-ratelimit-requests-remaining", "49"),
+            ("anthropic-ratelimit-requests-reset", "2024-06-01T12:00:01Z"),
+            ("anthropic-ratelimit-tokens-limit", "100000"),
+            ("anthropic-ratelimit-tokens-remaining", "80000"),
+            ("anthropic-ratelimit-tokens-reset", "2024-06-01T12:00:20Z"),
+            ("anthropic-ratelimit-input-tokens-limit", "80000"),
+            ("anthropic-ratelimit-input-tokens-remaining", "0"),
+            (
+                "anthropic-ratelimit-input-tokens-reset",
+                "2024-06-01T12:00:45Z",
+            ),
+            ("anthropic-ratelimit-output-tokens-limit", "16000"),
+            ("anthropic-ratelimit-output-tokens-remaining", "16000"),
+            (
+                "anthropic-ratelimit-output-tokens-reset",
+                "2024-06-01T11:59:00Z",
+            ),
+        ],
+        now,
+    );
+    assert_eq!(s.requests.and_then(|q| q.reset_after), Some(secs(1)));
+    assert_eq!(
+        s.tokens,
+        Some(Quota {
+            limit: Some(80_000),
+            remaining: Some(0),
+            reset_after: Some(secs(45))
+        }),
+        "the tightest of tokens, input and output"
+    );
+    assert_eq!(s.pause(), Some(secs(45)));
+}
+
+#[test]
+fn github_headers() {
+    let now = at(1_372_700_000);
+    let s = signal(
+        &[
+            ("x-ratelimit-limit", "5000"),
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1372700873"),
+            ("x-ratelimit-used", "5000"),
+            ("x-ratelimit-resource", "core"),
+        ],
+        now,
+    );
+    assert_eq!(
+        s.requests,
+        Some(Quota {
+            limit: Some(5000),
+            remaining: Some(0),
+            reset_after: Some(CEILING)
+        })
+    );
+    let delta = signal(&[("x-ratelimit-reset", "42")], now);
+    assert_eq!(
+        delta.requests.and_then(|q| q.reset_after),
+        Some(secs(42)),
+        "small values are delta seconds"
+    );
+}
+
+#[test]
+fn ietf_headers_join_policy_by_name() {
+    let s = signal(
+        &[
+            ("ratelimit", r#""hour";r=500;t=1200, "minute";r=0;t=30"#),
+            (
+                "ratelimit-policy",
+                r#""hour";q=1000;w=3600, "minute";q=60;w=60"#,
+            ),
+        ],
+        UNIX_EPOCH,
+    );
+    assert_eq!(
+        s.requests,
+        Some(Quota {
+            limit: Some(60),
+            remaining: Some(0),
+            reset_after: Some(secs(30))
+        })
+    );
+    let legacy = signal(
+        &[
+            ("ratelimit-limit", "100"),
+            ("ratelimit-remaining", "0"),
+            ("ratelimit-reset", "99999999999"),
+        ],
+        UNIX_EPOCH,
+    );
+    assert_eq!(legacy.pause(), Some(CEILING));
+}
+
+#[test]
+fn malformed_values_are_skipped_not_fatal() {
+    let s = signal(
+        &[
+            ("retry-after", "soon"),
+            ("x-ratelimit-remaining-requests", "-3"),
+            ("x-ratelimit-limit-requests", "100"),
+            ("x-ratelimit-reset-requests", "NaN"),
+            ("x-should-retry", "maybe"),
+        ],
+        UNIX_EPOCH,
+    );
+    assert_eq!(
+        s,
+        RateLimitSignal {
+            requests: Some(Quota {
+                limit: Some(100),
+                ..Quota::default()
+            }),
+            ..RateLimitSignal::default()
+        }
+    );
+    assert!(!s.is_empty());
+    assert!(signal(&[], UNIX_EPOCH).is_empty());
+    assert_eq!(signal(&[], UNIX_EPOCH).pause(), None);
+}
+
+#[test]
+fn pause_prefers_retry_after_then_longest_exhausted_reset() {
+    let quota = |remaining, reset| Quota {
+        limit: None,
+        remaining: Some(remaining),
+        reset_after: Some(secs(reset)),
+    };
+    let s = RateLimitSignal {
+        retry_after: Some(secs(3)),
+        requests: Some(quota(0, 60)),
+        ..Default::default()
+    };
+    assert_eq!(s.pause(), Some(secs(3)));
+    let s = RateLimitSignal {
+        requests: Some(quota(0, 10)),
+        tokens: Some(quota(0, 40)),
+        ..Default::default()
+    };
+    assert_eq!(s.pause(), Some(secs(40)));
+    let s = RateLimitSignal {
+        requests: Some(quota(1, 10)),
+        tokens: Some(quota(5, 40)),
+        ..Default::default()
+    };
+    assert_eq!(s.pause(), None, "nothing exhausted: no pause");
+}
+
+// ---------------------------------------------------------------------------------------------
+// HttpStatus
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(feature = "http")]
+mod http_status {
+    use super::*;
+    use http::Response;
+    use riprap::classify::HttpStatus;
+
+    fn response(status: u16, headers: &[(&str, &str)]) -> Response<()> {
+        let mut b = Response::builder().status(status);
+        for (n, v) in headers {
+            b = b.header(*n, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    fn class_of(c: &HttpStatus, status: u16, headers: &[(&str, &str)]) -> Class {
+        c.classify(Ok::<_, &io::Error>(&response(status, headers)))
+    }
+
+    fn throttled(d: Option<Duration>) -> Class {
+        Class::Throttled { retry_after: d }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = HttpStatus::new();
+        for s in [100, 200, 201, 204, 301, 304] {
+            assert_eq!(class_of(&c, s, &[]), Class::Success, "{s}");
+        }
+        for s in [408, 425, 500, 502, 503, 504, 520, 599] {
+            assert_eq!(class_of(&c, s, &[]), Class::Transient, "{s}");
+        }
+        for s in [400, 401, 403, 404, 409, 422, 501, 505, 511, 600, 999] {
+            assert_eq!(class_of(&c, s, &[]), Class::Permanent, "{s}");
+        }
+        assert_eq!(class_of(&c, 429, &[]), throttled(None));
+    }
+
+    #[test]
+    fn throttles_carry_the_servers_delay() {
+        let c = HttpStatus::new();
+        assert_eq!(
+            class_of(&c, 429, &[("retry-after", "20")]),
+            throttled(Some(secs(20)))
+        );
+        assert_eq!(
+            class_of(&c, 429, &[("retry-after", "99999999999")]),
+            throttled(Some(CEILING))
+        );
+        assert_eq!(
+            class_of(&c, 429, &[("retry-after", "Thu, 01 Jan 1970 00:00:00 GMT")]),
+            throttled(Some(Duration::ZERO)),
+            "a past date is zero"
+        );
+        assert_eq!(
+            class_of(
+                &c,
+                429,
+                &[
+                    ("x-ratelimit-remaining-tokens", "0"),
+                    ("x-ratelimit-reset-tokens", "12s"),
+                    ("x-ratelimit-remaining-requests", "0"),
+                    ("x-ratelimit-reset-requests", "50ms"),
+                ]
+            ),
+            throttled(Some(secs(12))),
+            "the longest exhausted reset"
+        );
+        assert_eq!(
+            class_of(&c, 503, &[("retry-after", "7")]),
+            throttled(Some(secs(7)))
+        );
+        assert_eq!(
+            class_of(&c, 503, &[("retry-after", "junk")]),
+            Class::Transient
+        );
+    }
+
+    #[test]
+    fn github_403s() {
+        let c = HttpStatus::new();
+        let primary = [("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "60")];
+        assert_eq!(class_of(&c, 403, &primary), throttled(Some(secs(60))));
+        assert_eq!(
+            class_of(&c, 403, &[("retry-after", "61")]),
+            throttled(Some(secs(61)))
+        );
+        assert_eq!(
+            class_of(&c, 403, &[("x-ratelimit-remaining", "12")]),
+            Class::Permanent
+        );
+    }
+
+    #[test]
+    fn should_retry_overrules_defaults() {
+        let c = HttpStatus::new();
+        let no = [("x-should-retry", "false")];
+        let yes = [("x-should-retry", "true")];
+        for s in [408, 429, 500, 503] {
+            assert_eq!(class_of(&c, s, &no), Class::Permanent, "{s}");
+        }
+        assert_eq!(class_of(&c, 200, &no), Class::Success);
+        for s in [400, 409, 501] {
+            assert_eq!(class_of(&c, s, &yes), Class::Transient, "{s}");
+        }
+        assert_eq!(
+            class_of(&c, 429, &yes),
+            throttled(None),
+            "429 stays throttled"
+        );
+    }
+
+    #[test]
+    fn overrides_win() {
+        let c = HttpStatus::new()
+            .status(404, Class::Transient)
+            .status(500, Class::Permanent)
+            .status(500, Class::Transient)
+            .status(200, Class::Permanent)
+            .status(409, throttled(None));
+        let copy = c.clone();
+        assert_eq!(
+            class_of(&copy, 404, &[("x-should-retry", "false")]),
+            Class::Transient
+        );
+        assert_eq!(
+            class_of(&c, 500, &[]),
+            Class::Transient,
+            "the later override replaces"
+        );
+        assert_eq!(class_of(&c, 200, &[]), Class::Permanent);
+        assert_eq!(
+            class_of(&c, 409, &[("retry-after", "4")]),
+            throttled(Some(secs(4))),
+            "a throttle override takes the server's delay"
+        );
+    }
+
+    #[test]
+    fn ceiling_is_configurable() {
+        let c = HttpStatus::new().ceiling(secs(5));
+        assert_eq!(
+            class_of(&c, 429, &[("retry-after", "60")]),
+            throttled(Some(secs(5)))
+        );
+    }
+
+    #[test]
+    fn errors_use_their_own_class() {
+        let c = HttpStatus::new();
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(
+            c.classify(Err::<&Response<()>, _>(&reset)),
+            Class::Transient
+        );
+        assert_eq!(
+            c.classify(Err::<&Response<()>, _>(&ApiError::Busy)),
+            throttled(None)
+        );
+        // And it composes like every classifier.
+        let strict = c.map_class(|c| {
+            if c == Class::Transient {
+                Class::Permanent
+            } else {
+                c
+            }
+        });
+        assert_eq!(
+            strict.classify(Ok::<_, &io::Error>(&response(502, &[]))),
+            Class::Permanent
+        );
+    }
+
+    #[test]
+    fn from_headers_matches_from_lookup() {
+        let r = response(
+            429,
+            &[
+                ("Retry-After", "3"),
+                ("X-RateLimit-Remaining", "0"),
+                ("X-RateLimit-Limit", "60"),
+            ],
+        );
+        let s = RateLimitSignal::from_headers(r.headers(), UNIX_EPOCH, CEILING);
+        assert_eq!(s.retry_after, Some(secs(3)));
+        assert_eq!(s.requests.and_then(|q| q.limit), Some(60));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties
+// ---------------------------------------------------------------------------------------------
+
+/// 9999-12-31T23:59:59Z
+const LAST_FOUR_DIGIT_SECOND: u64 = 253_402_300_799;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn no_parser_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64), now in 0u64..LAST_FOUR_DIGIT_SECOND) {
+        let now = at(now);
+        if let Some(d) = parse_retry_after(&bytes, now, CEILING) { prop_assert!(d <= CEILING); }
+        if let Some(d) = parse_retry_after_ms(&bytes, CEILING) { prop_assert!(d <= CEILING); }
+        if let Some(d) = parse_delta_seconds(&bytes, CEILING) { prop_assert!(d <= CEILING); }
+        if let Some(d) = parse_epoch_reset(&bytes, now, CEILING) { prop_assert!(d <= CEILING); }
+        if let Some(q) = parse_ratelimit(&bytes, CEILING) {
+            prop_assert!(q.reset_after.is_none_or(|d| d <= CEILING));
+        }
+        let _ = parse_http_date(&bytes);
+        let _ = parse_go_duration(&bytes);
+        let _ = parse_rfc3339(&bytes);
+        let _ = parse_ratelimit_policy(&bytes);
+        let _ = parse_count(&bytes);
+        let _ = parse_should_retry(&bytes);
+    }
+
+    #[test]
+    fn parsers_survive_near_miss_text(text in "[0-9a-zA-Z:;,.=\" +-]{0,40}") {
+        let b = text.as_bytes();
+        if let Some(d) = parse_retry_after(b, UNIX_EPOCH, CEILING) { prop_assert!(d <= CEILING); }
+        let _ = parse_http_date(b);
+        if let Some(d) = parse_go_duration(b) {
+            prop_assert_eq!(parse_go_duration(format_go_duration(d).as_bytes()), Some(d));
+        }
+        let _ = parse_rfc3339(b);
+        let _ = parse_ratelimit(b, CEILING);
+    }
+
+    #[test]
+    fn go_duration_round_trips(secs in prop_oneof![0u64..100_000, any::<u64>()], nanos in 0u32..1_000_000_000) {
+        let d = Duration::new(secs, nanos);
+        prop_assert_eq!(parse_go_duration(format_go_duration(d).as_bytes()), Some(d));
+    }
+
+    #[test]
+    fn http_date_round_trips_at_second_precision(secs in 0u64..=LAST_FOUR_DIGIT_SECOND, nanos in 0u32..1_000_000_000) {
+        let t = UNIX_EPOCH + Duration::new(secs, nanos);
+        let text = format_http_date(t);
+        prop_assert_eq!(parse_http_date(text.as_bytes()), Some(at(secs)), "{}", text);
+    }
+
+    #[test]
+    fn retry_after_date_in_the_past_is_zero(date in 0u64..LAST_FOUR_DIGIT_SECOND, ago in 0u64..1_000_000_000) {
+        let now = at(date) + Duration::from_secs(ago);
+        let text = format_http_date(at(date));
+        prop_assert_eq!(parse_retry_after(text.as_bytes(), now, CEILING), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn retry_after_date_is_capped(now in 0u64..200_000_000_000, ahead in 0u64..50_000_000_000, ceiling in 0u64..100_000) {
+        let ceiling = Duration::from_secs(ceiling);
+        let text = format_http_date(at(now + ahead));
+        let want = Duration::from_secs(ahead).min(ceiling);
+        prop_assert_eq!(parse_retry_after(text.as_bytes(), at(now), ceiling), Some(want));
+    }
+
+    #[test]
+    fn retry_after_seconds_are_capped(digits in "[0-9]{1,40}", ceiling in 0u64..100_000) {
+        let ceiling = Duration::from_secs(ceiling);
+        let got = parse_retry_after(digits.as_bytes(), UNIX_EPOCH, ceiling);
+        let want = match digits.parse::<u64>() {
+            Ok(n) => Duration::from_secs(n).min(ceiling),
+            Err(_) => ceiling,
+        };
+        prop_assert_eq!(got, Some(want));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fuzz corpora, replayed on stable
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn fuzz_corpus_header_retry_after() {
+    common::replay_corpus("header_retry_after", header_retry_after_check::run);
+}
+
+#[test]
+fn fuzz_corpus_header_http_date() {
+    common::replay_corpus("header_http_date", header_http_date_check::run);
+}
+
+#[test]
+fn fuzz_corpus_header_go_duration() {
+    common::replay_corpus("header_go_duration", header_go_duration_check::run);
+}
+
+#[test]
+fn fuzz_corpus_header_rfc3339() {
+    common::replay_corpus("header_rfc3339", header_rfc3339_check::run);
+}
+
+#[test]
+fn fuzz_corpus_header_ietf() {
+    common::replay_corpus("header_ietf", header_ietf_check::run);
+}
+
+#[cfg(feature = "http")]
+#[test]
+fn fuzz_corpus_header_signal() {
+    common::replay_corpus("header_signal", header_signal_check::run);
+}
