@@ -190,9 +190,9 @@ async fn remaining_quota_is_paced_until_reset() {
         limiter.acquire(1).await.unwrap();
         at.push(start.elapsed());
     }
-    // Four left over ten seconds: one every 2.5 s, then free again after the reset.
-    let ms = |m| Duration::from_millis(m);
-    assert_eq!(at, [ms(0), ms(2500), ms(5000), ms(7500), ms(10_000)]);
+    // Four left over ten seconds: one every 2 s, the last well before the reset; then the
+    // first after the reset goes at once (as the probe for the new window).
+    assert_eq!(at, [secs(2), secs(4), secs(6), secs(8), secs(10)]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -593,4 +593,368 @@ proptest! {
 #[test]
 fn fuzz_corpus_ratelimit_ops() {
     common::replay_corpus("ratelimit_ops", ratelimit_ops_check::run);
+}
+
+/// Each provider's way of saying "stop until the reset" closes the shared gate.
+#[cfg(feature = "http")]
+mod header_dialects {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use riprap::classify::HttpStatus;
+    use riprap::ratelimit::{HeaderSignal, RateLimitConfig, RateLimitLayer, RateLimiter};
+    use tokio::time::Instant;
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+    /// The first answer carries `headers` (with `status`); later ones are plain 200s. Returns
+    /// when the gate said it reopens and when each of 4 clones next reached the server.
+    async fn drive(status: u16, headers: Vec<(&'static str, String)>) -> (Duration, Vec<Duration>) {
+        let start = Instant::now();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let server = {
+            let (calls, arrivals) = (Arc::clone(&calls), Arc::clone(&arrivals));
+            service_fn(move |()| {
+                let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+                if !first {
+                    arrivals.lock().unwrap().push(start.elapsed());
+                }
+                let mut res = http::Response::builder().status(if first { status } else { 200 });
+                if first {
+                    for (name, value) in &headers {
+                        res = res.header(*name, value);
+                    }
+                }
+                let res = res.body(()).unwrap();
+                async move { Ok::<_, std::io::Error>(res) }
+            })
+        };
+        let limiter = RateLimiter::new(
+            RateLimitConfig::builder()
+                .max_wait(Duration::from_secs(120))
+                .reopen_jitter(Duration::from_millis(100))
+                .seed(3)
+                .build()
+                .unwrap(),
+        );
+        let svc = ServiceBuilder::new()
+            .layer(
+                RateLimitLayer::new(limiter.clone())
+                    .classify(HttpStatus::new())
+                    .read_signal(HeaderSignal::new()),
+            )
+            .service(server);
+        svc.clone().oneshot(()).await.unwrap();
+        let reopens = limiter.reopens_in().expect("the gate closed");
+        let clones: Vec<_> = (0..4)
+            .map(|_| tokio::spawn(svc.clone().oneshot(())))
+            .collect();
+        for c in clones {
+            c.await.unwrap().unwrap();
+        }
+        let arrivals = arrivals.lock().unwrap().clone();
+        (reopens, arrivals)
+    }
+
+    fn assert_gated(reopens: Duration, arrivals: &[Duration], lo: u64, hi: u64) {
+        assert!(
+            reopens >= Duration::from_secs(lo) && reopens <= Duration::from_secs(hi),
+            "reopens in {reopens:?}"
+        );
+        assert_eq!(arrivals.len(), 4);
+        assert!(
+            arrivals.iter().all(|t| *t >= reopens),
+            "a clone went early: {arrivals:?} < {reopens:?}"
+        );
+    }
+
+    fn epoch_in(secs: u64) -> u64 {
+        (SystemTime::now() + Duration::from_secs(secs))
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    /// `secs` from now as RFC 3339 UTC, as Anthropic sends it.
+    fn rfc3339_in(secs: u64) -> String {
+        let t = epoch_in(secs) as i64;
+        let (days, rem) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+        // Days since 1970-01-01 to a civil date (proleptic Gregorian).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            rem / 3_600,
+            rem % 3_600 / 60,
+            rem % 60
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_with_retry_after_header() {
+        let (reopens, arrivals) = drive(429, vec![("retry-after", "30".into())]).await;
+        assert_gated(reopens, &arrivals, 30, 30);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn openai_requests_at_zero() {
+        let (reopens, arrivals) = drive(
+            200,
+            vec![
+                ("x-ratelimit-limit-requests", "500".into()),
+                ("x-ratelimit-remaining-requests", "0".into()),
+                ("x-ratelimit-reset-requests", "20s".into()),
+            ],
+        )
+        .await;
+        assert_gated(reopens, &arrivals, 20, 20);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn openai_tokens_at_zero() {
+        let (reopens, arrivals) = drive(
+            429,
+            vec![
+                ("x-ratelimit-remaining-requests", "499".into()),
+                ("x-ratelimit-reset-requests", "120ms".into()),
+                ("x-ratelimit-remaining-tokens", "0".into()),
+                ("x-ratelimit-reset-tokens", "1m5s".into()),
+            ],
+        )
+        .await;
+        assert_gated(reopens, &arrivals, 65, 65);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn anthropic_at_zero() {
+        let (reopens, arrivals) = drive(
+            429,
+            vec![
+                ("anthropic-ratelimit-requests-limit", "50".into()),
+                ("anthropic-ratelimit-requests-remaining", "0".into()),
+                ("anthropic-ratelimit-requests-reset", rfc3339_in(20)),
+            ],
+        )
+        .await;
+        assert_gated(reopens, &arrivals, 18, 21);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn github_at_zero() {
+        let (reopens, arrivals) = drive(
+            403,
+            vec![
+                ("x-ratelimit-limit", "5000".into()),
+                ("x-ratelimit-remaining", "0".into()),
+                ("x-ratelimit-reset", epoch_in(20).to_string()),
+            ],
+        )
+        .await;
+        assert_gated(reopens, &arrivals, 18, 21);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ietf_at_zero() {
+        let (reopens, arrivals) = drive(
+            200,
+            vec![
+                ("ratelimit-policy", r#""default";q=100;w=60"#.into()),
+                ("ratelimit", r#""default";r=0;t=15"#.into()),
+            ],
+        )
+        .await;
+        assert_gated(reopens, &arrivals, 15, 15);
+    }
+}
+
+/// 32 workers against a real HTTP server on loopback that allows `R` requests per fixed
+/// window, answering OpenAI-style headers and 429s with `retry-after-ms`. Real time, a few
+/// seconds; the asserts count requests, never time them.
+#[cfg(feature = "reqwest")]
+mod scenario {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use http_body_util::Full;
+    use hyper::body::{Bytes, Incoming};
+    use hyper::{Request, Response};
+    use hyper_util::rt::TokioIo;
+    use riprap::classify::HttpStatus;
+    use riprap::ratelimit::{HeaderSignal, RateLimitConfig, RateLimitLayer, RateLimiter};
+    use tokio::time::Instant;
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+    const R: u64 = 20;
+    const WINDOW: Duration = Duration::from_millis(500);
+    const WINDOWS: u32 = 6;
+    const WORKERS: usize = 32;
+
+    /// What the server saw: per request, its window, the client's send time (µs since the
+    /// start) and whether it was throttled.
+    #[derive(Default)]
+    struct Log {
+        seen: Vec<(u64, u64, bool)>,
+        counts: Vec<u64>,
+    }
+
+    async fn serve(start: Instant, log: Arc<Mutex<Log>>) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let log = Arc::clone(&log);
+                tokio::spawn(async move {
+                    let handler = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let log = Arc::clone(&log);
+                        async move { Ok::<_, std::convert::Infallible>(answer(start, &log, &req)) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), handler)
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    fn answer(start: Instant, log: &Mutex<Log>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        let elapsed = start.elapsed();
+        let window = (elapsed.as_nanos() / WINDOW.as_nanos()) as u64;
+        let reset = WINDOW * (window as u32 + 1) - elapsed;
+        let sent_us = req
+            .headers()
+            .get("x-sent-us")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0);
+        let mut log = log.lock().unwrap();
+        if log.counts.len() <= window as usize {
+            log.counts.resize(window as usize + 1, 0);
+        }
+        let used = log.counts[window as usize];
+        let allowed = used < R;
+        if allowed {
+            log.counts[window as usize] += 1;
+        }
+        log.seen.push((window, sent_us, !allowed));
+        let reset_ms = reset.as_micros().div_ceil(1000);
+        let remaining = if allowed { R - used - 1 } else { 0 };
+        let builder = Response::builder()
+            .header("x-ratelimit-limit-requests", R)
+            .header("x-ratelimit-remaining-requests", remaining)
+            .header("x-ratelimit-reset-requests", format!("{reset_ms}ms"));
+        let builder = if allowed {
+            builder.status(200)
+        } else {
+            builder
+                .status(429)
+                .header("retry-after-ms", reset_ms.to_string())
+        };
+        builder.body(Full::new(Bytes::from_static(b"{}"))).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn thirty_two_workers_share_one_window_without_hammering() {
+        let start = Instant::now();
+        let log = Arc::new(Mutex::new(Log::default()));
+        let addr = serve(start, Arc::clone(&log)).await;
+        let url = format!("http://{addr}/v1/chat");
+
+        let limiter = RateLimiter::new(
+            RateLimitConfig::builder()
+                .max_wait(Duration::from_secs(5))
+                .reopen_jitter(Duration::from_millis(20))
+                .probe_timeout(Duration::from_millis(250))
+                .seed(1)
+                .build()
+                .unwrap(),
+        );
+        let client = reqwest::Client::new();
+        let send = {
+            let client = client.clone();
+            // The send time the rate limiter let the request go at, for the server's log.
+            service_fn(move |mut req: reqwest::Request| {
+                let us = start.elapsed().as_micros().to_string();
+                req.headers_mut().insert("x-sent-us", us.parse().unwrap());
+                client.execute(req)
+            })
+        };
+        let api = ServiceBuilder::new()
+            .layer(
+                RateLimitLayer::new(limiter)
+                    .classify(HttpStatus::new())
+                    .read_signal(HeaderSignal::new()),
+            )
+            .service(send);
+
+        let first_429 = Arc::new(AtomicU64::new(u64::MAX));
+        let stop = start + WINDOW * WINDOWS;
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|_| {
+                let (api, client, url, first_429) = (
+                    api.clone(),
+                    client.clone(),
+                    url.clone(),
+                    Arc::clone(&first_429),
+                );
+                tokio::spawn(async move {
+                    while Instant::now() < stop {
+                        let req = client.get(&url).build().unwrap();
+                        match api.clone().oneshot(req).await {
+                            Ok(res) if res.status() == 429 => {
+                                let at = start.elapsed().as_micros() as u64;
+                                first_429.fetch_min(at, Ordering::SeqCst);
+                            }
+                            Ok(_) => {}
+                            // A wait beyond the maximum: try again.
+                            Err(_) => {}
+                        }
+                    }
+                })
+            })
+            .collect();
+        let all = futures_util::future::join_all(workers);
+        tokio::time::timeout(Duration::from_secs(30), all)
+            .await
+            .expect("bounded in time");
+
+        let log = log.lock().unwrap();
+        let first_429 = first_429.load(Ordering::SeqCst);
+        let mut late_429s = vec![0u64; log.counts.len()];
+        for &(window, sent_us, throttled) in &log.seen {
+            if throttled && sent_us > first_429 {
+                late_429s[window as usize] += 1;
+            }
+        }
+        let full: Vec<u64> = log.counts[1..WINDOWS as usize - 1].to_vec();
+        let served: u64 = full.iter().sum();
+        let goodput = served as f64 / (R * full.len() as u64) as f64;
+        let total_429 = log.seen.iter().filter(|s| s.2).count();
+        println!(
+            "scenario: {WORKERS} workers, {R} requests per {WINDOW:?}: served per window {:?}, \
+             429s {total_429} in all, after the first 429 per window {late_429s:?}, \
+             goodput {:.1} % of the limit",
+            log.counts,
+            goodput * 100.0
+        );
+        assert!(
+            late_429s.iter().all(|&n| n <= 1),
+            "more than one 429 in a window after the first: {late_429s:?}"
+        );
+        assert!(
+            goodput >= 0.95,
+            "goodput {goodput:.3} below 95 % ({full:?})"
+        );
+    }
 }

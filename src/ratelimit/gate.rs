@@ -5,10 +5,10 @@
 //! spacing kept the same way. So that the hot path pays one load, `watch` holds the latest
 //! instant any of them applies until; zero means "nothing to look at".
 //!
-//! When the gate reopens, one request goes first as a probe and the others wait for its
-//! answer (or the probe timeout): a server counting in fixed windows may not have reset yet,
-//! and the answer's headers say how much of the new window there is to pace. So a reopening
-//! costs at most one 429, never one per waiting clone.
+//! When the gate reopens, or pacing runs to the server's reset, one request goes first as a
+//! probe and the others wait for its answer (or the probe timeout): a server counting in
+//! fixed windows may not have reset yet, and the answer's headers say how much of the new
+//! window there is to pace. So a reset costs at most one 429, never one per waiting clone.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -63,7 +63,7 @@ impl Gate {
         if until <= now {
             return;
         }
-        pacer.set(interval, until);
+        pacer.set(now, interval, until);
         self.watch.fetch_max(until.nanos(), Relaxed);
     }
 
@@ -84,6 +84,12 @@ impl Gate {
                 .closed_until
                 .compare_exchange(closed, 0, Relaxed, Relaxed)
                 .is_ok();
+        }
+        if !*reopened {
+            // Pacing ran to the server's reset: the new window is unknown, so go as a probe
+            // just as after a closing, rather than let every paced caller go at once.
+            let expired = |p: &Pacer| p.expire(now);
+            *reopened = expired(&self.requests) | expired(&self.cost);
         }
         if !*reopened {
             let probe = self.probe_until.load(Relaxed);
@@ -156,9 +162,14 @@ pub(crate) struct Pacer {
 }
 
 impl Pacer {
-    fn set(&self, interval: Duration, until: Tick) {
-        self.interval.store(duration_nanos(interval), Relaxed);
+    /// Space the quota left over the time left: the next slot is one interval after the
+    /// answer that reported it, since the request that drew that answer already went.
+    fn set(&self, now: Tick, interval: Duration, until: Tick) {
+        let interval = duration_nanos(interval);
+        self.interval.store(interval, Relaxed);
         self.until.store(until.nanos(), Relaxed);
+        self.tat
+            .fetch_max(now.nanos().saturating_add(interval), Relaxed);
     }
 
     fn next_slot(&self, now: Tick) -> Option<Tick> {
@@ -168,6 +179,17 @@ impl Pacer {
         }
         let tat = self.tat.load(Relaxed);
         (tat > now.nanos()).then_some(Tick(tat.min(until)))
+    }
+
+    /// If pacing has run out by `now`, forget it; `true` for the one caller that did.
+    fn expire(&self, now: Tick) -> bool {
+        let until = self.until.load(Relaxed);
+        until != 0
+            && until <= now.nanos()
+            && self
+                .until
+                .compare_exchange(until, 0, Relaxed, Relaxed)
+                .is_ok()
     }
 
     fn commit(&self, now: Tick, units: u32) {
@@ -206,27 +228,28 @@ mod tests {
     #[test]
     fn paces_until_reset() {
         let gate = Gate::default();
-        gate.pace(
-            &gate.requests,
-            Tick(0),
-            Duration::from_millis(10),
-            Tick(25 * MS),
-        );
+        let interval = Duration::from_millis(10);
+        gate.pace(&gate.requests, Tick(0), interval, Tick(25 * MS));
         let mut r = false;
-        assert_eq!(gate.verdict(Tick(0), 1, &mut r), Verdict::Open);
-        gate.commit(Tick(0), 1);
         assert_eq!(
-            gate.verdict(Tick(MS), 1, &mut r),
+            gate.verdict(Tick(0), 1, &mut r),
             Verdict::Paced(Tick(10 * MS))
         );
+        assert_eq!(gate.verdict(Tick(10 * MS), 1, &mut r), Verdict::Open);
         gate.commit(Tick(10 * MS), 1);
+        assert_eq!(
+            gate.verdict(Tick(11 * MS), 1, &mut r),
+            Verdict::Paced(Tick(20 * MS))
+        );
         gate.commit(Tick(20 * MS), 1);
-        // The slot would be at 30 ms, but pacing ends at the reset.
+        // The slot would be at 30 ms, but pacing ends at the reset...
         assert_eq!(
             gate.verdict(Tick(21 * MS), 1, &mut r),
             Verdict::Paced(Tick(25 * MS))
         );
+        assert!(!r);
+        // ...where the first caller goes as the probe for the new window.
         assert_eq!(gate.verdict(Tick(25 * MS), 1, &mut r), Verdict::Open);
-        assert!(gate.is_clear());
+        assert!(r);
     }
 }

@@ -187,13 +187,11 @@ impl RateLimiter {
     pub fn observe(&self, admitted: Admission, class: &Class, signal: Option<&RateLimitSignal>) {
         let s = &*self.shared;
         // A plain success without headers is the common case: it needs no clock reading.
-        if !class.is_throttled() && !s.gate.is_clear() && s.gate.answered(admitted.sent_at) {
-            s.probe_answered.notify_waiters();
-        }
         if class.is_success() && signal.is_none() {
             if let Some(a) = &s.adaptive {
                 s.rate_changed(a.on_success());
             }
+            s.end_probe(admitted, class);
             return;
         }
         let now = s.clock.now();
@@ -217,6 +215,8 @@ impl RateLimiter {
         if let Some(signal) = signal {
             s.apply_signal(now, signal);
         }
+        // After the signal, so the callers it wakes see the pacing it brought.
+        s.end_probe(admitted, class);
     }
 
     /// Close the gate for `pause` (capped by the ceiling), as a server's throttle would.
@@ -397,6 +397,13 @@ impl Shared {
         SplitMix64::new(SplitMix64::mix(self.seed, n))
     }
 
+    /// A probe's answer that is not a throttle reopens the gate for the callers parked on it.
+    fn end_probe(&self, admitted: Admission, class: &Class) {
+        if !class.is_throttled() && !self.gate.is_clear() && self.gate.answered(admitted.sent_at) {
+            self.probe_answered.notify_waiters();
+        }
+    }
+
     fn reject(&self, e: RateLimitError) -> RateLimitError {
         let by = match e {
             RateLimitError::Limited { by, .. } => Some(by),
@@ -416,7 +423,9 @@ impl Shared {
 
     fn apply_signal(&self, now: Tick, signal: &RateLimitSignal) {
         let ceiling = self.config.ceiling;
-        if let Some(d) = signal.retry_after {
+        // The same pause the HTTP classifier puts in a throttle: `Retry-After`, or else the
+        // latest reset of a quota at zero.
+        if let Some(d) = signal.pause() {
             self.close_until(now, now.after(d.min(ceiling)));
         }
         let quotas = [
@@ -432,10 +441,11 @@ impl Shared {
             if reset.is_zero() {
                 continue;
             }
-            if remaining == 0 {
-                self.close_until(now, now.after(reset));
-            } else {
-                let interval = reset / u32::try_from(remaining).unwrap_or(u32::MAX);
+            if remaining > 0 {
+                // One interval more than slots, so the last lands before the reset with room
+                // for the answers' latency, not on it.
+                let slots = u32::try_from(remaining.saturating_add(1)).unwrap_or(u32::MAX);
+                let interval = reset / slots;
                 self.gate.pace(pacer, now, interval, now.after(reset));
                 self.emit(RateLimitEvent::Pacing {
                     interval,

@@ -107,4 +107,6 @@ pub use keyed::KeyedRateLimiter;
 pub use layer::{ByKey, RateLimitLayer, SelectLimiter};
 pub use limiter::{Acquire, Admission, RateLimiter};
 pub use service::RateLimit;
+#[cfg(feature = "http")]
+pub use signal::HeaderSignal;
 pub use signal::{Cost, NoSignal, ReadSignal, UnitCost};

@@ -1,5 +1,8 @@
 //! What a response says about rate limits, and what a request costs.
 
+#[cfg(feature = "http")]
+use std::time::{Duration, SystemTime};
+
 use crate::classify::headers::RateLimitSignal;
 use crate::classify::{Class, Classify};
 
@@ -7,7 +10,7 @@ use crate::classify::{Class, Classify};
 /// response.
 ///
 /// Implemented for closures `Fn(&Res) -> Option<RateLimitSignal>` and for [`NoSignal`]; with
-/// the `http` feature, `HeaderSignal` reads `http::Response` headers
+/// the `http` feature, [`HeaderSignal`] reads `http::Response` headers
 /// (and, with `reqwest`, `reqwest::Response` headers).
 ///
 /// ```
@@ -61,6 +64,77 @@ impl<Res, Err> Classify<Res, Err> for NoSignal {
             Ok(_) => Class::Success,
             Err(_) => Class::Transient,
         }
+    }
+}
+
+/// Reads the server's signal from response headers: `Retry-After` and `retry-after-ms`, and
+/// the OpenAI, Anthropic, GitHub and IETF rate-limit headers (see
+/// [`headers`](crate::classify::headers)), every delay capped by the ceiling.
+///
+/// Implemented for `http::Response` and, with the `reqwest` feature, `reqwest::Response`.
+///
+/// ```
+/// use std::time::Duration;
+/// use riprap::ratelimit::{HeaderSignal, ReadSignal};
+///
+/// let res = http::Response::builder()
+///     .status(200)
+///     .header("x-ratelimit-remaining-requests", "0")
+///     .header("x-ratelimit-reset-requests", "6s")
+///     .body(())
+///     .unwrap();
+/// let signal = HeaderSignal::new().signal(&res).unwrap();
+/// assert_eq!(signal.pause(), Some(Duration::from_secs(6)));
+/// ```
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderSignal {
+    ceiling: Duration,
+}
+
+#[cfg(feature = "http")]
+impl HeaderSignal {
+    /// Read headers with the [`DEFAULT_CEILING`](crate::classify::headers::DEFAULT_CEILING).
+    pub fn new() -> Self {
+        HeaderSignal {
+            ceiling: crate::classify::headers::DEFAULT_CEILING,
+        }
+    }
+
+    /// The longest delay a response may impose.
+    pub fn ceiling(self, ceiling: Duration) -> Self {
+        HeaderSignal { ceiling }
+    }
+
+    /// The signal in `headers`, if they carry any.
+    pub fn read(&self, headers: &http::HeaderMap) -> Option<RateLimitSignal> {
+        if headers.is_empty() {
+            return None;
+        }
+        let signal = RateLimitSignal::from_headers(headers, SystemTime::now(), self.ceiling);
+        (!signal.is_empty()).then_some(signal)
+    }
+}
+
+#[cfg(feature = "http")]
+impl Default for HeaderSignal {
+    fn default() -> Self {
+        HeaderSignal::new()
+    }
+}
+
+#[cfg(feature = "http")]
+impl<B> ReadSignal<http::Response<B>> for HeaderSignal {
+    fn signal(&self, response: &http::Response<B>) -> Option<RateLimitSignal> {
+        self.read(response.headers())
+    }
+}
+
+#[cfg(feature = "reqwest")]
+impl ReadSignal<reqwest::Response> for HeaderSignal {
+    fn signal(&self, response: &reqwest::Response) -> Option<RateLimitSignal> {
+        self.read(response.headers())
     }
 }
 
