@@ -194,9 +194,11 @@ impl RateLimitConfigBuilder {
         self
     }
 
-    /// When the gate reopens, one request goes first and the others wait for its answer, at
-    /// most this long (for a server whose window has not reset yet, that costs one 429, not
-    /// one per waiting clone). Zero lets everyone go at once.
+    /// How long the server's last word governs after a reset while the limiter waits for a
+    /// fresh answer: when the gate reopens, one request goes first and the others wait for
+    /// its answer at most this long (for a server whose window has not reset yet, that costs
+    /// one 429, not one per waiting clone); pacing that reaches the reset keeps its spacing
+    /// at most this long. Zero lets everyone go at once.
     pub fn probe_timeout(mut self, timeout: Duration) -> Self {
         self.probe_timeout = timeout;
         self

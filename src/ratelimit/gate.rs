@@ -5,10 +5,12 @@
 //! spacing kept the same way. So that the hot path pays one load, `watch` holds the latest
 //! instant any of them applies until; zero means "nothing to look at".
 //!
-//! When the gate reopens, or pacing runs to the server's reset, one request goes first as a
-//! probe and the others wait for its answer (or the probe timeout): a server counting in
-//! fixed windows may not have reset yet, and the answer's headers say how much of the new
-//! window there is to pace. So a reset costs at most one 429, never one per waiting clone.
+//! When the gate reopens, one request goes first as a probe and the others wait for its
+//! answer (or the probe timeout): a server counting in fixed windows may not have reset yet,
+//! and the answer's headers say how much of the new window there is to pace. So a reopening
+//! costs at most one 429, never one per waiting clone. Pacing that reaches the server's
+//! reset keeps its last spacing (for as long as the probe timeout) until a fresh answer
+//! arrives, for the same reason.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -59,11 +61,22 @@ impl Gate {
         (c > now.nanos()).then_some(Tick(c))
     }
 
-    pub(crate) fn pace(&self, pacer: &Pacer, now: Tick, interval: Duration, until: Tick) {
-        if until <= now {
+    /// Space requests by `interval` until the server's `reset`, and keep that spacing for up
+    /// to `linger` beyond it, until a fresh answer replaces it: a window that resets must not
+    /// see every paced caller go at once before anyone has heard how much the new one holds.
+    pub(crate) fn pace(
+        &self,
+        pacer: &Pacer,
+        now: Tick,
+        interval: Duration,
+        reset: Tick,
+        linger: Duration,
+    ) {
+        if reset <= now {
             return;
         }
-        pacer.set(now, interval, until);
+        let until = reset.after(linger);
+        pacer.set(now, interval, reset, until);
         self.watch.fetch_max(until.nanos(), Relaxed);
     }
 
@@ -84,12 +97,6 @@ impl Gate {
                 .closed_until
                 .compare_exchange(closed, 0, Relaxed, Relaxed)
                 .is_ok();
-        }
-        if !*reopened {
-            // Pacing ran to the server's reset: the new window is unknown, so go as a probe
-            // just as after a closing, rather than let every paced caller go at once.
-            let expired = |p: &Pacer| p.expire(now);
-            *reopened = expired(&self.requests) | expired(&self.cost);
         }
         if !*reopened {
             let probe = self.probe_until.load(Relaxed);
@@ -149,7 +156,7 @@ impl Gate {
     }
 }
 
-/// Even spacing until an instant: `interval` per unit, the next free slot in `tat`.
+/// Even spacing: `interval` per unit, the next free slot in `tat`, until `until`.
 ///
 /// Checking and booking are separate (booking happens only once every other limit has let
 /// the request through), so two callers may pass in the same slot; the spacing of those after
@@ -157,19 +164,23 @@ impl Gate {
 #[derive(Debug, Default)]
 pub(crate) struct Pacer {
     interval: AtomicU64,
+    /// The server's reset: the first caller after it goes at once.
+    reset: AtomicU64,
     until: AtomicU64,
     tat: AtomicU64,
 }
 
 impl Pacer {
     /// Space the quota left over the time left: the next slot is one interval after the
-    /// answer that reported it, since the request that drew that answer already went.
-    fn set(&self, now: Tick, interval: Duration, until: Tick) {
+    /// answer that reported it (the request that drew it already went). The newest answer
+    /// supersedes what earlier ones booked.
+    fn set(&self, now: Tick, interval: Duration, reset: Tick, until: Tick) {
         let interval = duration_nanos(interval);
         self.interval.store(interval, Relaxed);
+        self.reset.store(reset.nanos(), Relaxed);
         self.until.store(until.nanos(), Relaxed);
         self.tat
-            .fetch_max(now.nanos().saturating_add(interval), Relaxed);
+            .store(now.nanos().saturating_add(interval), Relaxed);
     }
 
     fn next_slot(&self, now: Tick) -> Option<Tick> {
@@ -177,19 +188,24 @@ impl Pacer {
         if now.nanos() >= until {
             return None;
         }
-        let tat = self.tat.load(Relaxed);
-        (tat > now.nanos()).then_some(Tick(tat.min(until)))
-    }
-
-    /// If pacing has run out by `now`, forget it; `true` for the one caller that did.
-    fn expire(&self, now: Tick) -> bool {
-        let until = self.until.load(Relaxed);
-        until != 0
-            && until <= now.nanos()
-            && self
-                .until
-                .compare_exchange(until, 0, Relaxed, Relaxed)
+        let reset = self.reset.load(Relaxed);
+        if reset != 0 && now.nanos() >= reset {
+            // The window reset: what was booked against the old one holds nobody back; the
+            // old spacing goes on from here until a fresh answer.
+            if self
+                .reset
+                .compare_exchange(reset, 0, Relaxed, Relaxed)
                 .is_ok()
+            {
+                self.tat.fetch_min(now.nanos(), Relaxed);
+            }
+            return None;
+        }
+        let mut tat = self.tat.load(Relaxed).min(until);
+        if reset != 0 {
+            tat = tat.min(reset);
+        }
+        (tat > now.nanos()).then_some(Tick(tat))
     }
 
     fn commit(&self, now: Tick, units: u32) {
@@ -226,10 +242,10 @@ mod tests {
     }
 
     #[test]
-    fn paces_until_reset() {
+    fn paces_until_reset_then_lingers() {
         let gate = Gate::default();
-        let interval = Duration::from_millis(10);
-        gate.pace(&gate.requests, Tick(0), interval, Tick(25 * MS));
+        let (interval, linger) = (Duration::from_millis(10), Duration::from_millis(40));
+        gate.pace(&gate.requests, Tick(0), interval, Tick(25 * MS), linger);
         let mut r = false;
         assert_eq!(
             gate.verdict(Tick(0), 1, &mut r),
@@ -242,14 +258,20 @@ mod tests {
             Verdict::Paced(Tick(20 * MS))
         );
         gate.commit(Tick(20 * MS), 1);
-        // The slot would be at 30 ms, but pacing ends at the reset...
+        // The slot would be at 30 ms, but the first after the reset goes at once...
         assert_eq!(
             gate.verdict(Tick(21 * MS), 1, &mut r),
             Verdict::Paced(Tick(25 * MS))
         );
-        assert!(!r);
-        // ...where the first caller goes as the probe for the new window.
         assert_eq!(gate.verdict(Tick(25 * MS), 1, &mut r), Verdict::Open);
-        assert!(r);
+        gate.commit(Tick(25 * MS), 1);
+        // ...and the old spacing holds until a fresh answer, or the linger runs out.
+        assert_eq!(
+            gate.verdict(Tick(26 * MS), 1, &mut r),
+            Verdict::Paced(Tick(35 * MS))
+        );
+        assert_eq!(gate.verdict(Tick(65 * MS), 1, &mut r), Verdict::Open);
+        assert!(gate.is_clear());
+        assert!(!r);
     }
 }

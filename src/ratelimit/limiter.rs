@@ -446,7 +446,9 @@ impl Shared {
                 // for the answers' latency, not on it.
                 let slots = u32::try_from(remaining.saturating_add(1)).unwrap_or(u32::MAX);
                 let interval = reset / slots;
-                self.gate.pace(pacer, now, interval, now.after(reset));
+                let linger = self.config.probe_timeout;
+                self.gate
+                    .pace(pacer, now, interval, now.after(reset), linger);
                 self.emit(RateLimitEvent::Pacing {
                     interval,
                     lasts: reset,

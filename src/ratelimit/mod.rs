@@ -24,7 +24,12 @@
 //! not quite reset answers one 429, not one per clone. Headers
 //! reporting quota *left* **pace** requests evenly until the reset, so the quota lasts instead
 //! of being burnt and answered with a 429. Every server-imposed wait is capped by the
-//! `ceiling`. The layer reads signals through a [`ReadSignal`] (the `http` feature reads
+//! `ceiling`.
+//!
+//! Pacing spreads what is left over the time to the reset: exact for fixed windows (GitHub,
+//! IETF `RateLimit`), conservative for token buckets (OpenAI and Anthropic report the time
+//! until the bucket is *full*), where it settles with the bucket about half full. With such
+//! a provider, set local quotas to your tier too, so the headers rarely report it near empty. The layer reads signals through a [`ReadSignal`] (the `http` feature reads
 //! OpenAI, Anthropic, GitHub and IETF rate-limit headers).
 //!
 //! The gate costs the hot path one atomic load when nothing is closed or paced.
