@@ -150,6 +150,7 @@ impl RateLimiter {
     /// Fails with [`RateLimitError::Limited`] when capacity would come after the maximum wait,
     /// and [`RateLimitError::CostExceedsBurst`] when it never can. Dropping the future gives up
     /// its place and holds nothing.
+    #[inline]
     pub fn acquire(&self, cost: u32) -> Acquire {
         let (now, lent) = self.shared.clock.read_and_lend();
         let first = self.shared.try_pass(now, cost);
@@ -522,6 +523,7 @@ impl fmt::Debug for Acquire {
 impl Future for Acquire {
     type Output = Result<Admission, RateLimitError>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.state {
             AcquireState::Done(r) => match r.take() {
