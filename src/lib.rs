@@ -10,6 +10,7 @@
 //! | Three layers of retries turn one outage into 64× the load | [`retry`] with a shared [`budget`]: attempt cap, process-wide retry budget, `Retry-After` honoured |
 //! | A dependency is down and every caller waits on it, then all retry at once when it returns | [`breaker`]: fail fast while open, probe safely in half-open, one breaker per key |
 //! | Nobody knows how the stack behaves when the dependency fails | [`chaos`]: seeded fault injection — errors, throttles, latency, outages, stream disconnects |
+//! | Many workers share one API quota; one greedy poller starves the rest | [`ratelimit`]: local quotas plus the server's 429s and rate-limit headers, shared by all clones |
 //! | Cache filled only by a batch job: a config change takes hours to show; a miss storm hits the DB | [`cache`]: cache-aside with single-flight loads, batch refresh-ahead, invalidation, stale-if-error |
 //!
 //! ## One vocabulary
@@ -55,6 +56,7 @@ pub mod chaos;
 pub mod classify;
 mod error;
 pub mod events;
+pub mod ratelimit;
 pub mod retry;
 pub mod timeout;
 

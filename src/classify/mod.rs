@@ -52,6 +52,8 @@ mod errors;
 pub mod headers;
 #[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "reqwest")]
+mod reqwest;
 mod through;
 
 pub use combinators::{ClassifierExt, MapClass, Or, When};
@@ -219,6 +221,13 @@ impl<F> ClassifierExt for ClassifyFn<F> {}
 pub(crate) fn known_error_class(err: &(dyn std::error::Error + 'static)) -> Option<Class> {
     if let Some(r) = err.downcast_ref::<crate::breaker::Rejected>() {
         return Some(Classified::class(r));
+    }
+    if let Some(e) = err.downcast_ref::<crate::ratelimit::RateLimitError>() {
+        return Some(Classified::class(e));
+    }
+    #[cfg(feature = "reqwest")]
+    if let Some(e) = err.downcast_ref::<::reqwest::Error>() {
+        return Some(Classified::class(e));
     }
     #[cfg(feature = "rusqlite")]
     if let Some(e) = err.downcast_ref::<rusqlite::Error>() {

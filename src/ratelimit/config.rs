@@ -1,0 +1,438 @@
+//! What a limiter enforces, validated when built.
+
+use std::time::Duration;
+
+use crate::ConfigError;
+use crate::classify::headers::DEFAULT_CEILING;
+use crate::error::check_duration;
+
+/// A local quota: `rate` units per `per`, of which up to `burst` may be spent at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaConfig {
+    /// Units replenished every `per` (requests, or cost units such as tokens).
+    pub rate: u32,
+    /// The window `rate` is spread over.
+    pub per: Duration,
+    /// The most units that may be spent at once; defaults to `rate`.
+    pub burst: u32,
+}
+
+/// Adaptive rate: AIMD on a pacing interval, between `min_rate` and `max_rate` requests per
+/// second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdaptiveConfig {
+    /// The rate the limiter starts at and recovers towards, in requests per second.
+    pub max_rate: f64,
+    /// The rate is never cut below this, in requests per second.
+    pub min_rate: f64,
+    /// On a throttle the rate is multiplied by this factor (in `(0, 1)`).
+    pub decrease: f64,
+    /// On a success the rate grows by this many requests per second.
+    pub increase: f64,
+}
+
+/// Everything a [`RateLimiter`](super::RateLimiter) enforces.
+///
+/// Built with [`RateLimitConfig::builder`]; every knob is checked in
+/// [`build`](RateLimitConfigBuilder::build).
+///
+/// ```
+/// use std::time::Duration;
+/// use riprap::ratelimit::RateLimitConfig;
+///
+/// // An LLM tier: 500 requests and 30,000 tokens per minute; wait up to 10 s for capacity.
+/// let config = RateLimitConfig::builder()
+///     .requests(500, Duration::from_secs(60))
+///     .cost(30_000, Duration::from_secs(60))
+///     .max_wait(Duration::from_secs(10))
+///     .build()?;
+/// assert_eq!(config.cost_quota().unwrap().burst, 30_000);
+///
+/// let err = RateLimitConfig::builder().requests(0, Duration::from_secs(1)).build().unwrap_err();
+/// assert_eq!(err.knob(), "ratelimit.requests");
+/// # Ok::<(), riprap::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimitConfig {
+    pub(crate) requests: Option<QuotaConfig>,
+    pub(crate) cost: Option<QuotaConfig>,
+    pub(crate) max_wait: Duration,
+    pub(crate) ceiling: Duration,
+    pub(crate) default_pause: Duration,
+    pub(crate) reopen_jitter: Duration,
+    pub(crate) probe_timeout: Duration,
+    pub(crate) adaptive: Option<AdaptiveConfig>,
+    pub(crate) seed: Option<u64>,
+}
+
+impl RateLimitConfig {
+    /// A builder with no local quota (server signals only), a maximum wait of 30 s, the
+    /// header ceiling [`DEFAULT_CEILING`], a 1 s pause for throttles that name no delay, up
+    /// to 100 ms of jitter on reopening and a 1 s probe timeout.
+    pub fn builder() -> RateLimitConfigBuilder {
+        RateLimitConfigBuilder {
+            requests: None,
+            request_burst: None,
+            cost: None,
+            cost_burst: None,
+            max_wait: Duration::from_secs(30),
+            ceiling: DEFAULT_CEILING,
+            default_pause: Duration::from_secs(1),
+            reopen_jitter: Duration::from_millis(100),
+            probe_timeout: Duration::from_secs(1),
+            adaptive: None,
+            adaptive_min: None,
+            adaptive_decrease: 0.5,
+            adaptive_increase: None,
+            seed: None,
+        }
+    }
+
+    /// The request-count quota, if any.
+    pub fn request_quota(&self) -> Option<QuotaConfig> {
+        self.requests
+    }
+
+    /// The weighted (cost) quota, if any.
+    pub fn cost_quota(&self) -> Option<QuotaConfig> {
+        self.cost
+    }
+
+    /// The longest a caller waits for capacity before getting
+    /// [`RateLimitError::Limited`](super::RateLimitError::Limited); zero rejects at once.
+    pub fn max_wait(&self) -> Duration {
+        self.max_wait
+    }
+
+    /// The longest pause a server may impose.
+    pub fn ceiling(&self) -> Duration {
+        self.ceiling
+    }
+
+    /// The adaptive-rate settings, if enabled.
+    pub fn adaptive(&self) -> Option<AdaptiveConfig> {
+        self.adaptive
+    }
+}
+
+/// Builder for [`RateLimitConfig`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RateLimitConfigBuilder {
+    requests: Option<(u32, Duration)>,
+    request_burst: Option<u32>,
+    cost: Option<(u32, Duration)>,
+    cost_burst: Option<u32>,
+    max_wait: Duration,
+    ceiling: Duration,
+    default_pause: Duration,
+    reopen_jitter: Duration,
+    probe_timeout: Duration,
+    adaptive: Option<f64>,
+    adaptive_min: Option<f64>,
+    adaptive_decrease: f64,
+    adaptive_increase: Option<f64>,
+    seed: Option<u64>,
+}
+
+impl RateLimitConfigBuilder {
+    /// Allow `rate` requests per `per`, in bursts of up to `rate` (see
+    /// [`request_burst`](Self::request_burst)).
+    pub fn requests(mut self, rate: u32, per: Duration) -> Self {
+        self.requests = Some((rate, per));
+        self
+    }
+
+    /// The most requests that may go at once (default: the whole `rate`).
+    pub fn request_burst(mut self, burst: u32) -> Self {
+        self.request_burst = Some(burst);
+        self
+    }
+
+    /// Allow `rate` cost units (tokens, bytes…) per `per`; each request spends what the
+    /// layer's [`Cost`](super::Cost) says.
+    pub fn cost(mut self, rate: u32, per: Duration) -> Self {
+        self.cost = Some((rate, per));
+        self
+    }
+
+    /// The most cost units that may be spent at once (default: the whole `rate`). A request
+    /// costing more can never pass and gets
+    /// [`RateLimitError::CostExceedsBurst`](super::RateLimitError::CostExceedsBurst).
+    pub fn cost_burst(mut self, burst: u32) -> Self {
+        self.cost_burst = Some(burst);
+        self
+    }
+
+    /// Wait at most this long for capacity; `Duration::ZERO` rejects at once.
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
+        self
+    }
+
+    /// Reject at once instead of waiting (same as `max_wait(Duration::ZERO)`).
+    pub fn reject_when_limited(self) -> Self {
+        self.max_wait(Duration::ZERO)
+    }
+
+    /// The longest pause a server's `Retry-After` or reset header may impose.
+    pub fn ceiling(mut self, ceiling: Duration) -> Self {
+        self.ceiling = ceiling;
+        self
+    }
+
+    /// How long a throttle that names no delay (a bare 429) pauses every caller.
+    pub fn default_pause(mut self, pause: Duration) -> Self {
+        self.default_pause = pause;
+        self
+    }
+
+    /// Callers waiting on a closed gate resume at its reopening plus a random delay up to
+    /// this, so they do not all fire on the same tick. Zero disables it.
+    pub fn reopen_jitter(mut self, jitter: Duration) -> Self {
+        self.reopen_jitter = jitter;
+        self
+    }
+
+    /// How long the server's last word governs after a reset while the limiter waits for a
+    /// fresh answer: when the gate reopens, one request goes first and the others wait for
+    /// its answer at most this long (for a server whose window has not reset yet, that costs
+    /// one 429, not one per waiting clone); pacing that reaches the reset keeps its spacing
+    /// at most this long. Zero lets everyone go at once.
+    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
+        self.probe_timeout = timeout;
+        self
+    }
+
+    /// Pace requests at an adaptive rate starting at `max_rate` per second: halved (see
+    /// [`adaptive_decrease`](Self::adaptive_decrease)) on every throttle, recovering
+    /// additively on every success.
+    pub fn adaptive(mut self, max_rate: f64) -> Self {
+        self.adaptive = Some(max_rate);
+        self
+    }
+
+    /// The adaptive rate's floor in requests per second (default: 1 % of the maximum).
+    pub fn adaptive_floor(mut self, min_rate: f64) -> Self {
+        self.adaptive_min = Some(min_rate);
+        self
+    }
+
+    /// The factor applied on a throttle, in `(0, 1)` (default 0.5).
+    pub fn adaptive_decrease(mut self, factor: f64) -> Self {
+        self.adaptive_decrease = factor;
+        self
+    }
+
+    /// Requests per second regained per success (default: 1 % of the maximum).
+    pub fn adaptive_increase(mut self, step: f64) -> Self {
+        self.adaptive_increase = Some(step);
+        self
+    }
+
+    /// Seed the reopening jitter, for reproducible runs.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Check every knob.
+    pub fn build(self) -> Result<RateLimitConfig, ConfigError> {
+        let requests = quota(
+            "ratelimit.requests",
+            "ratelimit.request_burst",
+            self.requests,
+            self.request_burst,
+        )?;
+        let cost = quota(
+            "ratelimit.cost",
+            "ratelimit.cost_burst",
+            self.cost,
+            self.cost_burst,
+        )?;
+        check_duration("ratelimit.max_wait", self.max_wait)?;
+        check_duration("ratelimit.ceiling", self.ceiling)?;
+        if self.ceiling.is_zero() {
+            return Err(ConfigError::new(
+                "ratelimit.ceiling",
+                "must be positive: a zero ceiling ignores every server signal",
+            ));
+        }
+        check_duration("ratelimit.default_pause", self.default_pause)?;
+        if self.default_pause > self.ceiling {
+            return Err(ConfigError::new(
+                "ratelimit.default_pause",
+                format!(
+                    "must not exceed the ceiling {:?} (got {:?})",
+                    self.ceiling, self.default_pause
+                ),
+            ));
+        }
+        check_duration("ratelimit.reopen_jitter", self.reopen_jitter)?;
+        check_duration("ratelimit.probe_timeout", self.probe_timeout)?;
+        let adaptive = match self.adaptive {
+            None => {
+                if self.adaptive_min.is_some() || self.adaptive_increase.is_some() {
+                    return Err(ConfigError::new(
+                        "ratelimit.adaptive",
+                        "floor or increase set without enabling the adaptive rate",
+                    ));
+                }
+                None
+            }
+            Some(max_rate) => Some(adaptive(
+                max_rate,
+                self.adaptive_min,
+                self.adaptive_decrease,
+                self.adaptive_increase,
+            )?),
+        };
+        Ok(RateLimitConfig {
+            requests,
+            cost,
+            max_wait: self.max_wait,
+            ceiling: self.ceiling,
+            default_pause: self.default_pause,
+            reopen_jitter: self.reopen_jitter,
+            probe_timeout: self.probe_timeout,
+            adaptive,
+            seed: self.seed,
+        })
+    }
+}
+
+fn quota(
+    knob: &'static str,
+    burst_knob: &'static str,
+    rate: Option<(u32, Duration)>,
+    burst: Option<u32>,
+) -> Result<Option<QuotaConfig>, ConfigError> {
+    let Some((rate, per)) = rate else {
+        return match burst {
+            Some(_) => Err(ConfigError::new(
+                burst_knob,
+                "set without a quota to apply it to",
+            )),
+            None => Ok(None),
+        };
+    };
+    if rate == 0 {
+        return Err(ConfigError::new(knob, "rate must be at least 1"));
+    }
+    check_duration(knob, per)?;
+    if (per / rate).is_zero() {
+        return Err(ConfigError::new(
+            knob,
+            format!("{rate} per {per:?} is faster than one per nanosecond"),
+        ));
+    }
+    let burst = burst.unwrap_or(rate);
+    if burst == 0 {
+        return Err(ConfigError::new(burst_knob, "must be at least 1"));
+    }
+    Ok(Some(QuotaConfig { rate, per, burst }))
+}
+
+/// Rates are requests per second; anything at or above a billion per second would pace at
+/// zero nanoseconds.
+const MAX_RATE: f64 = 1e9;
+
+fn adaptive(
+    max_rate: f64,
+    min: Option<f64>,
+    decrease: f64,
+    increase: Option<f64>,
+) -> Result<AdaptiveConfig, ConfigError> {
+    if !(max_rate.is_finite() && max_rate > 0.0 && max_rate < MAX_RATE) {
+        return Err(ConfigError::new(
+            "ratelimit.adaptive.max_rate",
+            format!("must be a positive number of requests per second below 1e9 (got {max_rate})"),
+        ));
+    }
+    let min_rate = min.unwrap_or(max_rate / 100.0);
+    // Below one request per 584 years the interval no longer fits in u64 nanoseconds.
+    if !(min_rate.is_finite() && min_rate > 1e-9 && min_rate <= max_rate) {
+        return Err(ConfigError::new(
+            "ratelimit.adaptive.min_rate",
+            format!("must be positive and at most the maximum {max_rate} (got {min_rate})"),
+        ));
+    }
+    if !(decrease.is_finite() && decrease > 0.0 && decrease < 1.0) {
+        return Err(ConfigError::new(
+            "ratelimit.adaptive.decrease",
+            format!("must be strictly between 0 and 1 (got {decrease})"),
+        ));
+    }
+    let increase = increase.unwrap_or(max_rate / 100.0);
+    if !(increase.is_finite() && increase > 0.0) {
+        return Err(ConfigError::new(
+            "ratelimit.adaptive.increase",
+            format!("must be a positive number of requests per second (got {increase})"),
+        ));
+    }
+    Ok(AdaptiveConfig {
+        max_rate,
+        min_rate,
+        decrease,
+        increase,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn knob(b: RateLimitConfigBuilder) -> &'static str {
+        b.build().unwrap_err().knob()
+    }
+
+    #[test]
+    fn rejects_each_bad_knob() {
+        let s = Duration::from_secs(1);
+        let b = RateLimitConfig::builder;
+        assert_eq!(knob(b().requests(0, s)), "ratelimit.requests");
+        assert_eq!(knob(b().requests(5, Duration::ZERO)), "ratelimit.requests");
+        assert_eq!(
+            knob(b().requests(5, s).request_burst(0)),
+            "ratelimit.request_burst"
+        );
+        assert_eq!(knob(b().request_burst(3)), "ratelimit.request_burst");
+        assert_eq!(knob(b().cost(0, s)), "ratelimit.cost");
+        assert_eq!(knob(b().cost(5, Duration::MAX)), "ratelimit.cost");
+        assert_eq!(knob(b().ceiling(Duration::ZERO)), "ratelimit.ceiling");
+        assert_eq!(knob(b().max_wait(Duration::MAX)), "ratelimit.max_wait");
+        assert_eq!(
+            knob(b().default_pause(Duration::from_secs(999))),
+            "ratelimit.default_pause"
+        );
+        assert_eq!(knob(b().adaptive(f64::NAN)), "ratelimit.adaptive.max_rate");
+        assert_eq!(knob(b().adaptive(0.0)), "ratelimit.adaptive.max_rate");
+        assert_eq!(
+            knob(b().adaptive(10.0).adaptive_floor(20.0)),
+            "ratelimit.adaptive.min_rate"
+        );
+        assert_eq!(
+            knob(b().adaptive(10.0).adaptive_decrease(1.0)),
+            "ratelimit.adaptive.decrease"
+        );
+        assert_eq!(
+            knob(b().adaptive(10.0).adaptive_increase(-1.0)),
+            "ratelimit.adaptive.increase"
+        );
+        assert_eq!(knob(b().adaptive_floor(1.0)), "ratelimit.adaptive");
+    }
+
+    #[test]
+    fn defaults() {
+        let c = RateLimitConfig::builder()
+            .requests(10, Duration::from_secs(1))
+            .adaptive(10.0)
+            .build()
+            .unwrap();
+        assert_eq!(c.request_quota().unwrap().burst, 10);
+        assert_eq!(c.cost_quota(), None);
+        assert_eq!(c.ceiling(), DEFAULT_CEILING);
+        let a = c.adaptive().unwrap();
+        assert_eq!((a.min_rate, a.decrease, a.increase), (0.1, 0.5, 0.1));
+    }
+}

@@ -1,0 +1,99 @@
+//! Why a request was not let through.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::classify::{Class, Classified};
+
+/// What held a request back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LimitedBy {
+    /// A local quota (requests or cost per window).
+    Quota,
+    /// The server: its gate is closed (a 429, `Retry-After`, a quota at zero) or its
+    /// remaining quota is being paced until its reset.
+    Server,
+    /// The adaptive rate, cut after recent throttles.
+    Adaptive,
+}
+
+impl LimitedBy {
+    /// A short lowercase name for logs and metrics labels.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LimitedBy::Quota => "quota",
+            LimitedBy::Server => "server",
+            LimitedBy::Adaptive => "adaptive",
+        }
+    }
+}
+
+/// A request the rate limiter did not let through.
+///
+/// Inside a tower stack it arrives boxed; downcast to match on it:
+///
+/// ```
+/// use riprap::ratelimit::{LimitedBy, RateLimitError};
+///
+/// let err: tower::BoxError = Box::new(RateLimitError::CostExceedsBurst { cost: 9_000, burst: 8_000 });
+/// match err.downcast_ref::<RateLimitError>() {
+///     Some(RateLimitError::Limited { by: LimitedBy::Server, .. }) => { /* the server paused us */ }
+///     Some(RateLimitError::CostExceedsBurst { cost, .. }) => assert_eq!(*cost, 9_000),
+///     _ => unreachable!(),
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RateLimitError {
+    /// Capacity would come later than the configured maximum wait (at once when the limiter
+    /// rejects instead of waiting).
+    Limited {
+        /// What held it back.
+        by: LimitedBy,
+        /// When capacity is expected, if known.
+        retry_after: Option<Duration>,
+    },
+    /// The request costs more than the cost quota's burst, so it could never pass.
+    CostExceedsBurst {
+        /// The request's cost.
+        cost: u32,
+        /// The most the quota lets through at once.
+        burst: u32,
+    },
+}
+
+impl fmt::Display for RateLimitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RateLimitError::Limited {
+                by,
+                retry_after: Some(d),
+            } => write!(f, "rate limited by the {} (retry after {d:?})", by.as_str()),
+            RateLimitError::Limited {
+                by,
+                retry_after: None,
+            } => {
+                write!(f, "rate limited by the {}", by.as_str())
+            }
+            RateLimitError::CostExceedsBurst { cost, burst } => write!(
+                f,
+                "request cost {cost} exceeds the quota's burst of {burst}: it can never pass"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RateLimitError {}
+
+/// A local limit is a throttle with a known delay; an oversized request is permanent.
+impl Classified for RateLimitError {
+    fn class(&self) -> Class {
+        match self {
+            RateLimitError::Limited { retry_after, .. } => Class::Throttled {
+                retry_after: *retry_after,
+            },
+            RateLimitError::CostExceedsBurst { .. } => Class::Permanent,
+        }
+    }
+}
