@@ -491,7 +491,7 @@ async fn keyed_layer_limits_each_key_apart() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn layer_errors_are_boxed_rate_limit_errors() {
+async fn layer_errors_are_typed_and_classified() {
     let limiter = limiter(
         RateLimitConfig::builder()
             .requests(1, secs(60))
@@ -499,24 +499,24 @@ async fn layer_errors_are_boxed_rate_limit_errors() {
     );
     let mut svc = ServiceBuilder::new()
         .layer(RateLimitLayer::new(limiter))
-        .service(service_fn(|()| async { Ok::<_, Infallible>(()) }));
+        .service(service_fn(|()| async { Ok::<_, std::io::Error>(()) }));
     svc.ready().await.unwrap().call(()).await.unwrap();
     let err = svc.ready().await.unwrap().call(()).await.unwrap_err();
     assert!(matches!(
-        err.downcast_ref::<RateLimitError>(),
+        err.limited(),
         Some(RateLimitError::Limited {
             by: LimitedBy::Quota,
             ..
         })
     ));
-    // Met inside a boxed chain, it classifies as a throttle with its delay.
     use riprap::classify::Classified;
-    assert_eq!(
-        err.class(),
-        Class::Throttled {
-            retry_after: Some(secs(60))
-        }
-    );
+    let throttled = Class::Throttled {
+        retry_after: Some(secs(60)),
+    };
+    assert_eq!(err.class(), throttled);
+    // Boxed, as a tower stack above may carry it, it still classifies through the chain.
+    let boxed: tower::BoxError = Box::new(err);
+    assert_eq!(boxed.class(), throttled);
 }
 
 /// governor's GCRA, written out: the limiter must decide exactly as this does.

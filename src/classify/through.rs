@@ -83,3 +83,14 @@ impl<E> LayerError for crate::retry::RetryError<E> {
         Err(Class::Permanent)
     }
 }
+
+impl<E> LayerError for crate::ratelimit::RateLimitedError<E> {
+    type Inner = E;
+
+    fn layer_class(&self) -> Result<&E, Class> {
+        match self {
+            crate::ratelimit::RateLimitedError::Inner(e) => Ok(e),
+            crate::ratelimit::RateLimitedError::Limited(l) => Err(l.class()),
+        }
+    }
+}

@@ -31,7 +31,8 @@ impl LimitedBy {
 
 /// A request the rate limiter did not let through.
 ///
-/// Inside a tower stack it arrives boxed; downcast to match on it:
+/// The layer's service returns it inside [`RateLimitedError::Limited`]; a boxed error chain
+/// can be searched for it:
 ///
 /// ```
 /// use riprap::ratelimit::{LimitedBy, RateLimitError};
@@ -94,6 +95,71 @@ impl Classified for RateLimitError {
                 retry_after: *retry_after,
             },
             RateLimitError::CostExceedsBurst { .. } => Class::Permanent,
+        }
+    }
+}
+
+/// The error of a [`RateLimit`](super::RateLimit) service: the limiter held the request back,
+/// or the inner service failed.
+///
+/// ```
+/// use riprap::ratelimit::{RateLimitError, RateLimitedError};
+/// use riprap::classify::{Class, Classified};
+///
+/// let err: RateLimitedError<std::io::Error> =
+///     RateLimitedError::Limited(RateLimitError::CostExceedsBurst { cost: 9_000, burst: 8_000 });
+/// assert_eq!(err.class(), Class::Permanent);
+/// assert!(err.limited().is_some());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateLimitedError<E> {
+    /// The limiter did not let the request through; the inner service was not called.
+    Limited(RateLimitError),
+    /// The inner service's own error.
+    Inner(E),
+}
+
+impl<E> RateLimitedError<E> {
+    /// Why the limiter held the request back, if it did.
+    pub fn limited(&self) -> Option<RateLimitError> {
+        match self {
+            RateLimitedError::Limited(e) => Some(*e),
+            RateLimitedError::Inner(_) => None,
+        }
+    }
+
+    /// The inner service's error, if that is what this is.
+    pub fn into_inner(self) -> Option<E> {
+        match self {
+            RateLimitedError::Inner(e) => Some(e),
+            RateLimitedError::Limited(_) => None,
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for RateLimitedError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RateLimitedError::Limited(e) => e.fmt(f),
+            RateLimitedError::Inner(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for RateLimitedError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RateLimitedError::Limited(e) => Some(e),
+            RateLimitedError::Inner(e) => Some(e),
+        }
+    }
+}
+
+impl<E: Classified> Classified for RateLimitedError<E> {
+    fn class(&self) -> Class {
+        match self {
+            RateLimitedError::Limited(e) => e.class(),
+            RateLimitedError::Inner(e) => e.class(),
         }
     }
 }

@@ -6,10 +6,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
-use tower::BoxError;
 use tower::util::Oneshot;
 use tower_service::Service;
 
+use super::error::RateLimitedError;
 use super::{Acquire, Admission, RateLimiter, ReadSignal};
 use crate::classify::Classify;
 
@@ -65,18 +65,18 @@ impl<S: Service<Req>, Req, C, R> ResponseFuture<S, Req, C, R> {
 impl<S, Req, C, R> Future for ResponseFuture<S, Req, C, R>
 where
     S: Service<Req>,
-    S::Error: Into<BoxError>,
     C: Classify<S::Response, S::Error>,
     R: ReadSignal<S::Response>,
 {
-    type Output = Result<S::Response, BoxError>;
+    type Output = Result<S::Response, RateLimitedError<S::Error>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
                 StateProj::Acquiring { acquire, call } => {
-                    let admitted = ready!(Pin::new(acquire).poll(cx))?;
+                    let admitted =
+                        ready!(Pin::new(acquire).poll(cx)).map_err(RateLimitedError::Limited)?;
                     let Some((inner, request)) = call.take() else {
                         panic!("`ResponseFuture` polled after completion");
                     };
@@ -90,7 +90,7 @@ where
                     let class = this.classifier.classify(outcome.as_ref());
                     let signal = outcome.as_ref().ok().and_then(|r| this.signal.signal(r));
                     this.limiter.observe(*admitted, &class, signal.as_ref());
-                    return Poll::Ready(outcome.map_err(Into::into));
+                    return Poll::Ready(outcome.map_err(RateLimitedError::Inner));
                 }
             }
         }

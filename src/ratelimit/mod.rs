@@ -105,7 +105,7 @@ mod service;
 mod signal;
 
 pub use config::{AdaptiveConfig, QuotaConfig, RateLimitConfig, RateLimitConfigBuilder};
-pub use error::{LimitedBy, RateLimitError};
+pub use error::{LimitedBy, RateLimitError, RateLimitedError};
 pub use events::RateLimitEvent;
 pub use future::ResponseFuture;
 pub use keyed::KeyedRateLimiter;

@@ -2,9 +2,9 @@
 
 use std::task::{Context, Poll};
 
-use tower::BoxError;
 use tower_service::Service;
 
+use super::error::RateLimitedError;
 use super::{Cost, ReadSignal, ResponseFuture, SelectLimiter};
 use crate::classify::Classify;
 
@@ -44,14 +44,13 @@ impl<S, L, W, C, R> RateLimit<S, L, W, C, R> {
 impl<S, L, W, C, R, Req> Service<Req> for RateLimit<S, L, W, C, R>
 where
     S: Service<Req> + Clone,
-    S::Error: Into<BoxError>,
     L: SelectLimiter<Req>,
     W: Cost<Req>,
     C: Classify<S::Response, S::Error> + Clone,
     R: ReadSignal<S::Response> + Clone,
 {
     type Response = S::Response;
-    type Error = BoxError;
+    type Error = RateLimitedError<S::Error>;
     type Future = ResponseFuture<S, Req, C, R>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
