@@ -58,6 +58,7 @@ mod error;
 pub mod events;
 pub mod ratelimit;
 pub mod retry;
+pub mod stack;
 pub mod timeout;
 
 pub use error::ConfigError;

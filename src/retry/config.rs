@@ -159,6 +159,11 @@ impl RetryConfig {
 }
 
 impl<C, P, B, R> RetryConfig<C, P, B, R> {
+    /// The knobs a stack checks against its deadlines: attempts, deadline and backoff.
+    pub(crate) fn plan(&self) -> (u32, Option<Duration>, Option<&P>) {
+        (self.max_attempts, self.deadline, self.backoff.as_ref().ok())
+    }
+
     /// Attempts in all, first included, from 1 (no retries) to 100. Default 3.
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = n;

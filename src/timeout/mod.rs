@@ -43,17 +43,23 @@ use crate::classify::{Class, Classified};
 /// Fail a call that takes longer than a limit; see the [module docs](self).
 #[derive(Debug, Clone, Copy)]
 pub struct TimeoutLayer {
-    limit: Duration,
+    limit: Option<Duration>,
 }
 
 impl TimeoutLayer {
     /// Fail calls that take longer than `limit`.
     pub fn new(limit: Duration) -> Self {
-        TimeoutLayer { limit }
+        TimeoutLayer { limit: Some(limit) }
     }
 
-    /// The limit.
-    pub fn limit(&self) -> Duration {
+    /// No limit: calls pass through untimed. Lets a stack keep one shape whether or not a
+    /// limit is configured.
+    pub fn unlimited() -> Self {
+        TimeoutLayer { limit: None }
+    }
+
+    /// The limit, if any.
+    pub fn limit(&self) -> Option<Duration> {
         self.limit
     }
 }
@@ -73,7 +79,7 @@ impl<S> Layer<S> for TimeoutLayer {
 #[derive(Debug, Clone)]
 pub struct Timeout<S> {
     inner: S,
-    limit: Duration,
+    limit: Option<Duration>,
 }
 
 impl<S, Req> Service<Req> for Timeout<S>
@@ -93,8 +99,8 @@ where
     fn call(&mut self, req: Req) -> Self::Future {
         ResponseFuture {
             inner: self.inner.call(req),
-            sleep: tokio::time::sleep(self.limit),
-            limit: self.limit,
+            sleep: self.limit.map(tokio::time::sleep),
+            limit: self.limit.unwrap_or_default(),
         }
     }
 }
@@ -105,7 +111,7 @@ pin_project! {
         #[pin]
         inner: F,
         #[pin]
-        sleep: Sleep,
+        sleep: Option<Sleep>,
         limit: Duration,
     }
 }
@@ -121,9 +127,9 @@ where
         if let Poll::Ready(out) = this.inner.poll(cx) {
             return Poll::Ready(out.map_err(TimeoutError::Inner));
         }
-        match this.sleep.poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(TimeoutError::Elapsed(*this.limit))),
-            Poll::Pending => Poll::Pending,
+        match this.sleep.as_pin_mut().map(|sleep| sleep.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(TimeoutError::Elapsed(*this.limit))),
+            _ => Poll::Pending,
         }
     }
 }
