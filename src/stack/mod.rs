@@ -23,7 +23,7 @@
 //! - **Total deadline on top**: it bounds everything, retries and waits included; retry also
 //!   knows it, so it stops instead of sleeping into it.
 //!
-//! One [`Classify`] policy, written for your client's own response and error types, is shared
+//! One [`Classify`](crate::classify::Classify) policy, written for your client's own response and error types, is shared
 //! by every layer: riprap lifts it through each layer's error wrapper with
 //! [`Through`](crate::classify::Through). Errors come out flattened into one [`StackError`].
 //!
