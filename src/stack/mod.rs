@@ -25,7 +25,7 @@
 //!
 //! One [`Classify`](crate::classify::Classify) policy, written for your client's own response and error types, is shared
 //! by every layer: riprap lifts it through each layer's error wrapper with
-//! [`Through`](crate::classify::Through). Errors come out flattened into one [`StackError`].
+//! [`Through`]. Errors come out flattened into one [`StackError`].
 //!
 //! ```
 //! use std::time::Duration;
