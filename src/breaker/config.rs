@@ -114,6 +114,7 @@ enum OpenSpec {
 pub struct BreakerBuilder<P = ConsecutiveFailures> {
     policy: P,
     open: OpenSpec,
+    seed: Option<u64>,
     probes: u16,
     close_after: u16,
     counting: Counting,
@@ -152,6 +153,7 @@ impl<P: TripPolicy> BreakerBuilder<P> {
                 base: DEFAULT_OPEN_BASE,
                 max: DEFAULT_OPEN_MAX,
             },
+            seed: None,
             probes: 3,
             close_after: 3,
             counting: Counting {
@@ -168,12 +170,20 @@ impl<P: TripPolicy> BreakerBuilder<P> {
         BreakerBuilder {
             policy,
             open: self.open,
+            seed: self.seed,
             probes: self.probes,
             close_after: self.close_after,
             counting: self.counting,
             name: self.name,
             listener: self.listener,
         }
+    }
+
+    /// Seed the jitter of growing open durations, for reproducible runs. Unseeded breakers
+    /// draw a random seed, so a fleet of them does not probe in lockstep.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
     }
 
     /// Stay open for `base` after tripping, doubling after every failed probe up to `max`,
@@ -271,11 +281,14 @@ impl<P: TripPolicy> BreakerBuilder<P> {
                         format!("must be at least the base {base:?} (got {max:?})"),
                     ));
                 }
-                let policy = BackoffPolicy::exponential(base)
+                let mut policy = BackoffPolicy::exponential(base)
                     .factor(2.0)
                     .max_delay(max)
-                    .jitter(Jitter::Equal)
-                    .build()?;
+                    .jitter(Jitter::Equal);
+                if let Some(seed) = self.seed {
+                    policy = policy.seed(seed);
+                }
+                let policy = policy.build()?;
                 OpenSchedule {
                     make: Arc::new(policy),
                     first: base,
