@@ -256,3 +256,51 @@ async fn a_hung_attempt_times_out_and_is_retried() {
     }));
     assert_eq!(svc.ready().await.unwrap().call(()).await.unwrap(), 2);
 }
+
+/// The README's stack: an HTTP client under `Stack::llm_api`, with the provider's headers read
+/// by the rate limiter. A 429 with `Retry-After: 20` is waited out, then the call succeeds.
+#[cfg(feature = "http")]
+#[tokio::test(start_paused = true)]
+async fn http_stack_honours_retry_after() {
+    use riprap::classify::HttpStatus;
+    use riprap::ratelimit::HeaderSignal;
+
+    let stack = Stack::llm_api(HttpStatus::new())
+        .rate_limit(
+            RateLimitConfig::builder()
+                .requests(500, Duration::from_secs(60))
+                .cost(200_000, Duration::from_secs(60)),
+        )
+        .read_signal(HeaderSignal::new())
+        .build()
+        .unwrap();
+    let calls = Arc::new(Mutex::new(0u32));
+    let c = Arc::clone(&calls);
+    let client = service_fn(move |_: ()| {
+        let n = {
+            let mut g = c.lock().unwrap();
+            *g += 1;
+            *g
+        };
+        async move {
+            let resp = if n == 1 {
+                http::Response::builder()
+                    .status(429)
+                    .header("retry-after", "20")
+                    .body(())
+                    .unwrap()
+            } else {
+                http::Response::builder().status(200).body(()).unwrap()
+            };
+            Ok::<_, std::io::Error>(resp)
+        }
+    });
+    let mut svc = stack.layer(client);
+    let start = tokio::time::Instant::now();
+    let resp = svc.ready().await.unwrap().call(()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(*calls.lock().unwrap(), 2);
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(20), "{waited:?}");
+    assert!(waited < Duration::from_secs(22), "{waited:?}");
+}
