@@ -70,7 +70,8 @@ use crate::breaker::{
     AnyOf, BreakerBuilder, CircuitBreaker, CircuitBreakerLayer, CircuitBreakerService,
     ConsecutiveFailures, CountWindow, TimeWindow, TripPolicy, presets as breaker_presets,
 };
-use crate::budget::RatioBudget;
+use crate::budget::{Budget, RatioBudget};
+use crate::classify::ByError;
 use crate::classify::Through;
 use crate::error::ConfigError;
 use crate::events::SharedListener;
@@ -149,11 +150,11 @@ impl Stack {
 /// Builder for a [`StackLayer`]; see the [module docs](self). [`build`](Self::build) checks
 /// that the layers agree with each other.
 #[must_use = "a builder does nothing until `build()` is called"]
-pub struct StackBuilder<C, P = ConsecutiveFailures, W = UnitCost, R = NoSignal> {
+pub struct StackBuilder<C, P = ConsecutiveFailures, W = UnitCost, R = NoSignal, B = RatioBudget> {
     classifier: C,
     total_deadline: Option<Duration>,
     attempt_timeout: Option<Duration>,
-    retry: RetryConfig,
+    retry: RetryConfig<ByError, BackoffPolicy, B>,
     breaker: BreakerBuilder<P>,
     rate_limit: RateLimitConfigBuilder,
     rate_limit_listener: Option<SharedListener<RateLimitEvent>>,
@@ -161,7 +162,7 @@ pub struct StackBuilder<C, P = ConsecutiveFailures, W = UnitCost, R = NoSignal> 
     signal: R,
 }
 
-impl<C, P, W, R> StackBuilder<C, P, W, R> {
+impl<C, P, W, R, B> StackBuilder<C, P, W, R, B> {
     /// Report the rate limiter's events (gate closed and reopened, waits) to `listener`.
     /// The retry and breaker configs take their own listeners.
     pub fn rate_limit_listener(mut self, listener: SharedListener<RateLimitEvent>) -> Self {
@@ -183,13 +184,25 @@ impl<C, P, W, R> StackBuilder<C, P, W, R> {
 
     /// The retry knobs (attempts, backoff, budget, `Retry-After` ceiling, listener). Its
     /// classifier is replaced by the stack's.
-    pub fn retry(mut self, retry: RetryConfig) -> Self {
-        self.retry = retry;
-        self
+    pub fn retry<B2>(
+        self,
+        retry: RetryConfig<ByError, BackoffPolicy, B2>,
+    ) -> StackBuilder<C, P, W, R, B2> {
+        StackBuilder {
+            classifier: self.classifier,
+            total_deadline: self.total_deadline,
+            attempt_timeout: self.attempt_timeout,
+            retry,
+            breaker: self.breaker,
+            rate_limit: self.rate_limit,
+            rate_limit_listener: self.rate_limit_listener,
+            cost: self.cost,
+            signal: self.signal,
+        }
     }
 
     /// The circuit breaker's knobs.
-    pub fn breaker<P2>(self, breaker: BreakerBuilder<P2>) -> StackBuilder<C, P2, W, R> {
+    pub fn breaker<P2>(self, breaker: BreakerBuilder<P2>) -> StackBuilder<C, P2, W, R, B> {
         StackBuilder {
             classifier: self.classifier,
             total_deadline: self.total_deadline,
@@ -210,7 +223,7 @@ impl<C, P, W, R> StackBuilder<C, P, W, R> {
     }
 
     /// The cost of a request against the cost quota (e.g. estimated LLM tokens).
-    pub fn cost<W2>(self, cost: W2) -> StackBuilder<C, P, W2, R> {
+    pub fn cost<W2>(self, cost: W2) -> StackBuilder<C, P, W2, R, B> {
         StackBuilder {
             classifier: self.classifier,
             total_deadline: self.total_deadline,
@@ -226,7 +239,7 @@ impl<C, P, W, R> StackBuilder<C, P, W, R> {
 
     /// How to read rate-limit headers from responses, e.g.
     /// [`HeaderSignal`](crate::ratelimit::HeaderSignal) with the `http` feature.
-    pub fn read_signal<R2>(self, signal: R2) -> StackBuilder<C, P, W, R2> {
+    pub fn read_signal<R2>(self, signal: R2) -> StackBuilder<C, P, W, R2, B> {
         StackBuilder {
             classifier: self.classifier,
             total_deadline: self.total_deadline,
@@ -260,10 +273,11 @@ impl<C, P, W, R> StackBuilder<C, P, W, R> {
     ///     .unwrap_err();
     /// assert_eq!(err.knob(), "stack.attempt_timeout");
     /// ```
-    pub fn build(self) -> Result<StackLayer<C, P, W, R>, ConfigError>
+    pub fn build(self) -> Result<StackLayer<C, P, W, R, B>, ConfigError>
     where
         C: Clone,
         P: TripPolicy,
+        B: Budget,
     {
         let (attempts, retry_deadline, worst) = {
             let (attempts, deadline, backoff) = self.retry.plan();
@@ -354,7 +368,7 @@ type AtBreaker<C> = Through<Through<C>>;
 type AtRetry<C> = Through<Through<Through<C>>>;
 
 /// The service stack a [`StackLayer`] puts around a client `S`, before error flattening.
-pub type Layers<S, C, P, W, R> = Timeout<
+pub type Layers<S, C, P, W, R, B = RatioBudget> = Timeout<
     Retry<
         CircuitBreakerService<
             RateLimit<Timeout<S>, RateLimiter, W, AtRateLimit<C>, R>,
@@ -363,7 +377,7 @@ pub type Layers<S, C, P, W, R> = Timeout<
         >,
         AtRetry<C>,
         BackoffPolicy,
-        RatioBudget,
+        B,
         ByClone,
     >,
 >;
@@ -373,18 +387,18 @@ pub type Layers<S, C, P, W, R> = Timeout<
 /// Cloning the layer shares the breaker, the budget and the limiter: every service it makes
 /// protects the same dependency.
 #[derive(Clone)]
-pub struct StackLayer<C, P = ConsecutiveFailures, W = UnitCost, R = NoSignal> {
+pub struct StackLayer<C, P = ConsecutiveFailures, W = UnitCost, R = NoSignal, B = RatioBudget> {
     classifier: C,
     total: TimeoutLayer,
     attempt: TimeoutLayer,
-    retry: RetryLayer<AtRetry<C>, BackoffPolicy, RatioBudget, ByClone>,
+    retry: RetryLayer<AtRetry<C>, BackoffPolicy, B, ByClone>,
     breaker: CircuitBreaker<P>,
     limiter: RateLimiter,
     cost: W,
     signal: R,
 }
 
-impl<C, P, W, R> StackLayer<C, P, W, R> {
+impl<C, P, W, R, B> StackLayer<C, P, W, R, B> {
     /// The shared circuit breaker, for its state, metrics and manual control.
     pub fn breaker(&self) -> &CircuitBreaker<P> {
         &self.breaker
@@ -396,7 +410,7 @@ impl<C, P, W, R> StackLayer<C, P, W, R> {
     }
 }
 
-impl<C, P, W, R> std::fmt::Debug for StackLayer<C, P, W, R> {
+impl<C, P, W, R, B> std::fmt::Debug for StackLayer<C, P, W, R, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StackLayer")
             .field("total", &self.total.limit())
@@ -405,14 +419,14 @@ impl<C, P, W, R> std::fmt::Debug for StackLayer<C, P, W, R> {
     }
 }
 
-impl<S, C, P, W, R> Layer<S> for StackLayer<C, P, W, R>
+impl<S, C, P, W, R, B> Layer<S> for StackLayer<C, P, W, R, B>
 where
     C: Clone,
     P: TripPolicy,
     W: Clone,
     R: Clone,
 {
-    type Service = StackService<Layers<S, C, P, W, R>>;
+    type Service = StackService<Layers<S, C, P, W, R, B>>;
 
     fn layer(&self, client: S) -> Self::Service {
         let attempt = self.attempt.layer(client);
