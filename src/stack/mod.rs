@@ -13,9 +13,12 @@
 //! ```
 //!
 //! Why this order:
-//! - **Retry above the breaker**: an open breaker's rejection says when the next probe is due
-//!   (it classifies as throttled with that delay), so retry either waits for it or gives up;
-//!   below the breaker, every retry of a dead dependency would count as another failure.
+//! - **Retry above the breaker**: every attempt, retries included, passes the breaker, so a
+//!   dead dependency trips it within a few calls, and once it is open a retry is refused at
+//!   once without reaching the dependency. The refusal says when the next probe is due (it
+//!   classifies as throttled with that delay), so retry waits for it or gives up. A breaker
+//!   above retry would see one outcome per request, after all of its retries: it would trip
+//!   later, and until then each request would hit the dead dependency `max_attempts` times.
 //! - **Breaker above the rate limiter**: a rejected call never spends quota, and time spent
 //!   waiting for quota is not counted as the dependency's latency.
 //! - **Rate limit above the attempt timeout**: waiting for quota is not the dependency being
