@@ -58,6 +58,9 @@ mod error;
 pub mod events;
 pub mod ratelimit;
 pub mod retry;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub mod serde_duration;
 pub mod timeout;
 
 pub use error::ConfigError;
