@@ -573,3 +573,269 @@ fn malformed_retry_spec_names_the_field() {
         .unwrap_err();
     assert!(err.to_string().contains("`retry.max_attempts`"), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Breaker
+
+const BREAKER_TOML: &str = r#"
+consecutive_failures = 5
+open_base = "2s"
+open_max = "30s"
+half_open_probes = 2
+close_after = 3
+count_throttled_as = "ignored"
+count_permanent_as = "success"
+name = "inventory-db"
+
+[count_window]
+size = 100
+min_calls = 20
+failure_rate = 0.5
+slow_threshold = "2s"
+slow_rate = 0.8
+
+[time_window]
+span = "30s"
+buckets = 6
+only_slow_calls = true
+slow_threshold = "1.5s"
+slow_rate = 0.5
+min_throughput = 10
+"#;
+
+const BREAKER_YAML: &str = "
+consecutive_failures: 5
+open_base: 2s
+open_max: 30s
+half_open_probes: 2
+close_after: 3
+count_throttled_as: ignored
+count_permanent_as: success
+name: inventory-db
+count_window:
+  size: 100
+  min_calls: 20
+  failure_rate: 0.5
+  slow_threshold: 2s
+  slow_rate: 0.8
+time_window:
+  span: 30s
+  buckets: 6
+  only_slow_calls: true
+  slow_threshold: 1.5s
+  slow_rate: 0.5
+  min_throughput: 10
+";
+
+const BREAKER_JSON: &str = r#"{
+  "consecutive_failures": 5,
+  "open_base": "2s",
+  "open_max": "30s",
+  "half_open_probes": 2,
+  "close_after": 3,
+  "count_throttled_as": "ignored",
+  "count_permanent_as": "success",
+  "name": "inventory-db",
+  "count_window": {
+    "size": 100, "min_calls": 20, "failure_rate": 0.5,
+    "slow_threshold": "2s", "slow_rate": 0.8
+  },
+  "time_window": {
+    "span": "30s", "buckets": 6, "only_slow_calls": true,
+    "slow_threshold": "1.5s", "slow_rate": 0.5, "min_throughput": 10
+  }
+}"#;
+
+#[test]
+fn breaker_spec_from_every_format() {
+    use riprap::breaker::{BreakerSpec, CountWindowSpec, Counted, TimeWindowSpec};
+
+    let spec: BreakerSpec = from_all(BREAKER_JSON, BREAKER_TOML, BREAKER_YAML);
+    assert_eq!(
+        spec,
+        BreakerSpec {
+            consecutive_failures: Some(5),
+            count_window: Some(CountWindowSpec {
+                min_calls: Some(20),
+                failure_rate: Some(0.5),
+                slow_threshold: Some(secs(2)),
+                slow_rate: Some(0.8),
+                ..CountWindowSpec::new(100)
+            }),
+            time_window: Some(TimeWindowSpec {
+                buckets: Some(6),
+                only_slow_calls: true,
+                slow_threshold: Some(ms(1_500)),
+                slow_rate: Some(0.5),
+                min_throughput: Some(10),
+                ..TimeWindowSpec::new(secs(30))
+            }),
+            open_for: None,
+            open_base: Some(secs(2)),
+            open_max: Some(secs(30)),
+            half_open_probes: Some(2),
+            close_after: Some(3),
+            count_throttled_as: Some(Counted::Ignored),
+            count_permanent_as: Some(Counted::Success),
+            name: Some("inventory-db".into()),
+        }
+    );
+    round_trip(&spec);
+    round_trip(&BreakerSpec::default());
+    round_trip(&BreakerSpec {
+        open_for: Some(ms(2_500)),
+        count_throttled_as: Some(Counted::Failure),
+        time_window: Some(TimeWindowSpec::new(secs(60))),
+        ..BreakerSpec::default()
+    });
+
+    let breaker = spec.build().unwrap();
+    let policies = breaker.policy();
+    assert_eq!(policies.consecutive_failures().unwrap().threshold(), 5);
+    assert_eq!(policies.count_window().unwrap().size(), 100);
+    assert_eq!(policies.time_window().unwrap().span(), secs(30));
+    assert_eq!(breaker.name(), Some("inventory-db"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn built_breaker_behaves_as_configured() {
+    use riprap::breaker::{BreakerSpec, BreakerState, Rejected};
+
+    let spec: BreakerSpec = from_yaml(
+        "consecutive_failures: 2\nopen_for: 10s\nhalf_open_probes: 1\nclose_after: 1\n\
+         count_permanent_as: failure\n",
+    );
+    let breaker = spec.build().unwrap();
+    for _ in 0..2 {
+        breaker.try_acquire().unwrap().record(Class::Permanent);
+    }
+    assert_eq!(breaker.state(), BreakerState::Open);
+    assert_eq!(
+        breaker.try_acquire().unwrap_err(),
+        Rejected::Open { retry_in: secs(10) }
+    );
+    tokio::time::advance(secs(10)).await;
+    let probe = breaker.try_acquire().unwrap();
+    assert!(probe.is_probe());
+    assert_eq!(breaker.try_acquire().unwrap_err(), Rejected::HalfOpen); // one probe at a time
+    probe.record(Class::Success); // one success closes
+    assert_eq!(breaker.state(), BreakerState::Closed);
+
+    // Only the policies listed trip: a count window alone ignores a streak below its rate.
+    let spec: BreakerSpec =
+        from_toml("[count_window]\nsize = 4\nmin_calls = 4\nfailure_rate = 0.75");
+    let breaker = spec.build().unwrap();
+    assert!(breaker.policy().consecutive_failures().is_none());
+    for class in [Class::Transient, Class::Transient, Class::Success] {
+        breaker.try_acquire().unwrap().record(class);
+    }
+    assert_eq!(breaker.state(), BreakerState::Closed);
+    breaker.try_acquire().unwrap().record(Class::Transient); // 3 of 4
+    assert_eq!(breaker.state(), BreakerState::Open);
+
+    // With nothing listed, the builder's defaults: 5 in a row, open 5 s growing, jittered.
+    let breaker = BreakerSpec::default().build().unwrap();
+    for _ in 0..4 {
+        breaker.try_acquire().unwrap().record(Class::Transient);
+    }
+    assert_eq!(breaker.state(), BreakerState::Closed);
+    breaker.try_acquire().unwrap().record(Class::Transient);
+    let retry_in = breaker.try_acquire().unwrap_err().retry_in().unwrap();
+    assert!((ms(2_500)..=secs(5)).contains(&retry_in), "{retry_in:?}");
+    // Permanent errors are ignored by default.
+    breaker.reset();
+    for _ in 0..10 {
+        breaker.try_acquire().unwrap().record(Class::Permanent);
+    }
+    assert_eq!(breaker.state(), BreakerState::Closed);
+}
+
+#[test]
+fn malformed_breaker_spec_names_the_field() {
+    use riprap::breaker::BreakerSpec;
+
+    unknown_field_named::<BreakerSpec>(json!({ "consecutive_failure": 5 }), "consecutive_failure");
+    unknown_field_named::<BreakerSpec>(
+        json!({ "count_window": { "size": 10, "minimum_calls": 5 } }),
+        "minimum_calls",
+    );
+    refused_naming::<BreakerSpec>(json!({ "half_open_probes": "two" }), "half_open_probes");
+    refused_naming::<BreakerSpec>(json!({ "half_open_probes": 70_000 }), "half_open_probes");
+    refused_naming::<BreakerSpec>(json!({ "open_for": "5 parsecs" }), "open_for");
+    refused_naming::<BreakerSpec>(
+        json!({ "count_permanent_as": "maybe" }),
+        "count_permanent_as",
+    );
+    refused_naming::<BreakerSpec>(json!({ "count_window": { "min_calls": 5 } }), "size");
+    refused_naming::<BreakerSpec>(json!({ "time_window": { "span": "soon" } }), "span");
+    refused_naming::<BreakerSpec>(
+        json!({ "time_window": { "span": "1m", "slow_rate": "most" } }),
+        "slow_rate",
+    );
+
+    let knob = |doc: Value| {
+        let spec: BreakerSpec = serde_json::from_value(doc).unwrap();
+        let err = spec.build().unwrap_err();
+        assert!(err.to_string().contains(err.knob()));
+        err.knob()
+    };
+    assert_eq!(
+        knob(json!({ "consecutive_failures": 0 })),
+        "breaker.consecutive_failures"
+    );
+    assert_eq!(
+        knob(json!({ "open_for": "10s", "open_max": "1m" })),
+        "breaker.open_for"
+    );
+    assert_eq!(knob(json!({ "open_for": "0s" })), "breaker.open_for");
+    assert_eq!(
+        knob(json!({ "open_base": "10s", "open_max": "5s" })),
+        "breaker.open_max"
+    );
+    assert_eq!(knob(json!({ "open_base": "0s" })), "breaker.open_base");
+    assert_eq!(
+        knob(json!({ "half_open_probes": 0 })),
+        "breaker.half_open_probes"
+    );
+    assert_eq!(knob(json!({ "close_after": 0 })), "breaker.close_after");
+    assert_eq!(
+        knob(json!({ "count_window": { "size": 0 } })),
+        "breaker.count_window.size"
+    );
+    assert_eq!(
+        knob(json!({ "count_window": { "size": 10, "min_calls": 11 } })),
+        "breaker.count_window.min_calls"
+    );
+    assert_eq!(
+        knob(json!({ "count_window": { "size": 10, "failure_rate": 0.0 } })),
+        "breaker.count_window.failure_rate"
+    );
+    assert_eq!(
+        knob(json!({ "count_window": { "size": 10, "slow_rate": 0.5 } })),
+        "breaker.count_window.slow_threshold"
+    );
+    assert_eq!(
+        knob(json!({ "count_window": { "size": 10, "slow_threshold": "1s" } })),
+        "breaker.count_window.slow_rate"
+    );
+    assert_eq!(
+        knob(json!({ "count_window": { "size": 10, "only_slow_calls": true } })),
+        "breaker.count_window.failure_rate"
+    );
+    assert_eq!(
+        knob(json!({ "time_window": { "span": "0s" } })),
+        "breaker.time_window.span"
+    );
+    assert_eq!(
+        knob(json!({ "time_window": { "span": "1m", "buckets": 0 } })),
+        "breaker.time_window.buckets"
+    );
+    assert_eq!(
+        knob(json!({ "time_window": { "span": "1m", "failure_rate": 1.5 } })),
+        "breaker.time_window.failure_rate"
+    );
+    assert_eq!(
+        knob(json!({ "time_window": { "span": "1m", "min_throughput": 0 } })),
+        "breaker.time_window.min_throughput"
+    );
+}

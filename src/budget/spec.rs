@@ -220,7 +220,7 @@ impl TryFrom<OneBudget> for BudgetSpec {
         if chosen != 1 {
             return Err(format!(
                 "a budget needs exactly one of `ratio_budget`, `token_throttle`, `retry_quota` \
-                 or `unlimited = true` (got {chosen})"
+                 or `unlimited` (got {chosen})"
             ));
         }
         Ok(if let Some(s) = one.ratio_budget {
