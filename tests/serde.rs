@@ -839,3 +839,494 @@ fn malformed_breaker_spec_names_the_field() {
         "breaker.time_window.min_throughput"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Rate limit
+
+const RATELIMIT_TOML: &str = r#"
+requests = { rate = 500, per = "1m", burst = 50 }
+cost = { rate = 30000, per = "1m" }
+max_wait = "10s"
+ceiling = "5m"
+default_pause = "2s"
+reopen_jitter = "50ms"
+probe_timeout = "500ms"
+seed = 3
+
+[adaptive]
+max_rate = 8.0
+min_rate = 0.5
+decrease = 0.7
+increase = 0.25
+"#;
+
+const RATELIMIT_YAML: &str = "
+requests: { rate: 500, per: 1m, burst: 50 }
+cost: { rate: 30000, per: 1m }
+max_wait: 10s
+ceiling: 5m
+default_pause: 2s
+reopen_jitter: 50ms
+probe_timeout: 500ms
+seed: 3
+adaptive:
+  max_rate: 8.0
+  min_rate: 0.5
+  decrease: 0.7
+  increase: 0.25
+";
+
+const RATELIMIT_JSON: &str = r#"{
+  "requests": { "rate": 500, "per": "1m", "burst": 50 },
+  "cost": { "rate": 30000, "per": "1m" },
+  "max_wait": "10s",
+  "ceiling": "5m",
+  "default_pause": "2s",
+  "reopen_jitter": "50ms",
+  "probe_timeout": "500ms",
+  "seed": 3,
+  "adaptive": { "max_rate": 8.0, "min_rate": 0.5, "decrease": 0.7, "increase": 0.25 }
+}"#;
+
+#[test]
+fn ratelimit_spec_from_every_format_builds_the_builders_config() {
+    use riprap::ratelimit::{AdaptiveSpec, QuotaSpec, RateLimitConfig, RateLimitSpec};
+
+    let spec: RateLimitSpec = from_all(RATELIMIT_JSON, RATELIMIT_TOML, RATELIMIT_YAML);
+    assert_eq!(
+        spec,
+        RateLimitSpec {
+            requests: Some(QuotaSpec {
+                rate: 500,
+                per: secs(60),
+                burst: Some(50)
+            }),
+            cost: Some(QuotaSpec {
+                rate: 30_000,
+                per: secs(60),
+                burst: None
+            }),
+            max_wait: Some(secs(10)),
+            ceiling: Some(secs(300)),
+            default_pause: Some(secs(2)),
+            reopen_jitter: Some(ms(50)),
+            probe_timeout: Some(ms(500)),
+            adaptive: Some(AdaptiveSpec {
+                max_rate: 8.0,
+                min_rate: Some(0.5),
+                decrease: Some(0.7),
+                increase: Some(0.25),
+            }),
+            seed: Some(3),
+        }
+    );
+    round_trip(&spec);
+    round_trip(&RateLimitSpec::default());
+
+    let same = RateLimitConfig::builder()
+        .requests(500, secs(60))
+        .request_burst(50)
+        .cost(30_000, secs(60))
+        .max_wait(secs(10))
+        .ceiling(secs(300))
+        .default_pause(secs(2))
+        .reopen_jitter(ms(50))
+        .probe_timeout(ms(500))
+        .adaptive(8.0)
+        .adaptive_floor(0.5)
+        .adaptive_decrease(0.7)
+        .adaptive_increase(0.25)
+        .seed(3)
+        .build()
+        .unwrap();
+    assert_eq!(spec.build().unwrap(), same);
+    assert_eq!(
+        RateLimitSpec::default().build().unwrap(),
+        RateLimitConfig::builder().build().unwrap()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn built_ratelimit_config_limits_as_configured() {
+    use riprap::ratelimit::{RateLimitSpec, RateLimiter};
+
+    let spec: RateLimitSpec = from_yaml("requests: { rate: 2, per: 1s }\nmax_wait: 0s\n");
+    let limiter = RateLimiter::new(spec.build().unwrap());
+    assert!(limiter.try_acquire(1).is_ok());
+    assert!(limiter.try_acquire(1).is_ok());
+    assert!(limiter.try_acquire(1).is_err()); // a burst of two, then limited
+    tokio::time::advance(ms(500)).await;
+    assert!(limiter.try_acquire(1).is_ok()); // one more every 500 ms
+}
+
+#[test]
+fn malformed_ratelimit_spec_names_the_field() {
+    use riprap::ratelimit::RateLimitSpec;
+
+    unknown_field_named::<RateLimitSpec>(json!({ "max_wiat": "1s" }), "max_wiat");
+    unknown_field_named::<RateLimitSpec>(
+        json!({ "requests": { "rate": 1, "per": "1s", "brust": 2 } }),
+        "brust",
+    );
+    refused_naming::<RateLimitSpec>(json!({ "requests": { "rate": 5 } }), "per");
+    refused_naming::<RateLimitSpec>(json!({ "requests": { "rate": -5, "per": "1s" } }), "rate");
+    refused_naming::<RateLimitSpec>(json!({ "max_wait": "5 parsecs" }), "max_wait");
+    refused_naming::<RateLimitSpec>(json!({ "adaptive": { "max_rate": "fast" } }), "max_rate");
+
+    let knob = |doc: Value| {
+        let spec: RateLimitSpec = serde_json::from_value(doc).unwrap();
+        let err = spec.build().unwrap_err();
+        assert!(err.to_string().contains(err.knob()));
+        err.knob()
+    };
+    assert_eq!(
+        knob(json!({ "requests": { "rate": 0, "per": "1s" } })),
+        "ratelimit.requests"
+    );
+    assert_eq!(
+        knob(json!({ "requests": { "rate": 5, "per": "1s", "burst": 0 } })),
+        "ratelimit.request_burst"
+    );
+    assert_eq!(
+        knob(json!({ "cost": { "rate": 5, "per": "0s" } })),
+        "ratelimit.cost"
+    );
+    assert_eq!(
+        knob(json!({ "cost": { "rate": 5, "per": "1s", "burst": 0 } })),
+        "ratelimit.cost_burst"
+    );
+    assert_eq!(knob(json!({ "ceiling": "0s" })), "ratelimit.ceiling");
+    assert_eq!(
+        knob(json!({ "default_pause": "10m" })),
+        "ratelimit.default_pause"
+    );
+    assert_eq!(
+        knob(json!({ "adaptive": { "max_rate": 0.0 } })),
+        "ratelimit.adaptive.max_rate"
+    );
+    assert_eq!(
+        knob(json!({ "adaptive": { "max_rate": 10.0, "min_rate": 20.0 } })),
+        "ratelimit.adaptive.min_rate"
+    );
+    assert_eq!(
+        knob(json!({ "adaptive": { "max_rate": 10.0, "decrease": 1.0 } })),
+        "ratelimit.adaptive.decrease"
+    );
+    assert_eq!(
+        knob(json!({ "adaptive": { "max_rate": 10.0, "increase": -1.0 } })),
+        "ratelimit.adaptive.increase"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cache
+
+#[test]
+fn cache_specs_from_every_format_build_the_builders_config() {
+    use riprap::cache::{BatchConfig, BatchSpec, CacheConfig, CacheSpec};
+
+    let spec: CacheSpec = from_all(
+        r#"{ "capacity": 50000, "refresh_after": "30s", "expire_after": "5m",
+             "stale_if_error": "1h", "negative_ttl": "10s", "max_in_flight": 500,
+             "early_refresh": 1.5, "clock_resolution": "0s", "seed": 11 }"#,
+        r#"
+            capacity = 50000
+            refresh_after = "30s"
+            expire_after = "5m"
+            stale_if_error = "1h"
+            negative_ttl = "10s"
+            max_in_flight = 500
+            early_refresh = 1.5
+            clock_resolution = "0s"
+            seed = 11
+        "#,
+        "capacity: 50000\nrefresh_after: 30s\nexpire_after: 5m\nstale_if_error: 1h\n\
+         negative_ttl: 10s\nmax_in_flight: 500\nearly_refresh: 1.5\nclock_resolution: 0s\n\
+         seed: 11\n",
+    );
+    assert_eq!(
+        spec,
+        CacheSpec {
+            capacity: Some(50_000),
+            refresh_after: Some(secs(30)),
+            expire_after: Some(secs(300)),
+            stale_if_error: Some(secs(3_600)),
+            negative_ttl: Some(secs(10)),
+            max_in_flight: Some(500),
+            early_refresh: Some(1.5),
+            clock_resolution: Some(Duration::ZERO),
+            seed: Some(11),
+        }
+    );
+    round_trip(&spec);
+    round_trip(&CacheSpec::default());
+    let same = CacheConfig::builder()
+        .capacity(50_000)
+        .refresh_after(secs(30))
+        .expire_after(secs(300))
+        .stale_if_error(secs(3_600))
+        .negative_ttl(secs(10))
+        .max_in_flight(500)
+        .early_refresh(1.5)
+        .clock_resolution(Duration::ZERO)
+        .seed(11)
+        .build()
+        .unwrap();
+    // CacheConfig has no PartialEq (it may hold a listener); its Debug shows every knob.
+    assert_eq!(format!("{:?}", spec.build().unwrap()), format!("{same:?}"));
+    assert_eq!(
+        format!("{:?}", CacheSpec::default().build().unwrap()),
+        format!("{:?}", CacheConfig::builder().build().unwrap())
+    );
+
+    let batch: BatchSpec = from_all(
+        r#"{ "max_batch": 200, "interval": "250ms", "max_pending": 5000 }"#,
+        "max_batch = 200\ninterval = \"250ms\"\nmax_pending = 5000",
+        "max_batch: 200\ninterval: 250ms\nmax_pending: 5000\n",
+    );
+    round_trip(&batch);
+    round_trip(&BatchSpec::default());
+    let built = batch.build().unwrap();
+    let same = BatchConfig::builder()
+        .max_batch(200)
+        .interval(ms(250))
+        .max_pending(5_000)
+        .build()
+        .unwrap();
+    assert_eq!(
+        (built.max_batch(), built.interval(), built.max_pending()),
+        (same.max_batch(), same.interval(), same.max_pending())
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn built_cache_expires_as_configured() {
+    use riprap::cache::{Cache, CacheSpec};
+
+    let spec: CacheSpec =
+        from_toml("capacity = 10\nexpire_after = \"2s\"\nclock_resolution = \"0s\"");
+    let cache: Cache<String, u32, std::io::Error> = Cache::new(spec.build().unwrap());
+    cache.insert("a".to_string(), 1);
+    assert_eq!(cache.get("a"), Some(1));
+    tokio::time::advance(ms(2_001)).await;
+    assert_eq!(cache.get("a"), None);
+}
+
+#[test]
+fn malformed_cache_specs_name_the_field() {
+    use riprap::cache::{BatchSpec, CacheSpec};
+
+    unknown_field_named::<CacheSpec>(json!({ "ttl": "1m" }), "ttl");
+    refused_naming::<CacheSpec>(json!({ "capacity": "lots" }), "capacity");
+    refused_naming::<CacheSpec>(json!({ "expire_after": "5 parsecs" }), "expire_after");
+    refused_naming::<CacheSpec>(json!({ "stale_if_error": "-1h" }), "stale_if_error");
+    unknown_field_named::<BatchSpec>(json!({ "batch": 5 }), "batch");
+    refused_naming::<BatchSpec>(json!({ "interval": 100 }), "interval");
+
+    let knob = |doc: Value| {
+        let spec: CacheSpec = serde_json::from_value(doc).unwrap();
+        let err = spec.build().unwrap_err();
+        assert!(err.to_string().contains(err.knob()));
+        err.knob()
+    };
+    assert_eq!(knob(json!({ "capacity": 0 })), "cache.capacity");
+    assert_eq!(knob(json!({ "max_in_flight": 0 })), "cache.max_in_flight");
+    assert_eq!(knob(json!({ "expire_after": "0s" })), "cache.expire_after");
+    assert_eq!(
+        knob(json!({ "refresh_after": "2m", "expire_after": "1m" })),
+        "cache.refresh_after"
+    );
+    assert_eq!(knob(json!({ "negative_ttl": "0s" })), "cache.negative_ttl");
+    assert_eq!(knob(json!({ "early_refresh": 1.0 })), "cache.early_refresh");
+    assert_eq!(
+        knob(json!({ "clock_resolution": "500us" })),
+        "cache.clock_resolution"
+    );
+    let batch_knob = |doc: Value| {
+        let spec: BatchSpec = serde_json::from_value(doc).unwrap();
+        spec.build().unwrap_err().knob()
+    };
+    assert_eq!(batch_knob(json!({ "max_batch": 0 })), "cache.max_batch");
+    assert_eq!(batch_knob(json!({ "max_pending": 0 })), "cache.max_pending");
+    assert_eq!(batch_knob(json!({ "interval": "0s" })), "cache.interval");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chaos
+
+const CHAOS_TOML: &str = r#"
+seed = 7
+error_rate = 0.2
+throttle_rate = 0.1
+throttle_retry_after = "20s"
+latency_rate = 0.5
+latency = { min = "50ms", max = "200ms" }
+
+[[outages]]
+from = "1m"
+until = "2m"
+
+[[outages]]
+from = "10m"
+until = "10m30s"
+"#;
+
+const CHAOS_YAML: &str = "
+seed: 7
+error_rate: 0.2
+throttle_rate: 0.1
+throttle_retry_after: 20s
+latency_rate: 0.5
+latency: { min: 50ms, max: 200ms }
+outages:
+  - { from: 1m, until: 2m }
+  - { from: 10m, until: 10m30s }
+";
+
+const CHAOS_JSON: &str = r#"{
+  "seed": 7,
+  "error_rate": 0.2,
+  "throttle_rate": 0.1,
+  "throttle_retry_after": "20s",
+  "latency_rate": 0.5,
+  "latency": { "min": "50ms", "max": "200ms" },
+  "outages": [{ "from": "1m", "until": "2m" }, { "from": "10m", "until": "10m30s" }]
+}"#;
+
+#[test]
+fn chaos_spec_from_every_format() {
+    use riprap::chaos::{ChaosSpec, LatencySpec, OutageSpec};
+
+    let spec: ChaosSpec = from_all(CHAOS_JSON, CHAOS_TOML, CHAOS_YAML);
+    assert_eq!(
+        spec,
+        ChaosSpec {
+            seed: Some(7),
+            error_rate: Some(0.2),
+            throttle_rate: Some(0.1),
+            throttle_retry_after: Some(secs(20)),
+            latency_rate: Some(0.5),
+            latency: Some(LatencySpec::Uniform {
+                min: ms(50),
+                max: ms(200)
+            }),
+            outages: vec![
+                OutageSpec {
+                    from: secs(60),
+                    until: secs(120)
+                },
+                OutageSpec {
+                    from: secs(600),
+                    until: secs(630)
+                },
+            ],
+        }
+    );
+    round_trip(&spec);
+    round_trip(&ChaosSpec::default());
+    round_trip(&ChaosSpec {
+        latency_rate: Some(1.0),
+        latency: Some(LatencySpec::Fixed(ms(100))),
+        ..ChaosSpec::default()
+    });
+    let fixed: ChaosSpec = from_toml("latency_rate = 1.0\nlatency = { fixed = \"100ms\" }");
+    assert_eq!(fixed.latency, Some(LatencySpec::Fixed(ms(100))));
+}
+
+/// Outcomes and times of `n` calls through `layer`, one every 100 ms.
+async fn chaos_trace(layer: riprap::chaos::ChaosLayer, n: usize) -> Vec<(bool, Duration)> {
+    use riprap::chaos::ChaosError;
+    use tower::{Service, ServiceBuilder, ServiceExt};
+
+    let mut svc = ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(|_: ()| async { Ok::<_, ChaosError>(()) });
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let start = tokio::time::Instant::now();
+        let ok = svc.ready().await.unwrap().call(()).await.is_ok();
+        out.push((ok, start.elapsed()));
+        tokio::time::sleep(ms(100)).await;
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn built_chaos_layer_injects_what_the_builders_does() {
+    use riprap::chaos::{ChaosLayer, ChaosSpec, Latency};
+
+    let spec: ChaosSpec = from_toml(CHAOS_TOML);
+    let same = ChaosLayer::builder()
+        .seed(7)
+        .error_rate(0.2)
+        .throttle_rate(0.1, secs(20))
+        .latency(0.5, Latency::Uniform(ms(50), ms(200)))
+        .outage(secs(60), secs(120))
+        .outage(secs(600), secs(630))
+        .build()
+        .unwrap();
+    let a = chaos_trace(spec.build().unwrap(), 200).await;
+    let b = chaos_trace(same, 200).await;
+    assert_eq!(a, b);
+    let failed = a.iter().filter(|(ok, _)| !ok).count();
+    assert!((30..=90).contains(&failed), "{failed} of 200 failed");
+    assert!(a.iter().any(|(_, took)| *took >= ms(50)));
+
+    // Nothing configured, nothing injected.
+    let clean = chaos_trace(ChaosSpec::default().build().unwrap(), 50).await;
+    assert!(clean.iter().all(|&(ok, took)| ok && took == Duration::ZERO));
+}
+
+#[test]
+fn malformed_chaos_spec_names_the_field() {
+    use riprap::chaos::ChaosSpec;
+
+    unknown_field_named::<ChaosSpec>(json!({ "eror_rate": 0.1 }), "eror_rate");
+    unknown_field_named::<ChaosSpec>(json!({ "outages": [{ "from": "1m", "to": "2m" }] }), "to");
+    refused_naming::<ChaosSpec>(json!({ "error_rate": "often" }), "error_rate");
+    refused_naming::<ChaosSpec>(
+        json!({ "throttle_retry_after": "5 parsecs" }),
+        "throttle_retry_after",
+    );
+    refused_naming::<ChaosSpec>(json!({ "outages": [{ "from": "1m" }] }), "until");
+    refused_naming::<ChaosSpec>(json!({ "latency": { "min": "1s", "max": "soon" } }), "max");
+    // A latency with neither form says which fields it wants.
+    refused_naming::<ChaosSpec>(json!({ "latency": { "min": "1s" } }), "`fixed`");
+
+    let knob = |doc: Value| {
+        let spec: ChaosSpec = serde_json::from_value(doc).unwrap();
+        let err = spec.build().unwrap_err();
+        assert!(err.to_string().contains(err.knob()));
+        err.knob()
+    };
+    assert_eq!(knob(json!({ "error_rate": 1.5 })), "chaos.error_rate");
+    assert_eq!(
+        knob(json!({ "throttle_rate": 0.5 })),
+        "chaos.throttle_retry_after"
+    );
+    assert_eq!(
+        knob(json!({ "throttle_retry_after": "1s" })),
+        "chaos.throttle_rate"
+    );
+    assert_eq!(
+        knob(json!({ "error_rate": 0.8, "throttle_rate": 0.5, "throttle_retry_after": "1s" })),
+        "chaos.throttle_rate"
+    );
+    assert_eq!(
+        knob(json!({ "latency_rate": -0.1, "latency": { "fixed": "1s" } })),
+        "chaos.latency_rate"
+    );
+    assert_eq!(knob(json!({ "latency_rate": 0.5 })), "chaos.latency");
+    assert_eq!(
+        knob(json!({ "latency": { "fixed": "1s" } })),
+        "chaos.latency_rate"
+    );
+    assert_eq!(
+        knob(json!({ "latency_rate": 0.5, "latency": { "min": "2s", "max": "1s" } })),
+        "chaos.latency"
+    );
+    assert_eq!(
+        knob(json!({ "outages": [{ "from": "2m", "until": "1m" }] })),
+        "chaos.outage"
+    );
+}
