@@ -54,13 +54,13 @@ pub mod budget;
 pub mod cache;
 pub mod chaos;
 pub mod classify;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub mod config;
 mod error;
 pub mod events;
 pub mod ratelimit;
 pub mod retry;
-#[cfg(feature = "serde")]
-#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub mod serde_duration;
 pub mod timeout;
 
 pub use error::ConfigError;

@@ -104,7 +104,7 @@ fn ms(m: u64) -> Duration {
 #[test]
 fn durations_read_human_forms_and_write_go_forms() {
     #[derive(Debug, PartialEq, serde::Deserialize, Serialize)]
-    struct D(#[serde(with = "riprap::serde_duration")] Duration);
+    struct D(#[serde(with = "riprap::config::duration")] Duration);
     for (text, d) in [
         ("250ms", ms(250)),
         ("2m", secs(120)),

@@ -64,7 +64,7 @@ pub struct BackoffSpec {
     #[serde(default)]
     pub growth: GrowthKind,
     /// The first delay's envelope (required).
-    #[serde(with = "crate::serde_duration")]
+    #[serde(with = "crate::config::duration")]
     pub base: Duration,
     /// Growth factor, exponential growth only (default 2.0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,14 +72,14 @@ pub struct BackoffSpec {
     /// What each retry adds, linear growth only (required there).
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub step: Option<Duration>,
     /// Cap on any single delay (default 30 s, or `base` if larger).
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub max_delay: Option<Duration>,
@@ -93,7 +93,7 @@ pub struct BackoffSpec {
     /// Stop before the delays add up past this (default unbounded).
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub max_elapsed: Option<Duration>,

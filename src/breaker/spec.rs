@@ -62,21 +62,21 @@ pub struct BreakerSpec {
     /// Stay open exactly this long every time.
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub open_for: Option<Duration>,
     /// The first open duration of a growing schedule (default 5 s).
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub open_base: Option<Duration>,
     /// The longest open duration of a growing schedule (default 60 s).
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub open_max: Option<Duration>,
@@ -112,7 +112,7 @@ pub struct CountWindowSpec {
     /// Calls slower than this count as slow; set with `slow_rate`.
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub slow_threshold: Option<Duration>,
@@ -129,7 +129,7 @@ pub struct CountWindowSpec {
 #[serde(deny_unknown_fields)]
 pub struct TimeWindowSpec {
     /// The window's length (required).
-    #[serde(with = "crate::serde_duration")]
+    #[serde(with = "crate::config::duration")]
     pub span: Duration,
     /// How many steps the window rolls in (default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,7 +143,7 @@ pub struct TimeWindowSpec {
     /// Calls slower than this count as slow; set with `slow_rate`.
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub slow_threshold: Option<Duration>,

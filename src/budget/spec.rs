@@ -34,7 +34,7 @@ pub struct RatioBudgetSpec {
     /// How long a deposit counts, from 1 s to 1 h (default 10 s).
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub ttl: Option<Duration>,

@@ -40,28 +40,28 @@ pub struct CacheSpec {
     /// Age after which a read refreshes the entry in the background (default none).
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub refresh_after: Option<Duration>,
     /// Age after which an entry is never served while loads succeed (default 60 s).
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub expire_after: Option<Duration>,
     /// How long past `expire_after` an entry may be served while loads fail (default 0).
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub stale_if_error: Option<Duration>,
     /// How long a permanent failure ("not found") is remembered (default not at all).
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub negative_ttl: Option<Duration>,
@@ -74,7 +74,7 @@ pub struct CacheSpec {
     /// How far behind the freshness clock may be; `"0s"` reads it every time (default 1 ms).
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub clock_resolution: Option<Duration>,
@@ -143,7 +143,7 @@ pub struct BatchSpec {
     /// How long due keys are collected before a round of loads (default 100 ms).
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub interval: Option<Duration>,

@@ -51,7 +51,7 @@ pub struct ChaosSpec {
     /// The `Retry-After` an injected throttle carries; set with `throttle_rate`.
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub throttle_retry_after: Option<Duration>,
@@ -88,19 +88,19 @@ pub enum LatencySpec {
 struct LatencyRepr {
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     fixed: Option<Duration>,
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     min: Option<Duration>,
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     max: Option<Duration>,
@@ -148,10 +148,10 @@ impl From<LatencySpec> for Latency {
 #[serde(deny_unknown_fields)]
 pub struct OutageSpec {
     /// When the outage starts.
-    #[serde(with = "crate::serde_duration")]
+    #[serde(with = "crate::config::duration")]
     pub from: Duration,
     /// When it ends.
-    #[serde(with = "crate::serde_duration")]
+    #[serde(with = "crate::config::duration")]
     pub until: Duration,
 }
 

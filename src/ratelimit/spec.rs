@@ -44,35 +44,35 @@ pub struct RateLimitSpec {
     /// The longest a caller waits for capacity; `"0s"` rejects at once (default 30 s).
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub max_wait: Option<Duration>,
     /// The longest pause a server's headers may impose (default the header ceiling).
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub ceiling: Option<Duration>,
     /// How long a throttle that names no delay pauses every caller (default 1 s).
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub default_pause: Option<Duration>,
     /// Random delay, up to this, added when a closed gate reopens (default 100 ms).
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub reopen_jitter: Option<Duration>,
     /// How long the others wait for the first request's answer after a reset (default 1 s).
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub probe_timeout: Option<Duration>,
@@ -91,7 +91,7 @@ pub struct QuotaSpec {
     /// Units replenished every `per`.
     pub rate: u32,
     /// The window `rate` is spread over.
-    #[serde(with = "crate::serde_duration")]
+    #[serde(with = "crate::config::duration")]
     pub per: Duration,
     /// The most units spent at once (default `rate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

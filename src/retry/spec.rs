@@ -56,14 +56,14 @@ pub struct RetrySpec {
     /// The time a logical request may take, from its first attempt (default none).
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub deadline: Option<Duration>,
     /// The longest wait a server's `Retry-After` can impose (default 60 s).
     #[serde(
         default,
-        with = "crate::serde_duration::option",
+        with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub retry_after_ceiling: Option<Duration>,

@@ -1,9 +1,9 @@
 //! Human-readable durations for config files: `"250ms"`, `"2m"`, `"1h30m"`, `"1.5s"`.
 //!
-//! Every duration in riprap's config specs (`BackoffSpec`, `RetrySpec`, `BreakerSpec`, …) is
-//! read and written through this module, and you can use it for your own config structs with
-//! `#[serde(with = "riprap::serde_duration")]` (or `riprap::serde_duration::option` for an
-//! `Option<Duration>`).
+//! Every duration in riprap's config specs (see [the guide](super)) is read and written
+//! through this module, and you can use it for your own config structs with
+//! `#[serde(with = "riprap::config::duration")]` (or [`riprap::config::duration::option`](option)
+//! for an `Option<Duration>`).
 //!
 //! The syntax is Go's `time.ParseDuration`, the same parser riprap uses for OpenAI's
 //! rate-limit headers ([`parse_go_duration`]): one or more decimal numbers, each with an
@@ -19,9 +19,9 @@
 //!
 //! #[derive(Debug, PartialEq, Deserialize, Serialize)]
 //! struct Job {
-//!     #[serde(with = "riprap::serde_duration")]
+//!     #[serde(with = "riprap::config::duration")]
 //!     every: Duration,
-//!     #[serde(default, with = "riprap::serde_duration::option")]
+//!     #[serde(default, with = "riprap::config::duration::option")]
 //!     timeout: Option<Duration>,
 //! }
 //!
@@ -79,7 +79,7 @@ impl Visitor<'_> for HumanDuration {
     }
 }
 
-/// `#[serde(with = "riprap::serde_duration::option")]` for an `Option<Duration>`: `None` is
+/// `#[serde(with = "riprap::config::duration::option")]` for an `Option<Duration>`: `None` is
 /// written as nothing at all (pair it with `skip_serializing_if = "Option::is_none"`, since
 /// TOML has no null) and read from a missing field (with `default`) or a null.
 pub mod option {
