@@ -1330,3 +1330,211 @@ fn malformed_chaos_spec_names_the_field() {
         "chaos.outage"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Round trips of arbitrary specs
+
+mod arbitrary {
+    use super::*;
+    use proptest::prelude::*;
+    use riprap::chaos::{ChaosSpec, LatencySpec, OutageSpec};
+
+    fn duration() -> impl Strategy<Value = Duration> {
+        prop_oneof![
+            (0u64..1_000, 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+            (0u64..10_000_000_000, 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
+            (0u64..1_000_000).prop_map(Duration::from_nanos),
+            Just(Duration::MAX),
+        ]
+    }
+
+    /// A number as a person writes one, up to four decimals: serde_json's default float
+    /// parser can be a unit in the last place off on 17-digit ones.
+    fn decimal(max: u32) -> impl Strategy<Value = f64> {
+        (0..=max * 10_000).prop_map(|n| f64::from(n) / 10_000.0)
+    }
+
+    fn rate() -> impl Strategy<Value = f64> {
+        decimal(1)
+    }
+
+    // TOML integers are i64, so seeds beyond i64::MAX cannot be written to TOML.
+    fn seed() -> impl Strategy<Value = Option<u64>> {
+        proptest::option::of(0..=i64::MAX as u64)
+    }
+
+    fn backoff() -> impl Strategy<Value = BackoffSpec> {
+        (
+            prop_oneof![
+                Just(GrowthKind::Exponential),
+                Just(GrowthKind::Linear),
+                Just(GrowthKind::Constant)
+            ],
+            duration(),
+            proptest::option::of(decimal(10)),
+            proptest::option::of(duration()),
+            proptest::option::of(duration()),
+            proptest::option::of(prop_oneof![
+                Just(Jitter::None),
+                Just(Jitter::Full),
+                Just(Jitter::Equal),
+                Just(Jitter::Decorrelated)
+            ]),
+            proptest::option::of(any::<u32>()),
+            proptest::option::of(duration()),
+            seed(),
+        )
+            .prop_map(
+                |(
+                    growth,
+                    base,
+                    factor,
+                    step,
+                    max_delay,
+                    jitter,
+                    max_retries,
+                    max_elapsed,
+                    seed,
+                )| {
+                    BackoffSpec {
+                        growth,
+                        base,
+                        factor,
+                        step,
+                        max_delay,
+                        jitter,
+                        max_retries,
+                        max_elapsed,
+                        seed,
+                    }
+                },
+            )
+    }
+
+    fn budget() -> impl Strategy<Value = BudgetSpec> {
+        prop_oneof![
+            (
+                proptest::option::of(decimal(10)),
+                proptest::option::of(any::<u32>()),
+                proptest::option::of(duration())
+            )
+                .prop_map(|(ratio, min_retries_per_sec, ttl)| {
+                    BudgetSpec::RatioBudget(RatioBudgetSpec {
+                        ratio,
+                        min_retries_per_sec,
+                        ttl,
+                    })
+                }),
+            (
+                proptest::option::of(any::<u32>()),
+                proptest::option::of(rate())
+            )
+                .prop_map(|(max_tokens, token_ratio)| BudgetSpec::TokenThrottle(
+                    TokenThrottleSpec {
+                        max_tokens,
+                        token_ratio
+                    }
+                )),
+            proptest::collection::vec(proptest::option::of(0..=i64::MAX as u64), 5).prop_map(|v| {
+                BudgetSpec::RetryQuota(RetryQuotaSpec {
+                    capacity: v[0],
+                    retry_cost: v[1],
+                    timeout_cost: v[2],
+                    throttle_cost: v[3],
+                    success_increment: v[4],
+                })
+            }),
+            Just(BudgetSpec::Unlimited),
+        ]
+    }
+
+    fn retry() -> impl Strategy<Value = RetrySpec> {
+        (
+            proptest::option::of(any::<u32>()),
+            proptest::option::of(duration()),
+            proptest::option::of(duration()),
+            proptest::option::of(backoff()),
+            proptest::option::of(budget()),
+        )
+            .prop_map(
+                |(max_attempts, deadline, retry_after_ceiling, backoff, budget)| RetrySpec {
+                    max_attempts,
+                    deadline,
+                    retry_after_ceiling,
+                    backoff,
+                    budget,
+                },
+            )
+    }
+
+    fn chaos() -> impl Strategy<Value = ChaosSpec> {
+        let latency = prop_oneof![
+            duration().prop_map(LatencySpec::Fixed),
+            (duration(), duration()).prop_map(|(min, max)| LatencySpec::Uniform { min, max }),
+        ];
+        let outage = (duration(), duration()).prop_map(|(from, until)| OutageSpec { from, until });
+        (
+            seed(),
+            proptest::option::of(rate()),
+            proptest::option::of(rate()),
+            proptest::option::of(duration()),
+            proptest::option::of(rate()),
+            proptest::option::of(latency),
+            proptest::collection::vec(outage, 0..4),
+        )
+            .prop_map(
+                |(
+                    seed,
+                    error_rate,
+                    throttle_rate,
+                    throttle_retry_after,
+                    latency_rate,
+                    latency,
+                    outages,
+                )| ChaosSpec {
+                    seed,
+                    error_rate,
+                    throttle_rate,
+                    throttle_retry_after,
+                    latency_rate,
+                    latency,
+                    outages,
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn durations_round_trip(d in duration()) {
+            #[derive(Debug, PartialEq, serde::Deserialize, Serialize)]
+            struct D {
+                #[serde(with = "riprap::config::duration")]
+                d: Duration,
+            }
+            round_trip(&D { d });
+        }
+
+        #[test]
+        fn retry_specs_round_trip(spec in retry()) {
+            round_trip(&spec);
+        }
+
+        #[test]
+        fn chaos_specs_round_trip(spec in chaos()) {
+            round_trip(&spec);
+        }
+
+        /// Whatever the values, building never panics: it succeeds or names a knob.
+        #[test]
+        fn building_any_spec_is_total(spec in retry(), chaos in chaos()) {
+            if let Err(e) = spec.build() {
+                prop_assert!(e.to_string().contains(e.knob()));
+            }
+            if let Err(e) = chaos.build() {
+                prop_assert!(e.knob().starts_with("chaos."));
+            }
+        }
+    }
+}
