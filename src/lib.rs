@@ -54,6 +54,9 @@ pub mod budget;
 pub mod cache;
 pub mod chaos;
 pub mod classify;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub mod config;
 mod error;
 pub mod events;
 pub mod ratelimit;

@@ -42,6 +42,23 @@
 //! least half the delay, for callers that must not retry too early; [`Jitter::Decorrelated`]
 //! grows from the previous delay rather than the attempt number.
 //!
+//! ## From a config file
+//!
+//! With the `serde` feature, `BackoffSpec` holds every knob as plain data, read from TOML,
+//! YAML or JSON with human durations (`base = "100ms"`, `max_delay = "5s"`); its `build()`
+//! goes through [`BackoffPolicy`]'s builder, so a bad value is refused with the knob named:
+//!
+//! ```toml
+//! base = "100ms"      # required
+//! growth = "exponential"  # or "linear" (with `step`) or "constant"
+//! factor = 2.0
+//! max_delay = "5s"
+//! jitter = "full"     # "none", "full", "equal" or "decorrelated"
+//! max_retries = 4
+//! max_elapsed = "30s"
+//! seed = 7
+//! ```
+//!
 //! ## Migrating from the `backoff` crate
 //!
 //! The `backoff` crate is unmaintained (RUSTSEC-2025-0012), so riprap does not depend on it.
@@ -58,10 +75,15 @@ use crate::error::{ConfigError, check_duration};
 #[cfg(feature = "backoff-compat")]
 mod compat;
 mod rng;
+#[cfg(feature = "serde")]
+mod spec;
 
 #[cfg(feature = "backoff-compat")]
 pub use compat::BackoffCrate;
 pub(crate) use rng::SplitMix64;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use spec::{BackoffSpec, GrowthKind};
 
 /// One request's schedule of delays.
 ///

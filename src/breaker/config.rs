@@ -12,6 +12,8 @@ use crate::events::SharedListener;
 
 /// How an outcome of a given class counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Counted {
     /// Against the dependency.
     Failure,

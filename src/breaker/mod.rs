@@ -94,6 +94,30 @@
 //!   seconds; two probes, three successes to close. Constraint violations are permanent and
 //!   never trip it.
 //!
+//! ## From a config file
+//!
+//! With the `serde` feature, `BreakerSpec` holds every knob as plain data, read from TOML,
+//! YAML or JSON with human durations. The policies listed trip the breaker when any of them
+//! does (none listed: 5 consecutive failures), and the field names are the knob names a
+//! [`ConfigError`](crate::ConfigError) reports:
+//!
+//! ```toml
+//! consecutive_failures = 5
+//! open_base = "2s"          # growing: open_base doubling to open_max; or open_for = "10s"
+//! open_max = "30s"
+//! half_open_probes = 2
+//! close_after = 3
+//! count_throttled_as = "ignored"   # "failure", "success" or "ignored"
+//! count_permanent_as = "ignored"
+//!
+//! [count_window]            # and/or [time_window] with span, buckets, min_throughput
+//! size = 100
+//! min_calls = 20
+//! failure_rate = 0.5
+//! slow_threshold = "2s"
+//! slow_rate = 0.8
+//! ```
+//!
 //! ## In a tower stack
 //!
 //! - **`poll_ready`**: while open, the service answers `Ready` without polling the inner
@@ -136,6 +160,8 @@ mod keyed;
 mod layer;
 mod policy;
 mod service;
+#[cfg(feature = "serde")]
+mod spec;
 mod state;
 mod window;
 
@@ -147,6 +173,9 @@ pub use keyed::{KeyedBreakers, KeyedCircuitBreakerLayer, KeyedCircuitBreakerServ
 pub use layer::CircuitBreakerLayer;
 pub use policy::{AnyOf, ConsecutiveFailures, Outcome, PolicyStats, TripPolicy, TripPolicyExt};
 pub use service::{CircuitBreakerService, ErrIsTransient};
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use spec::{BreakerSpec, CountWindowSpec, TimeWindowSpec, TripPolicies};
 pub use state::{CircuitBreaker, Permit};
 pub use window::{
     CountWindow, CountWindowBuilder, MAX_BUCKETS, MAX_COUNT_WINDOW, TimeWindow, TimeWindowBuilder,

@@ -66,6 +66,19 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## From a config file
+//!
+//! With the `serde` feature, `RatioBudgetSpec`, `TokenThrottleSpec` and `RetryQuotaSpec` hold
+//! each budget's knobs as plain data, and `BudgetSpec` chooses one by its key; building a
+//! `BudgetSpec` gives an `AnyBudget`, which is itself a [`Budget`]:
+//!
+//! ```toml
+//! [budget.ratio_budget]   # or token_throttle, retry_quota, or `budget = { unlimited = true }`
+//! ratio = 0.2
+//! min_retries_per_sec = 10
+//! ttl = "10s"
+//! ```
+//!
 //! ## Implementing your own
 //!
 //! A [`Budget`] hears four things: a first attempt ([`deposit`](Budget::deposit)), a retry about
@@ -80,10 +93,15 @@ use crate::classify::Class;
 
 mod quota;
 mod ratio;
+#[cfg(feature = "serde")]
+mod spec;
 mod throttle;
 
 pub use quota::{RetryQuota, RetryQuotaBuilder};
 pub use ratio::{RatioBudget, RatioBudgetBuilder};
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use spec::{AnyBudget, BudgetSpec, RatioBudgetSpec, RetryQuotaSpec, TokenThrottleSpec};
 pub use throttle::{TokenThrottle, TokenThrottleBuilder};
 
 /// A process-wide account that pays for retries.

@@ -79,6 +79,19 @@
 //!   Put a circuit breaker under the cache so that during an outage loads fail fast and the
 //!   stale answer is immediate.
 //!
+//! # From a config file
+//!
+//! With the `serde` feature, `CacheSpec` and `BatchSpec` hold the knobs of [`CacheConfig`]
+//! and [`BatchConfig`] as plain data, read from TOML, YAML or JSON with human durations:
+//!
+//! ```toml
+//! capacity = 100000
+//! refresh_after = "30s"
+//! expire_after = "5m"
+//! stale_if_error = "1h"
+//! negative_ttl = "10s"
+//! ```
+//!
 //! # Guarantees
 //!
 //! - **One load per key at a time.** Concurrent misses of one key make exactly one loader
@@ -134,6 +147,8 @@ mod future;
 mod handle;
 mod layer;
 mod service;
+#[cfg(feature = "serde")]
+mod spec;
 
 pub use batch::BatchRefresher;
 pub use config::{BatchConfig, BatchConfigBuilder, CacheConfig, CacheConfigBuilder};
@@ -143,3 +158,6 @@ pub use future::ResponseFuture;
 pub use handle::Cache;
 pub use layer::{CacheLayer, TransientErrors};
 pub use service::CacheService;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use spec::{BatchSpec, CacheSpec};

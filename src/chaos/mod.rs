@@ -43,15 +43,35 @@
 //! assert!(ok > 50 && ok < 90); // about 70 % get through
 //! # Ok(()) }
 //! ```
+//!
+//! ## From a config file
+//!
+//! With the `serde` feature, `ChaosSpec` holds every knob as plain data, so a test run or a
+//! staging environment can switch faults on from TOML, YAML or JSON:
+//!
+//! ```toml
+//! seed = 7
+//! error_rate = 0.2
+//! throttle_rate = 0.1
+//! throttle_retry_after = "20s"
+//! latency_rate = 0.5
+//! latency = { min = "50ms", max = "200ms" }    # or { fixed = "100ms" }
+//! outages = [{ from = "1m", until = "2m" }]
+//! ```
 
 mod config;
 mod fault;
 mod future;
 mod layer;
+#[cfg(feature = "serde")]
+mod spec;
 mod stream;
 
 pub use config::{ChaosBuilder, Latency};
 pub use fault::{ChaosError, Fault};
 pub use future::ResponseFuture;
 pub use layer::{Chaos, ChaosLayer, DefaultInjector, Inject};
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use spec::{ChaosSpec, LatencySpec, OutageSpec};
 pub use stream::{Disconnects, disconnects};

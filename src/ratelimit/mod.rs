@@ -47,6 +47,20 @@
 //! [`KeyedRateLimiter`] holds one limiter per tenant, model or endpoint, evicting the least
 //! recently used key beyond `max_keys`; [`RateLimitLayer::keyed`] picks the key per request.
 //!
+//! ## From a config file
+//!
+//! With the `serde` feature, `RateLimitSpec` holds every knob of [`RateLimitConfig`] as plain
+//! data, read from TOML, YAML or JSON with human durations, and builds through its builder:
+//!
+//! ```toml
+//! requests = { rate = 500, per = "1m" }                # burst defaults to the rate
+//! cost = { rate = 30000, per = "1m", burst = 10000 }   # tokens
+//! max_wait = "10s"
+//! ceiling = "5m"
+//! default_pause = "1s"
+//! adaptive = { max_rate = 8.0, min_rate = 0.5, decrease = 0.5, increase = 0.1 }
+//! ```
+//!
 //! ## A worked LLM example
 //!
 //! A tier of 500 requests and 30,000 tokens per minute. Each chat request is charged its
@@ -103,6 +117,8 @@ mod layer;
 mod limiter;
 mod service;
 mod signal;
+#[cfg(feature = "serde")]
+mod spec;
 
 pub use config::{AdaptiveConfig, QuotaConfig, RateLimitConfig, RateLimitConfigBuilder};
 pub use error::{LimitedBy, RateLimitError, RateLimitedError};
@@ -115,3 +131,6 @@ pub use service::RateLimit;
 #[cfg(feature = "http")]
 pub use signal::HeaderSignal;
 pub use signal::{Cost, NoSignal, ReadSignal, UnitCost};
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use spec::{AdaptiveSpec, QuotaSpec, RateLimitSpec};

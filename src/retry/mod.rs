@@ -68,6 +68,20 @@
 //! attempts, backoff and deadline for those dependencies and explain why; every knob can be
 //! changed after.
 //!
+//! ## From a config file
+//!
+//! With the `serde` feature, `RetrySpec` holds the knobs that are data (attempts, deadline,
+//! `Retry-After` ceiling, backoff, budget) and reads them from TOML, YAML or JSON with human
+//! durations; `RetrySpec::config()` gives a [`RetryConfig`] to add the classifier to:
+//!
+//! ```toml
+//! max_attempts = 4
+//! deadline = "30s"
+//! retry_after_ceiling = "1m"
+//! backoff = { base = "250ms", max_delay = "8s" }   # see `BackoffSpec`
+//! budget = { ratio_budget = { ratio = 0.1 } }      # see `BudgetSpec`
+//! ```
+//!
 //! ## Observing
 //!
 //! Each logical request runs in a `retry` `tracing` span, with a debug event per attempt
@@ -93,6 +107,8 @@ mod future;
 mod layer;
 mod request;
 mod service;
+#[cfg(feature = "serde")]
+mod spec;
 
 pub use config::{
     DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_AFTER_CEILING, MAX_ATTEMPTS_LIMIT, RetryConfig,
@@ -105,6 +121,9 @@ pub use layer::RetryLayer;
 pub use request::{AssumeIdempotent, IdempotentOnly};
 pub use request::{ByClone, CloneRequest};
 pub use service::Retry;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use spec::{RetrySpec, SpecRetryConfig};
 
 pub(crate) use error::known_class;
 
