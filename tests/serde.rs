@@ -678,6 +678,7 @@ fn breaker_spec_from_every_format() {
             count_throttled_as: Some(Counted::Ignored),
             count_permanent_as: Some(Counted::Success),
             name: Some("inventory-db".into()),
+            seed: None,
         }
     );
     round_trip(&spec);

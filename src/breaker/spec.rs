@@ -95,6 +95,9 @@ pub struct BreakerSpec {
     /// A name for events and logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Seed for the jitter of growing open durations (random unless set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 /// A [`CountWindow`] as plain data; see [`BreakerSpec`].
@@ -306,6 +309,9 @@ impl BreakerSpec {
         }
         if let Some(name) = &self.name {
             b = b.name(name.as_str());
+        }
+        if let Some(seed) = self.seed {
+            b = b.seed(seed);
         }
         Ok(b)
     }
