@@ -1539,3 +1539,43 @@ mod arbitrary {
         }
     }
 }
+
+#[test]
+fn stack_spec_round_trips_and_is_validated() {
+    use riprap::classify::ByError;
+    use riprap::stack::StackSpec;
+
+    let doc = r#"
+        total_deadline = "30s"
+        attempt_timeout = "5s"
+
+        [retry]
+        max_attempts = 4
+
+        [breaker]
+        consecutive_failures = 10
+        open_for = "15s"
+
+        [rate_limit]
+        requests = { rate = 600, per = "1m" }
+    "#;
+    let spec: StackSpec = toml::from_str(doc).unwrap();
+    assert_eq!(
+        spec.total_deadline,
+        Some(std::time::Duration::from_secs(30))
+    );
+    let json = serde_json::to_string(&spec).unwrap();
+    assert_eq!(serde_json::from_str::<StackSpec>(&json).unwrap(), spec);
+    let yaml = serde_norway::to_string(&spec).unwrap();
+    assert_eq!(serde_norway::from_str::<StackSpec>(&yaml).unwrap(), spec);
+    spec.builder(ByError).unwrap().build().unwrap();
+
+    // Unknown fields are named.
+    let err = toml::from_str::<StackSpec>("total_deadlin = \"3s\"").unwrap_err();
+    assert!(err.to_string().contains("total_deadlin"), "{err}");
+    // Cross-layer rules name the knob.
+    let bad: StackSpec =
+        toml::from_str("total_deadline = \"5s\"\nattempt_timeout = \"10s\"").unwrap();
+    let err = bad.builder(ByError).unwrap().build().unwrap_err();
+    assert_eq!(err.knob(), "stack.attempt_timeout");
+}

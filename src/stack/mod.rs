@@ -60,6 +60,8 @@
 
 mod error;
 mod service;
+#[cfg(feature = "serde")]
+mod spec;
 
 use std::time::Duration;
 
@@ -67,6 +69,8 @@ use tower_layer::Layer;
 
 pub use error::{Failure, StackError};
 pub use service::{ResponseFuture, StackService};
+#[cfg(feature = "serde")]
+pub use spec::StackSpec;
 
 use crate::backoff::BackoffPolicy;
 use crate::breaker::{
