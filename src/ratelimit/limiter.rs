@@ -23,7 +23,7 @@ use super::{LimitedBy, RateLimitError, RateLimitEvent};
 use crate::backoff::SplitMix64;
 use crate::classify::Class;
 use crate::classify::headers::RateLimitSignal;
-use crate::events::SharedListener;
+use crate::events::{SharedListener, trace};
 
 type Direct = Gcra<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Tick>>;
 
@@ -467,12 +467,7 @@ impl Shared {
     }
 
     fn emit(&self, event: RateLimitEvent) {
-        match event {
-            RateLimitEvent::GateClosed { .. } | RateLimitEvent::RateDecreased { .. } => {
-                tracing::info!(target: "riprap::ratelimit", ?event)
-            }
-            _ => tracing::debug!(target: "riprap::ratelimit", ?event),
-        }
+        trace::ratelimit(&event);
         if let Some(l) = &self.listener {
             l.on_event(&event);
         }
