@@ -175,10 +175,15 @@ use std::sync::Arc;
 
 mod event;
 mod forward;
+#[cfg(feature = "metrics")]
+mod metrics;
 pub(crate) mod trace;
 
 pub use event::Event;
 pub use forward::{Forward, forward};
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use metrics::MetricsListener;
 
 /// Receives a layer's events. Implemented for every `Fn(&E) + Send + Sync`.
 ///
