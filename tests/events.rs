@@ -514,6 +514,18 @@ async fn tracing_follows_one_scheme_and_is_quiet_at_info_on_success() {
         ]
     );
 
+    // A request held up by the quota waits inside its own span: `b`'s first attempt and
+    // `c`'s.
+    let waits = capture
+        .spans()
+        .into_iter()
+        .filter(|s| s.name == "riprap.ratelimit.wait")
+        .count();
+    assert_eq!(waits, 2);
+    for l in lines.iter().filter(|l| l.field("event") == Some("waited")) {
+        assert_eq!(l.span.as_deref(), Some("riprap.ratelimit.wait"), "{l:?}");
+    }
+
     // One span per logical request that reached the retry layer (the hit did not), each
     // recording its attempts.
     let spans: Vec<_> = capture

@@ -57,17 +57,21 @@
 //!
 //! ## Tracing
 //!
-//! Every layer logs under the target `riprap::<layer>`, so `RUST_LOG=riprap=info` shows what
-//! an operator should see and `RUST_LOG=riprap::retry=debug` opens one layer up. Every event
-//! carries an `event` field with the same snake_case name as [`Event::kind`] and the metric
-//! it feeds; durations are whole milliseconds in `_ms` fields; classes, reasons and states
-//! are the `as_str` names of their types, as in metric labels.
+//! Every layer logs under the target `riprap::<layer>` (header parsing under
+//! `riprap::classify`), so `RUST_LOG=riprap=info` shows what an operator should see and
+//! `RUST_LOG=riprap::retry=debug` opens one layer up. Spans are named `riprap.<layer>` (or
+//! `riprap.<layer>.<what>`), so they group by layer in a trace viewer. Every event carries an
+//! `event` field with the same snake_case name as [`Event::kind`] and the metric it feeds;
+//! durations are whole milliseconds in `_ms` fields; classes, reasons and states are the
+//! `as_str` names of their types, as in metric labels.
 //!
-//! Levels follow one rule: **the success path is silent at `info`**; state changes an
-//! operator acts on are `info`, giving up and opening a circuit are `warn`, and the
-//! per-request detail is `debug` (`trace` for the hottest paths: first-try successes and
-//! cache reads). Per-call refusals caused by a state already logged (calls rejected by an
-//! open breaker) stay at `debug`, so an incident produces one warning, not one per request.
+//! Levels follow one rule: **the success path is silent at `info`**. State changes an
+//! operator acts on are `info`; giving up on a request (a retry layer out of attempts,
+//! budget or time, a rate limiter refusing, a cache turning a miss away), a circuit opening
+//! and a background refresh failing are `warn`; per-request detail is `debug` (`trace` for
+//! the hottest paths: first-try successes and cache reads). Per-call refusals caused by a
+//! state already logged (calls rejected by an open breaker) stay at `debug`, so an incident
+//! produces one warning, not one per request.
 //!
 //! | target | span / message | level | fields |
 //! |---|---|---|---|
@@ -80,6 +84,7 @@
 //! | `riprap::breaker` | `circuit state changed` (half-open, closed, forced, disabled) | info | `event="transition"`, `name`, `state.from`, `state.to`, `generation` |
 //! | `riprap::breaker` | `circuit would have opened (disabled: metrics only)` | warn | `event="would_trip"`, `name` |
 //! | `riprap::breaker` | `call rejected` | debug | `event="rejected"`, `name`, `reason` |
+//! | `riprap::ratelimit` | span `riprap.ratelimit.wait`, one per request that waits for capacity | debug | `cost` |
 //! | `riprap::ratelimit` | `gate closed by the server` | info | `event="gate_closed"`, `reopen_ms` |
 //! | `riprap::ratelimit` | `gate reopened` | info | `event="gate_reopened"` |
 //! | `riprap::ratelimit` | `adaptive rate cut` / `adaptive rate recovered` | info | `event="rate_decreased"` / `"rate_recovered"`, `rate` (requests per second) |
@@ -87,6 +92,7 @@
 //! | `riprap::ratelimit` | `waited for capacity` | debug | `event="waited"`, `wait_ms` |
 //! | `riprap::ratelimit` | `pacing to the server's remaining quota` | debug | `event="pacing"`, `interval_ms`, `lasts_ms` |
 //! | `riprap::ratelimit` | `evicted the least recently used key` | debug | `event="key_evicted"` |
+//! | `riprap::classify` | `ignoring malformed rate-limit header value` | debug | `event="malformed_header"`, `header`, `value` (its first 64 bytes, escaped) |
 //! | `riprap::cache` | `hit`, `stale hit, refreshing`, `negative hit`, `miss`, `evicted` | trace | `event` |
 //! | `riprap::cache` | `loaded` | debug | `event="loaded"`, `took_ms` |
 //! | `riprap::cache` | `load failed` | debug | `event="load_failed"`, `class` |
