@@ -103,199 +103,167 @@ struct Series {
     cache_invalidations: OnceLock<Counter>,
 }
 
-/// Every metric: name, unit, description. The guide's table says the same.
-const DESCRIPTIONS: &[(&str, Unit, &str, bool)] = &[
+/// Every metric: name, unit, description. Counters count; every histogram is in seconds.
+const DESCRIPTIONS: &[(&str, Unit, &str)] = &[
     (
         "riprap_retry_attempts_total",
         Unit::Count,
         "Attempts made by the retry layer, by the classifier's verdict",
-        false,
     ),
     (
         "riprap_retry_giveups_total",
         Unit::Count,
         "Requests the retry layer stopped retrying without a success, by reason",
-        false,
     ),
     (
         "riprap_retry_delay_seconds",
         Unit::Seconds,
         "Waits scheduled before a retry",
-        true,
     ),
     (
         "riprap_breaker_transitions_total",
         Unit::Count,
         "Circuit breaker state changes",
-        false,
     ),
     (
         "riprap_breaker_rejections_total",
         Unit::Count,
         "Calls a circuit breaker refused, by the state that refused them",
-        false,
     ),
     (
         "riprap_breaker_would_trip_total",
         Unit::Count,
         "Times a disabled (metrics-only) breaker would have opened",
-        false,
     ),
     (
         "riprap_breaker_open_seconds",
         Unit::Seconds,
         "How long a breaker stays open each time it opens",
-        true,
     ),
     (
         "riprap_ratelimit_waits_total",
         Unit::Count,
         "Requests that waited for capacity and were let through",
-        false,
     ),
     (
         "riprap_ratelimit_wait_seconds",
         Unit::Seconds,
         "How long those requests waited",
-        true,
     ),
     (
         "riprap_ratelimit_rejections_total",
         Unit::Count,
         "Requests the rate limiter refused, by what held them back",
-        false,
     ),
     (
         "riprap_ratelimit_gate_closed_total",
         Unit::Count,
         "Times a server signal closed (or extended) the shared gate",
-        false,
     ),
     (
         "riprap_ratelimit_gate_pause_seconds",
         Unit::Seconds,
         "How long each closing keeps the gate shut",
-        true,
     ),
     (
         "riprap_ratelimit_gate_reopened_total",
         Unit::Count,
         "Times the gate reopened",
-        false,
     ),
     (
         "riprap_ratelimit_pacing_total",
         Unit::Count,
         "Times the server's remaining quota set a pacing interval",
-        false,
     ),
     (
         "riprap_ratelimit_rate_changes_total",
         Unit::Count,
         "Adaptive rate cuts and recoveries",
-        false,
     ),
     (
         "riprap_cache_hits_total",
         Unit::Count,
         "Reads answered with a fresh entry",
-        false,
     ),
     (
         "riprap_cache_stale_hits_total",
         Unit::Count,
         "Reads answered with an entry due for refresh",
-        false,
     ),
     (
         "riprap_cache_negative_hits_total",
         Unit::Count,
         "Reads answered with a remembered permanent failure",
-        false,
     ),
     (
         "riprap_cache_misses_total",
         Unit::Count,
         "Reads that found nothing usable",
-        false,
     ),
     (
         "riprap_cache_loads_total",
         Unit::Count,
         "Per-key loads that succeeded",
-        false,
     ),
     (
         "riprap_cache_load_seconds",
         Unit::Seconds,
         "How long successful per-key loads took",
-        true,
     ),
     (
         "riprap_cache_load_errors_total",
         Unit::Count,
         "Per-key loads that failed, by the classifier's verdict",
-        false,
     ),
     (
         "riprap_cache_stale_if_error_total",
         Unit::Count,
         "Reads answered with an expired entry because the load failed",
-        false,
     ),
     (
         "riprap_cache_batch_loads_total",
         Unit::Count,
         "Batch loads that returned",
-        false,
     ),
     (
         "riprap_cache_batch_keys_total",
         Unit::Count,
         "Keys stored by batch loads",
-        false,
     ),
     (
         "riprap_cache_batch_load_seconds",
         Unit::Seconds,
         "How long batch loads took",
-        true,
     ),
     (
         "riprap_cache_batch_errors_total",
         Unit::Count,
         "Batch loads that failed, by the classifier's verdict",
-        false,
     ),
     (
         "riprap_cache_refresh_dropped_total",
         Unit::Count,
         "Keys due for refresh that found the batch queue full",
-        false,
     ),
     (
         "riprap_cache_overloaded_total",
         Unit::Count,
         "Misses turned away because too many loads were in flight",
-        false,
     ),
     (
         "riprap_cache_evictions_total",
         Unit::Count,
         "Entries evicted to stay within capacity",
-        false,
     ),
     (
         "riprap_cache_inserts_total",
         Unit::Count,
         "Values stored with insert",
-        false,
     ),
     (
         "riprap_cache_invalidations_total",
         Unit::Count,
         "Calls to invalidate and invalidate_all",
-        false,
     ),
 ];
 
@@ -369,8 +337,8 @@ impl MetricsListener {
     /// # drop(snapshotter);
     /// ```
     pub fn describe() {
-        for &(name, unit, help, histogram) in DESCRIPTIONS {
-            if histogram {
+        for &(name, unit, help) in DESCRIPTIONS {
+            if unit == Unit::Seconds {
                 metrics::describe_histogram!(name, unit, help);
             } else {
                 metrics::describe_counter!(name, unit, help);
@@ -639,6 +607,128 @@ impl<'a> Listener<Event<'a>> for MetricsListener {
             Event::Breaker { event, .. } => self.on_event(event),
             Event::RateLimit { event, .. } => self.on_event(event),
             Event::Cache { event, .. } => self.on_event(event),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use metrics_util::debugging::DebuggingRecorder;
+
+    use super::*;
+
+    /// At least one event feeding each metric.
+    fn one_of_each(m: &MetricsListener) {
+        let d = Duration::from_millis(5);
+        m.on_event(&RetryEvent::Attempt {
+            attempt: 1,
+            class: Class::Transient,
+            delay: Some(d),
+        });
+        m.on_event(&RetryEvent::GaveUp {
+            attempts: 1,
+            reason: GiveUp::Deadline,
+        });
+        m.on_event(&BreakerEvent::Transition {
+            name: None,
+            from: BreakerState::Closed,
+            to: BreakerState::Open,
+            open_for: Some(d),
+            generation: 1,
+        });
+        m.on_event(&BreakerEvent::WouldTrip { name: None });
+        m.on_event(&BreakerEvent::Rejected {
+            name: None,
+            rejected: Rejected::Isolated,
+        });
+        for e in [
+            RateLimitEvent::GateClosed { reopens_in: d },
+            RateLimitEvent::GateReopened,
+            RateLimitEvent::Pacing {
+                interval: d,
+                lasts: d,
+            },
+            RateLimitEvent::Waited { waited: d },
+            RateLimitEvent::Rejected { by: None },
+            RateLimitEvent::RateDecreased { rate: 1.0 },
+        ] {
+            m.on_event(&e);
+        }
+        for e in [
+            CacheEvent::Hit,
+            CacheEvent::StaleHit,
+            CacheEvent::NegativeHit,
+            CacheEvent::Miss,
+            CacheEvent::Loaded { took: d },
+            CacheEvent::LoadFailed {
+                class: Class::Permanent,
+            },
+            CacheEvent::StaleIfError,
+            CacheEvent::BatchLoaded {
+                keys: 3,
+                stored: 2,
+                took: d,
+            },
+            CacheEvent::BatchFailed {
+                keys: 3,
+                class: Class::Transient,
+            },
+            CacheEvent::RefreshDropped,
+            CacheEvent::Overloaded,
+            CacheEvent::Evicted,
+            CacheEvent::Inserted,
+            CacheEvent::InvalidatedAll,
+        ] {
+            m.on_event(&e);
+        }
+    }
+
+    #[test]
+    fn every_metric_published_is_described_and_in_the_guide() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || one_of_each(&MetricsListener::new("x")));
+        let published: BTreeSet<String> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, ..)| key.key().name().to_string())
+            .collect();
+        let described: BTreeSet<String> =
+            DESCRIPTIONS.iter().map(|(n, ..)| n.to_string()).collect();
+        assert_eq!(published, described);
+        let guide = include_str!("mod.rs");
+        for name in &described {
+            assert!(
+                guide.contains(&format!("`{name}`")),
+                "{name} not in the guide"
+            );
+        }
+    }
+
+    #[test]
+    fn histograms_are_in_seconds_and_counters_count() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            MetricsListener::describe();
+            one_of_each(&MetricsListener::new("x"));
+        });
+        for (key, unit, help, value) in snapshotter.snapshot().into_vec() {
+            let name = key.key().name();
+            let histogram = matches!(value, metrics_util::debugging::DebugValue::Histogram(_));
+            assert_eq!(histogram, name.ends_with("_seconds"), "{name}");
+            assert_eq!(!histogram, name.ends_with("_total"), "{name}");
+            let expected = if histogram {
+                Unit::Seconds
+            } else {
+                Unit::Count
+            };
+            assert_eq!(unit, Some(expected), "{name}");
+            assert!(help.is_some(), "{name}");
         }
     }
 }
