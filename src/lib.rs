@@ -12,6 +12,7 @@
 //! | Nobody knows how the stack behaves when the dependency fails | [`chaos`]: seeded fault injection — errors, throttles, latency, outages, stream disconnects |
 //! | Many workers share one API quota; one greedy poller starves the rest | [`ratelimit`]: local quotas plus the server's 429s and rate-limit headers, shared by all clones |
 //! | Cache filled only by a batch job: a config change takes hours to show; a miss storm hits the DB | [`cache`]: cache-aside with single-flight loads, batch refresh-ahead, invalidation, stale-if-error |
+//! | An incident nobody sees until the bill arrives: retries, open circuits and throttles invisible in logs and dashboards | [`events`]: one listener for every layer, one `tracing` scheme, `metrics` counters and histograms |
 //!
 //! ## One vocabulary
 //!

@@ -3,9 +3,17 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use riprap::backoff::{Backoff, BackoffPolicy, Jitter, MakeBackoff};
+use riprap::breaker::{BreakerEvent, BreakerState};
+use riprap::cache::CacheEvent;
+use riprap::classify::Class;
+use riprap::events::{self, Event, EventListener, SharedListener};
+use riprap::ratelimit::RateLimitEvent;
+use riprap::retry::RetryEvent;
 
 struct Counting;
 
@@ -63,6 +71,167 @@ fn drawing_a_thousand_delays_allocates_nothing() {
         assert!(total > Duration::ZERO);
         assert_eq!(allocs, 0, "{jitter:?} allocated {allocs} times");
     }
+}
+
+/// One event of each layer, made before counting (a breaker event holds its name's `Arc`).
+struct Sample {
+    retry: RetryEvent,
+    breaker: BreakerEvent,
+    ratelimit: RateLimitEvent,
+    cache: CacheEvent,
+}
+
+fn sample() -> Sample {
+    Sample {
+        retry: RetryEvent::Attempt {
+            attempt: 2,
+            class: Class::Transient,
+            delay: Some(Duration::from_millis(200)),
+        },
+        breaker: BreakerEvent::Transition {
+            name: Some("orders-db".into()),
+            from: BreakerState::Closed,
+            to: BreakerState::Open,
+            open_for: Some(Duration::from_secs(5)),
+            generation: 1,
+        },
+        ratelimit: RateLimitEvent::Waited {
+            waited: Duration::from_millis(30),
+        },
+        cache: CacheEvent::Hit,
+    }
+}
+
+/// Delivers 1,000 events of each layer through listeners shaped as the layers hold them.
+fn deliver(
+    retry: &SharedListener<RetryEvent>,
+    breaker: &SharedListener<BreakerEvent>,
+    ratelimit: &SharedListener<RateLimitEvent>,
+    cache: &SharedListener<CacheEvent>,
+    s: &Sample,
+) {
+    for _ in 0..1_000 {
+        retry.on_event(&s.retry);
+        breaker.on_event(&s.breaker);
+        ratelimit.on_event(&s.ratelimit);
+        cache.on_event(&s.cache);
+    }
+}
+
+#[test]
+fn a_forward_delivers_every_layers_events_without_allocating() {
+    let seen = Arc::new(AtomicU64::new(0));
+    let named = Arc::new(AtomicU64::new(0));
+    let (count, count_named) = (Arc::clone(&seen), Arc::clone(&named));
+    // Chosen at run time, as a trait object: the costlier of the two shapes.
+    let listener: Arc<EventListener> = Arc::new(move |e: &Event<'_>| {
+        count.fetch_add(1, Ordering::Relaxed);
+        if e.name() == Some("llm") && !e.kind().is_empty() {
+            count_named.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    let forward = events::forward(listener).named("llm");
+    let s = sample();
+    // Handing the forward to the layers is paid once, here.
+    let retry: SharedListener<RetryEvent> = Arc::new(forward.clone());
+    let breaker: SharedListener<BreakerEvent> = Arc::new(forward.clone());
+    let ratelimit: SharedListener<RateLimitEvent> = Arc::new(forward.clone());
+    let cache: SharedListener<CacheEvent> = Arc::new(forward);
+
+    let (allocs, ()) = allocations_during(|| deliver(&retry, &breaker, &ratelimit, &cache, &s));
+    assert_eq!(allocs, 0, "the forward allocated {allocs} times");
+    assert_eq!(seen.load(Ordering::Relaxed), 4_000);
+    assert_eq!(named.load(Ordering::Relaxed), 4_000);
+}
+
+/// A recorder whose handles add into two atomics, so what allocates is riprap's, not the
+/// recorder's storage (a debugging recorder keeps every histogram sample in a growing list).
+#[cfg(feature = "metrics")]
+mod totals {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use metrics::{
+        Counter, CounterFn, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+        SharedString, Unit,
+    };
+
+    #[derive(Default)]
+    pub struct Totals {
+        pub counted: AtomicU64,
+        pub samples: AtomicU64,
+    }
+
+    impl CounterFn for Totals {
+        fn increment(&self, value: u64) {
+            self.counted.fetch_add(value, Ordering::Relaxed);
+        }
+        fn absolute(&self, _: u64) {}
+    }
+
+    impl HistogramFn for Totals {
+        fn record(&self, _: f64) {
+            self.samples.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub struct Summing(pub Arc<Totals>);
+
+    impl Recorder for Summing {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::from_arc(Arc::clone(&self.0))
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::from_arc(Arc::clone(&self.0))
+        }
+    }
+}
+
+#[cfg(feature = "metrics")]
+#[test]
+fn metrics_listener_allocates_only_to_register_a_series() {
+    use riprap::breaker::Rejected;
+    use riprap::events::MetricsListener;
+    use riprap::retry::GiveUp;
+
+    let totals = Arc::new(totals::Totals::default());
+    let recorder = totals::Summing(Arc::clone(&totals));
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let metrics = MetricsListener::new("llm");
+    let retry: SharedListener<RetryEvent> = Arc::new(metrics.clone());
+    let breaker: SharedListener<BreakerEvent> = Arc::new(metrics.clone());
+    let ratelimit: SharedListener<RateLimitEvent> = Arc::new(metrics.clone());
+    let cache: SharedListener<CacheEvent> = Arc::new(metrics);
+    let s = sample();
+    let gave_up = RetryEvent::GaveUp {
+        attempts: 3,
+        reason: GiveUp::BudgetRefused,
+    };
+    let rejected = BreakerEvent::Rejected {
+        name: None,
+        rejected: Rejected::HalfOpen,
+    };
+    let round = || {
+        deliver(&retry, &breaker, &ratelimit, &cache, &s);
+        retry.on_event(&gave_up);
+        breaker.on_event(&rejected);
+    };
+
+    // The first event of each series registers it (its key's labels are allocated once).
+    let (first, ()) = allocations_during(round);
+    assert!(first > 0);
+    let (allocs, ()) = allocations_during(round);
+    assert_eq!(allocs, 0, "publishing allocated {allocs} times");
+    // Per round: four counters and three histograms per 1,000, then the give-up and the
+    // rejection.
+    assert_eq!(totals.counted.load(Ordering::Relaxed), 2 * 4_002);
+    assert_eq!(totals.samples.load(Ordering::Relaxed), 2 * 3_000);
 }
 
 #[test]

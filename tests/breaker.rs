@@ -821,3 +821,43 @@ async fn slow_calls_trip_a_window() {
     );
     assert!(breaker.policy().needs_clock());
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_rejection_is_reported_once_with_its_reason() {
+    let (events, listener) = recorder();
+    let dep = Dependency::new();
+    dep.down.store(true, Ordering::SeqCst);
+    let breaker = CircuitBreaker::builder()
+        .policy(ConsecutiveFailures::new(1).unwrap())
+        .open_for(secs(10))
+        .half_open_probes(1)
+        .name("inventory")
+        .listener(listener)
+        .build()
+        .unwrap();
+    let mut svc = CircuitBreakerLayer::new(breaker.clone()).layer(dep.clone());
+    let _ = call(&mut svc).await; // opens
+    let _ = call(&mut svc).await; // refused while open (decided in `poll_ready`)
+    let _ = breaker.try_acquire(); // refused while open (decided in `try_acquire`)
+    tokio::time::advance(secs(10)).await;
+    let probe = breaker.try_acquire().unwrap();
+    let _ = breaker.try_acquire(); // refused: the only probe slot is taken
+    drop(probe);
+    breaker.force_open();
+    let _ = call(&mut svc).await; // refused: isolated
+
+    let rejections: Vec<_> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            BreakerEvent::Rejected { name, rejected } => {
+                assert_eq!(name.as_deref(), Some("inventory"));
+                Some(rejected.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rejections, ["open", "open", "half_open", "isolated"]);
+    assert_eq!(breaker.metrics().rejected, 4);
+}

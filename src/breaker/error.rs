@@ -42,6 +42,20 @@ pub enum Rejected {
 }
 
 impl Rejected {
+    /// A short snake_case name for logs and metrics labels: `"open"`, `"half_open"` or
+    /// `"isolated"`.
+    ///
+    /// ```
+    /// assert_eq!(riprap::breaker::Rejected::HalfOpen.as_str(), "half_open");
+    /// ```
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Rejected::Open { .. } => "open",
+            Rejected::HalfOpen => "half_open",
+            Rejected::Isolated => "isolated",
+        }
+    }
+
     /// Time until the next probe, when the breaker knows it.
     pub fn retry_in(&self) -> Option<Duration> {
         match self {

@@ -4,6 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::Rejected;
+
 /// The state of a breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -43,7 +45,8 @@ impl fmt::Display for BreakerState {
     }
 }
 
-/// Something a breaker did, reported through `tracing` and an optional
+/// Something a breaker did, reported through `tracing` (target `riprap::breaker`; the
+/// [events guide](crate::events) lists levels and fields) and an optional
 /// [`Listener`](crate::events::Listener).
 ///
 /// Events are emitted after the transition is made, by the caller that made it, so two
@@ -71,6 +74,49 @@ pub enum BreakerEvent {
         /// The breaker's name, if it has one.
         name: Option<Arc<str>>,
     },
+    /// A call was refused without reaching the inner service (counted in
+    /// [`BreakerMetrics::rejected`]).
+    Rejected {
+        /// The breaker's name, if it has one.
+        name: Option<Arc<str>>,
+        /// Why.
+        rejected: Rejected,
+    },
+}
+
+impl BreakerEvent {
+    /// A short snake_case name for logs and metrics: `"transition"`, `"would_trip"` or
+    /// `"rejected"`.
+    ///
+    /// ```
+    /// use riprap::breaker::{BreakerEvent, Rejected};
+    ///
+    /// let e = BreakerEvent::Rejected { name: None, rejected: Rejected::Isolated };
+    /// assert_eq!(e.as_str(), "rejected");
+    /// ```
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BreakerEvent::Transition { .. } => "transition",
+            BreakerEvent::WouldTrip { .. } => "would_trip",
+            BreakerEvent::Rejected { .. } => "rejected",
+        }
+    }
+
+    /// The breaker's own name, if it has one (a keyed breaker is named after its key).
+    ///
+    /// ```
+    /// use riprap::breaker::BreakerEvent;
+    ///
+    /// let e = BreakerEvent::WouldTrip { name: Some("orders-db".into()) };
+    /// assert_eq!(e.name(), Some("orders-db"));
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            BreakerEvent::Transition { name, .. }
+            | BreakerEvent::WouldTrip { name }
+            | BreakerEvent::Rejected { name, .. } => name.as_deref(),
+        }
+    }
 }
 
 /// A snapshot of a breaker, from [`CircuitBreaker::metrics`](super::CircuitBreaker::metrics).

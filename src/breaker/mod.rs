@@ -147,7 +147,9 @@
 //!
 //! ## Observability
 //!
-//! Every transition is logged through `tracing` and sent to the optional
+//! Every transition and rejection is logged through `tracing` (target `riprap::breaker`:
+//! opening at warn, other transitions at info, rejections at debug; see the
+//! [events guide](crate::events)) and sent to the optional
 //! [`listener`](BreakerBuilder::listener) as a [`BreakerEvent`];
 //! [`CircuitBreaker::metrics`] gives a [`BreakerMetrics`] snapshot (state, failure rate, slow
 //! rate, calls in window, rejected count, probes).

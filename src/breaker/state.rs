@@ -13,6 +13,7 @@ use super::events::{BreakerEvent, BreakerMetrics, BreakerState};
 use super::policy::{Outcome, TripPolicy};
 use crate::backoff::Backoff;
 use crate::classify::Class;
+use crate::events::trace;
 
 /// The mode in the low bits of the state word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +174,26 @@ impl<P: TripPolicy> Shared<P> {
 
     fn reject(&self, why: Rejected) -> Rejected {
         self.rejected.0.fetch_add(1, Ordering::Relaxed);
+        self.emit(|name| BreakerEvent::Rejected {
+            name,
+            rejected: why,
+        });
         why
+    }
+
+    /// Report an event to `tracing` and the listener. The name is cloned into the event only
+    /// for a listener: `tracing` borrows it.
+    #[inline]
+    fn emit(&self, event: impl Fn(Option<Arc<str>>) -> BreakerEvent) {
+        let name = self.settings.name.as_deref();
+        match &self.settings.listener {
+            Some(l) => {
+                let event = event(self.settings.name.clone());
+                trace::breaker(name, &event);
+                l.on_event(&event);
+            }
+            None => trace::breaker(name, &event(None)),
+        }
     }
 
     fn lock_opens(&self) -> std::sync::MutexGuard<'_, Opens> {
@@ -416,15 +436,7 @@ impl<P: TripPolicy> Shared<P> {
             return;
         }
         self.policy.reset();
-        tracing::warn!(
-            breaker = self.settings.name.as_deref().unwrap_or(""),
-            "circuit breaker would have opened (disabled: metrics only)"
-        );
-        if let Some(l) = &self.settings.listener {
-            l.on_event(&BreakerEvent::WouldTrip {
-                name: self.settings.name.clone(),
-            });
-        }
+        self.emit(|name| BreakerEvent::WouldTrip { name });
     }
 
     /// An operator's command: enter `mode` now, whatever the state.
@@ -449,26 +461,15 @@ impl<P: TripPolicy> Shared<P> {
     }
 
     fn emit_transition(&self, from: Mode, next: Word, open_for: Option<Duration>) {
-        let name = self.settings.name.as_deref().unwrap_or("");
         let (from, to) = (from.public(), next.mode().public());
         let generation = next.generation();
-        match open_for {
-            Some(d) => {
-                tracing::warn!(breaker = name, %from, %to, open_for = ?d, generation, "circuit breaker opened")
-            }
-            None => {
-                tracing::info!(breaker = name, %from, %to, generation, "circuit breaker changed state")
-            }
-        }
-        if let Some(l) = &self.settings.listener {
-            l.on_event(&BreakerEvent::Transition {
-                name: self.settings.name.clone(),
-                from,
-                to,
-                open_for,
-                generation,
-            });
-        }
+        self.emit(|name| BreakerEvent::Transition {
+            name,
+            from,
+            to,
+            open_for,
+            generation,
+        });
     }
 
     pub(crate) fn state(&self) -> BreakerState {

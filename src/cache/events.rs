@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::classify::Class;
-use crate::events::SharedListener;
+use crate::events::{SharedListener, trace};
 
-/// Something the cache did. Emitted through `tracing` (hits at `trace`, the rest at `debug`)
-/// and to the config's [`listener`](super::CacheConfigBuilder::listener).
+/// Something the cache did. Emitted through `tracing` (target `riprap::cache`; the
+/// [events guide](crate::events) lists levels and fields) and to the config's
+/// [`listener`](super::CacheConfigBuilder::listener).
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
@@ -260,7 +261,7 @@ impl Observer {
     #[inline]
     pub(crate) fn hit(&self) {
         self.count(HITS, 1);
-        tracing::trace!(target: "riprap::cache", event = "hit");
+        trace::cache(&CacheEvent::Hit);
         if let Some(l) = &self.listener {
             l.on_event(&CacheEvent::Hit);
         }
@@ -271,12 +272,7 @@ impl Observer {
         if let CacheEvent::BatchLoaded { stored, .. } = event {
             self.count(BATCH_KEYS, stored as u64);
         }
-        match event {
-            CacheEvent::StaleHit | CacheEvent::NegativeHit | CacheEvent::Miss => {
-                tracing::trace!(target: "riprap::cache", event = event.as_str());
-            }
-            _ => tracing::debug!(target: "riprap::cache", event = event.as_str(), detail = ?event),
-        }
+        trace::cache(&event);
         if let Some(l) = &self.listener {
             l.on_event(&event);
         }

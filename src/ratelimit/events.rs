@@ -5,7 +5,8 @@ use std::time::Duration;
 use super::LimitedBy;
 
 /// One thing a [`RateLimiter`](super::RateLimiter) did, for a
-/// [`Listener`](crate::events::Listener) and `tracing` (target `riprap::ratelimit`).
+/// [`Listener`](crate::events::Listener) and `tracing` (target `riprap::ratelimit`; the
+/// [events guide](crate::events) lists levels and fields).
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum RateLimitEvent {
@@ -43,4 +44,25 @@ pub enum RateLimitEvent {
         /// The rate, in requests per second.
         rate: f64,
     },
+}
+
+impl RateLimitEvent {
+    /// A short snake_case name for logs and metrics, e.g. `"gate_closed"`.
+    ///
+    /// ```
+    /// use riprap::ratelimit::RateLimitEvent;
+    ///
+    /// assert_eq!(RateLimitEvent::GateReopened.as_str(), "gate_reopened");
+    /// ```
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RateLimitEvent::GateClosed { .. } => "gate_closed",
+            RateLimitEvent::GateReopened => "gate_reopened",
+            RateLimitEvent::Pacing { .. } => "pacing",
+            RateLimitEvent::Waited { .. } => "waited",
+            RateLimitEvent::Rejected { .. } => "rejected",
+            RateLimitEvent::RateDecreased { .. } => "rate_decreased",
+            RateLimitEvent::RateRecovered { .. } => "rate_recovered",
+        }
+    }
 }

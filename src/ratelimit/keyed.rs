@@ -140,7 +140,7 @@ impl<K: Hash + Eq + Clone> KeyedRateLimiter<K> {
                 .map(|(k, _)| k.clone());
             if let Some(k) = oldest {
                 map.remove(&k);
-                tracing::debug!(target: "riprap::ratelimit", "evicted the least recently used key");
+                tracing::debug!(target: "riprap::ratelimit", event = "key_evicted", "evicted the least recently used key");
             }
         }
         let mut config = s.config.clone();

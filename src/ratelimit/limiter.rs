@@ -14,6 +14,7 @@ use governor::clock::Clock;
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter as Gcra};
+use tracing::Instrument;
 
 use super::adaptive::{Adaptive, Change};
 use super::clock::{Tick, TokioClock, duration_nanos};
@@ -23,7 +24,7 @@ use super::{LimitedBy, RateLimitError, RateLimitEvent};
 use crate::backoff::SplitMix64;
 use crate::classify::Class;
 use crate::classify::headers::RateLimitSignal;
-use crate::events::SharedListener;
+use crate::events::{SharedListener, trace};
 
 type Direct = Gcra<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Tick>>;
 
@@ -169,8 +170,11 @@ impl RateLimiter {
     #[cold]
     #[inline(never)]
     fn wait(&self, start: Tick, cost: u32) -> Acquire {
+        // A span, so a trace viewer shows the wait as a bar under the request it held up.
+        let span = tracing::debug_span!(target: "riprap::ratelimit", "riprap.ratelimit.wait", cost);
+        let waiting = Arc::clone(&self.shared).wait(start, cost).instrument(span);
         Acquire {
-            state: AcquireState::Waiting(Box::pin(Arc::clone(&self.shared).wait(start, cost))),
+            state: AcquireState::Waiting(Box::pin(waiting)),
         }
     }
 
@@ -467,12 +471,7 @@ impl Shared {
     }
 
     fn emit(&self, event: RateLimitEvent) {
-        match event {
-            RateLimitEvent::GateClosed { .. } | RateLimitEvent::RateDecreased { .. } => {
-                tracing::info!(target: "riprap::ratelimit", ?event)
-            }
-            _ => tracing::debug!(target: "riprap::ratelimit", ?event),
-        }
+        trace::ratelimit(&event);
         if let Some(l) = &self.listener {
             l.on_event(&event);
         }

@@ -6,8 +6,8 @@ use super::GiveUp;
 use crate::classify::Class;
 
 /// One thing the retry layer did, as a [`Listener`](crate::events::Listener) hears it. Every
-/// event is also emitted through `tracing` at debug level, inside a `retry` span per logical
-/// request.
+/// event is also emitted through `tracing` (target `riprap::retry`), inside a `riprap.retry`
+/// span per logical request; the [events guide](crate::events) lists levels and fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RetryEvent {
@@ -27,4 +27,21 @@ pub enum RetryEvent {
         /// Why it stopped.
         reason: GiveUp,
     },
+}
+
+impl RetryEvent {
+    /// A short snake_case name for logs and metrics: `"attempt"` or `"gave_up"`.
+    ///
+    /// ```
+    /// use riprap::retry::{GiveUp, RetryEvent};
+    ///
+    /// let e = RetryEvent::GaveUp { attempts: 2, reason: GiveUp::Deadline };
+    /// assert_eq!(e.as_str(), "gave_up");
+    /// ```
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RetryEvent::Attempt { .. } => "attempt",
+            RetryEvent::GaveUp { .. } => "gave_up",
+        }
+    }
 }

@@ -16,6 +16,7 @@ use super::{CloneRequest, GiveUp, RetryError, RetryEvent, Shared};
 use crate::backoff::{Backoff, MakeBackoff};
 use crate::budget::{Budget, Failure, Outcome, Withdrawal};
 use crate::classify::{Class, Classify};
+use crate::events::trace;
 
 pin_project! {
     /// The response future of [`Retry`](super::Retry): calls, sleeps and calls again until an
@@ -79,7 +80,7 @@ where
         };
         let started = shared.deadline.map(|_| Instant::now());
         let span = if debug_enabled() {
-            tracing::debug_span!("retry")
+            tracing::debug_span!(target: "riprap::retry", "riprap.retry", attempts = tracing::field::Empty)
         } else {
             tracing::Span::none()
         };
@@ -115,7 +116,7 @@ where
         let mut this = self.project();
         let _enter = this.span.enter();
         let shared = &**this.shared;
-        loop {
+        let output = loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { fut } => {
                     let outcome = ready!(fut.poll(cx));
@@ -126,9 +127,7 @@ where
                         shared.budget.record(Outcome::Success { spent });
                         shared.attempt(attempt, class, None);
                         this.state.set(State::Done);
-                        return Poll::Ready(
-                            outcome.map_err(|e| shared.give_up(GiveUp::Permanent, attempt, e)),
-                        );
+                        break outcome.map_err(|e| shared.give_up(GiveUp::Permanent, attempt, e));
                     }
                     let timed_out = matches!(&outcome, Err(e) if is_timeout(e));
                     let failure = Failure::new(class).with_timeout(timed_out);
@@ -145,7 +144,7 @@ where
                         Err(reason) => {
                             shared.attempt(attempt, class, None);
                             this.state.set(State::Done);
-                            return Poll::Ready(finish(shared, outcome, reason, attempt));
+                            break finish(shared, outcome, reason, attempt);
                         }
                     };
                     shared.attempt(attempt, class, Some(delay));
@@ -171,7 +170,7 @@ where
                     let attempts = *this.attempts;
                     if let Err(e) = ready!(this.service.poll_ready(cx)) {
                         this.state.set(State::Done);
-                        return Poll::Ready(Err(shared.give_up(GiveUp::NotReady, attempts, e)));
+                        break Err(shared.give_up(GiveUp::NotReady, attempts, e));
                     }
                     let next = attempts + 1;
                     let req = match this.request.take() {
@@ -195,10 +194,10 @@ where
                         .and_then(|r| shared.budget.try_withdraw(retrying.failure).map(|w| (r, w)));
                     let Some((req, withdrawal)) = paid else {
                         this.state.set(State::Done);
-                        return Poll::Ready(match retrying.last.take() {
+                        break match retrying.last.take() {
                             Some(last) => finish(shared, last, GiveUp::BudgetRefused, attempts),
                             None => unreachable_state(),
-                        });
+                        };
                     };
                     retrying.spent += withdrawal;
                     retrying.last = None;
@@ -208,7 +207,9 @@ where
                 }
                 StateProj::Done => panic!("retry future polled after completion"),
             }
-        }
+        };
+        this.span.record("attempts", *this.attempts);
+        Poll::Ready(output)
     }
 }
 
@@ -313,27 +314,30 @@ fn is_timeout<E: 'static>(err: &E) -> bool {
             .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
 }
 
-/// Whether debug-level `tracing` output can be wanted at all: one relaxed load, so the success
-/// path does not build events nobody will see.
+/// Whether `tracing` output at `level` can be wanted at all: one relaxed load, so the success
+/// path neither opens a span nor builds events nobody will see.
+#[inline(always)]
+fn enabled(level: tracing::level_filters::LevelFilter) -> bool {
+    use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
+    STATIC_MAX_LEVEL >= level && LevelFilter::current() >= level
+}
+
 #[inline(always)]
 fn debug_enabled() -> bool {
-    use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
-    STATIC_MAX_LEVEL >= LevelFilter::DEBUG && LevelFilter::current() >= LevelFilter::DEBUG
+    enabled(tracing::level_filters::LevelFilter::DEBUG)
+}
+
+#[inline(always)]
+fn trace_enabled() -> bool {
+    enabled(tracing::level_filters::LevelFilter::TRACE)
 }
 
 impl<C, P, B, R> Shared<C, P, B, R> {
     #[inline(always)]
     fn attempt(&self, attempt: u32, class: Class, delay: Option<Duration>) {
-        if self.listener.is_some() || debug_enabled() {
-            self.report_attempt(attempt, class, delay);
-        }
-    }
-
-    #[inline(never)]
-    fn report_attempt(&self, attempt: u32, class: Class, delay: Option<Duration>) {
-        tracing::debug!(attempt, class = class.as_str(), delay = ?delay, "retry attempt");
-        if let Some(listener) = &self.listener {
-            listener.on_event(&RetryEvent::Attempt {
+        // A first-try success is traced at trace level; skip building it unless that is on.
+        if self.listener.is_some() || trace_enabled() {
+            self.report(RetryEvent::Attempt {
                 attempt,
                 class,
                 delay,
@@ -341,11 +345,16 @@ impl<C, P, B, R> Shared<C, P, B, R> {
         }
     }
 
-    fn gave_up(&self, reason: GiveUp, attempts: u32) {
-        tracing::debug!(attempts, reason = reason.as_str(), "retry gave up");
+    #[inline(never)]
+    fn report(&self, event: RetryEvent) {
+        trace::retry(&event);
         if let Some(listener) = &self.listener {
-            listener.on_event(&RetryEvent::GaveUp { attempts, reason });
+            listener.on_event(&event);
         }
+    }
+
+    fn gave_up(&self, reason: GiveUp, attempts: u32) {
+        self.report(RetryEvent::GaveUp { attempts, reason });
     }
 
     fn give_up<E>(&self, reason: GiveUp, attempts: u32, err: E) -> RetryError<E> {

@@ -84,10 +84,11 @@
 //!
 //! ## Observing
 //!
-//! Each logical request runs in a `retry` `tracing` span, with a debug event per attempt
-//! (attempt number, class, the delay before the next) and one when it gives up. The same
-//! [`RetryEvent`]s go to a [`Listener`](crate::events::Listener) set with
-//! [`RetryConfig::listener`].
+//! Each logical request runs in a `riprap.retry` `tracing` span (at debug level, recording
+//! `attempts` when it ends), with an event per attempt (attempt number, class, the delay
+//! before the next) and one when it gives up: at warn, unless the error was permanent. The
+//! [events guide](crate::events) lists every level and field. The same [`RetryEvent`]s go to
+//! a [`Listener`](crate::events::Listener) set with [`RetryConfig::listener`].
 //!
 //! ## Cancellation and cost
 //!

@@ -111,6 +111,8 @@ pub struct RateLimitSignal {
 /// Log a rejected header value (at most its first 64 bytes, escaped) and give `None`.
 fn malformed<T>(header: &'static str, value: &[u8]) -> Option<T> {
     tracing::debug!(
+        target: "riprap::classify",
+        event = "malformed_header",
         header,
         value = %value[..value.len().min(64)].escape_ascii(),
         "ignoring malformed rate-limit header value",

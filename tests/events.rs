@@ -1,0 +1,613 @@
+//! One listener for a whole stack: events from retry, breaker, rate limiter and cache reach
+//! one `Listener<Event>` in order; `tracing` follows the documented scheme; with the `metrics`
+//! feature, the counts published match what the layers did.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use riprap::backoff::BackoffPolicy;
+use riprap::breaker::{BreakerEvent, CircuitBreaker, CircuitBreakerLayer, ConsecutiveFailures};
+use riprap::cache::{Cache, CacheConfig, CacheEvent};
+use riprap::classify::{ByError, Class, Classified, Through};
+use riprap::events::{self, Event, Listener};
+use riprap::ratelimit::{RateLimitConfig, RateLimitEvent, RateLimitLayer, RateLimiter};
+use riprap::retry::{RetryConfig, RetryEvent};
+use tokio::time::Instant;
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// What the upstream answers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Upstream {
+    Down,
+    Throttled(Duration),
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Upstream::Down => f.write_str("upstream down"),
+            Upstream::Throttled(_) => f.write_str("429 too many requests"),
+        }
+    }
+}
+
+impl StdError for Upstream {}
+
+impl Classified for Upstream {
+    fn class(&self) -> Class {
+        match self {
+            Upstream::Down => Class::Transient,
+            Upstream::Throttled(d) => Class::Throttled {
+                retry_after: Some(*d),
+            },
+        }
+    }
+}
+
+/// Everything a listener of every layer is.
+trait AllLayers:
+    Listener<RetryEvent>
+    + Listener<BreakerEvent>
+    + Listener<RateLimitEvent>
+    + Listener<CacheEvent>
+    + Clone
+{
+}
+
+impl<T> AllLayers for T where
+    T: Listener<RetryEvent>
+        + Listener<BreakerEvent>
+        + Listener<RateLimitEvent>
+        + Listener<CacheEvent>
+        + Clone
+{
+}
+
+/// cache → retry → breaker → rate limit → upstream, every layer reporting to `listener`.
+///
+/// The quota is one request a second. Upstream calls, by number: 1 ok; 2 answers 429 with
+/// `Retry-After: 5s`; 3 ok; 4 and 5 fail. Reads: `a` (miss, loads), `a` (hit), `b` (miss;
+/// waits a second for the quota, is throttled, retried after 5 s, loads), `c` (miss; waits
+/// for the quota, fails twice, which opens the breaker, whose refusal ends the third
+/// attempt). Returns when each upstream call was made, from the start.
+async fn scenario(listener: impl AllLayers) -> Vec<Duration> {
+    let start = Instant::now();
+    let calls = Arc::new(AtomicU32::new(0));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let upstream = {
+        let calls = Arc::clone(&calls);
+        let log = Arc::clone(&log);
+        tower::service_fn(move |key: &'static str| {
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            log.lock().unwrap().push(start.elapsed());
+            async move {
+                match n {
+                    2 => Err(Upstream::Throttled(secs(5))),
+                    4 | 5 => Err(Upstream::Down),
+                    _ => Ok(format!("value of {key}")),
+                }
+            }
+        })
+    };
+
+    let limiter = RateLimiter::with_listener(
+        RateLimitConfig::builder()
+            .requests(1, secs(1))
+            .reopen_jitter(Duration::from_millis(1))
+            .seed(7)
+            .build()
+            .unwrap(),
+        Arc::new(listener.clone()),
+    );
+    let breaker = CircuitBreaker::builder()
+        .policy(ConsecutiveFailures::new(2).unwrap())
+        .open_for(secs(10))
+        .name("upstream")
+        .listener(Arc::new(listener.clone()))
+        .build()
+        .unwrap();
+    let retry = RetryConfig::new()
+        .max_attempts(3)
+        .backoff(BackoffPolicy::constant(secs(1)).build().unwrap())
+        // One classifier for the upstream's errors, lifted through the breaker's and the
+        // rate limiter's error wrappers.
+        .classifier(Through(Through(ByError)))
+        .listener(listener.clone())
+        .build()
+        .unwrap();
+    let cache: Cache<&'static str, String, _> = Cache::new(
+        CacheConfig::builder()
+            .expire_after(secs(600))
+            .listener(listener)
+            .build()
+            .unwrap(),
+    );
+
+    let mut svc = ServiceBuilder::new()
+        .layer(cache.layer())
+        .layer(retry)
+        .layer(CircuitBreakerLayer::new(breaker).classify(Through(ByError)))
+        .layer(RateLimitLayer::new(limiter).classify(ByError))
+        .service(upstream);
+
+    for key in ["a", "a", "b"] {
+        let v = svc.ready().await.unwrap().call(key).await.unwrap();
+        assert_eq!(v, format!("value of {key}"));
+    }
+    assert!(svc.ready().await.unwrap().call("c").await.is_err());
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.len() as u32, calls.load(Ordering::SeqCst));
+    log
+}
+
+/// One line per event, with the details that make the sequence exact.
+fn describe(e: &Event<'_>) -> String {
+    match *e {
+        Event::Retry {
+            event:
+                RetryEvent::Attempt {
+                    attempt,
+                    class,
+                    delay,
+                },
+            ..
+        } => format!("retry attempt {attempt} {} {delay:?}", class.as_str()),
+        Event::Retry {
+            event: RetryEvent::GaveUp { attempts, reason },
+            ..
+        } => format!("retry gave_up {attempts} {}", reason.as_str()),
+        Event::Breaker {
+            event: BreakerEvent::Transition {
+                from, to, open_for, ..
+            },
+            ..
+        } => format!("breaker {from} -> {to} {open_for:?}"),
+        Event::Breaker {
+            event: BreakerEvent::Rejected { rejected, .. },
+            ..
+        } => format!("breaker rejected {}", rejected.as_str()),
+        Event::RateLimit {
+            event: RateLimitEvent::GateClosed { reopens_in },
+            ..
+        } => format!("ratelimit gate_closed {reopens_in:?}"),
+        Event::RateLimit {
+            event: RateLimitEvent::Waited { waited },
+            ..
+        } => format!("ratelimit waited {waited:?}"),
+        Event::Cache {
+            event: CacheEvent::LoadFailed { class },
+            ..
+        } => format!("cache load_failed {}", class.as_str()),
+        _ => format!("{} {}", e.layer(), e.kind()),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_listener_hears_every_layer_in_order() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let names = Arc::new(Mutex::new(Vec::new()));
+    let (sink, name_sink) = (Arc::clone(&seen), Arc::clone(&names));
+    let events = events::forward(Arc::new(move |e: &Event<'_>| {
+        sink.lock().unwrap().push(describe(e));
+        name_sink.lock().unwrap().push(e.name().map(str::to_owned));
+    }))
+    .named("llm");
+
+    let calls = scenario(events).await;
+
+    assert_eq!(calls, [0, 1, 6, 7, 8].map(secs));
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            // a: miss, one attempt, loaded.
+            "cache miss",
+            "retry attempt 1 success None",
+            "cache loaded",
+            // a again: a hit; nothing below the cache hears of it.
+            "cache hit",
+            // b: waits for the quota (t = 1 s); the 429 closes the gate for 5 s; the throttle
+            // does not count against the breaker; the retry waits the server's 5 s, and the
+            // gate reopens for it (t = 6 s).
+            "cache miss",
+            "ratelimit waited 1s",
+            "ratelimit gate_closed 5s",
+            "retry attempt 1 throttled Some(5s)",
+            "ratelimit gate_reopened",
+            "retry attempt 2 success None",
+            "cache loaded",
+            // c: waits for the quota (t = 7 s); two failures (t = 7 s, 8 s) open the breaker;
+            // its refusal (t = 9 s, an open breaker reads as a throttle) ends the last attempt.
+            "cache miss",
+            "ratelimit waited 1s",
+            "retry attempt 1 transient Some(1s)",
+            "breaker closed -> open Some(10s)",
+            "retry attempt 2 transient Some(1s)",
+            "breaker rejected open",
+            "retry attempt 3 throttled None",
+            "retry gave_up 3 attempts_exhausted",
+            "cache load_failed transient",
+        ]
+    );
+    assert!(
+        names
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|n| n.as_deref() == Some("llm"))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn per_layer_listeners_and_the_forward_hear_the_same_events() {
+    // The per-layer listener APIs still work: the same scenario heard layer by layer.
+    #[derive(Clone, Default)]
+    struct PerLayer(Arc<Mutex<Vec<&'static str>>>);
+    impl Listener<RetryEvent> for PerLayer {
+        fn on_event(&self, e: &RetryEvent) {
+            self.0.lock().unwrap().push(e.as_str());
+        }
+    }
+    impl Listener<BreakerEvent> for PerLayer {
+        fn on_event(&self, e: &BreakerEvent) {
+            self.0.lock().unwrap().push(e.as_str());
+        }
+    }
+    impl Listener<RateLimitEvent> for PerLayer {
+        fn on_event(&self, e: &RateLimitEvent) {
+            self.0.lock().unwrap().push(e.as_str());
+        }
+    }
+    impl Listener<CacheEvent> for PerLayer {
+        fn on_event(&self, e: &CacheEvent) {
+            self.0.lock().unwrap().push(e.as_str());
+        }
+    }
+    let direct = PerLayer::default();
+    scenario(direct.clone()).await;
+
+    let forwarded = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&forwarded);
+    let listener: Arc<events::EventListener> =
+        Arc::new(move |e: &Event<'_>| sink.lock().unwrap().push(e.kind()));
+    scenario(events::forward(listener)).await;
+
+    let direct = direct.0.lock().unwrap().clone();
+    assert_eq!(direct.len(), 20);
+    assert_eq!(direct, *forwarded.lock().unwrap());
+}
+
+/// A `tracing` subscriber that keeps everything: spans, their recorded fields, and events with
+/// the span they happened in.
+mod capture {
+    use std::fmt;
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Level, Metadata, Subscriber};
+
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Line {
+        pub level: Level,
+        pub target: String,
+        pub message: String,
+        pub fields: Vec<(String, String)>,
+        pub span: Option<String>,
+    }
+
+    impl Line {
+        pub fn field(&self, name: &str) -> Option<&str> {
+            self.fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct Span {
+        pub name: String,
+        pub target: String,
+        pub level: Level,
+        pub fields: Vec<(String, String)>,
+    }
+
+    #[derive(Default)]
+    struct State {
+        spans: Vec<Span>,
+        entered: Vec<usize>,
+        lines: Vec<Line>,
+    }
+
+    #[derive(Clone, Default)]
+    pub struct Capture(Arc<Mutex<State>>);
+
+    impl Capture {
+        pub fn lines(&self) -> Vec<Line> {
+            self.0.lock().unwrap().lines.clone()
+        }
+        pub fn spans(&self) -> Vec<Span> {
+            self.0.lock().unwrap().spans.clone()
+        }
+    }
+
+    #[derive(Default)]
+    struct Fields {
+        message: String,
+        fields: Vec<(String, String)>,
+    }
+
+    impl Visit for Fields {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.fields
+                .push((field.name().to_string(), value.to_string()));
+        }
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            if field.name() == "message" {
+                self.message = format!("{value:?}");
+            } else {
+                self.fields
+                    .push((field.name().to_string(), format!("{value:?}")));
+            }
+        }
+    }
+
+    impl Subscriber for Capture {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, attrs: &Attributes<'_>) -> Id {
+            let mut f = Fields::default();
+            attrs.record(&mut f);
+            let mut s = self.0.lock().unwrap();
+            s.spans.push(Span {
+                name: attrs.metadata().name().to_string(),
+                target: attrs.metadata().target().to_string(),
+                level: *attrs.metadata().level(),
+                fields: f.fields,
+            });
+            Id::from_u64(s.spans.len() as u64)
+        }
+        fn record(&self, span: &Id, values: &Record<'_>) {
+            let mut f = Fields::default();
+            values.record(&mut f);
+            let mut s = self.0.lock().unwrap();
+            s.spans[span.into_u64() as usize - 1]
+                .fields
+                .extend(f.fields);
+        }
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut f = Fields::default();
+            event.record(&mut f);
+            let mut s = self.0.lock().unwrap();
+            let span = s.entered.last().map(|&i| s.spans[i].name.clone());
+            s.lines.push(Line {
+                level: *event.metadata().level(),
+                target: event.metadata().target().to_string(),
+                message: f.message,
+                fields: f.fields,
+                span,
+            });
+        }
+        fn enter(&self, span: &Id) {
+            self.0
+                .lock()
+                .unwrap()
+                .entered
+                .push(span.into_u64() as usize - 1);
+        }
+        fn exit(&self, _: &Id) {
+            self.0.lock().unwrap().entered.pop();
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn tracing_follows_one_scheme_and_is_quiet_at_info_on_success() {
+    use tracing::Level;
+
+    let capture = capture::Capture::default();
+    let _guard = tracing::subscriber::set_default(capture.clone());
+    scenario(events::forward(Arc::new(|_: &Event<'_>| {}))).await;
+
+    let lines: Vec<_> = capture
+        .lines()
+        .into_iter()
+        .filter(|l| l.target.starts_with("riprap"))
+        .collect();
+    assert_eq!(lines.len(), 20, "one line per event: {lines:#?}");
+    for l in &lines {
+        assert!(
+            [
+                "riprap::retry",
+                "riprap::breaker",
+                "riprap::ratelimit",
+                "riprap::cache"
+            ]
+            .contains(&l.target.as_str()),
+            "{l:?}"
+        );
+        assert!(l.field("event").is_some(), "no event field: {l:?}");
+        assert!(!l.message.is_empty(), "no message: {l:?}");
+        if l.target == "riprap::retry" {
+            assert_eq!(l.span.as_deref(), Some("riprap.retry"), "{l:?}");
+        }
+    }
+
+    // What an operator running at info sees: the gate, the breaker opening, the give-up.
+    // Nothing from `a`, which succeeded at once, nor from the recovered `b` request itself.
+    let loud: Vec<_> = lines
+        .iter()
+        .filter(|l| l.level <= Level::INFO)
+        .map(|l| {
+            let mut fields: Vec<_> = l.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            fields.sort();
+            format!(
+                "{} {} {}: {}",
+                l.level,
+                l.target,
+                l.message,
+                fields.join(" ")
+            )
+        })
+        .collect();
+    assert_eq!(
+        loud,
+        [
+            "INFO riprap::ratelimit gate closed by the server: event=gate_closed reopen_ms=5000",
+            "INFO riprap::ratelimit gate reopened: event=gate_reopened",
+            "WARN riprap::breaker circuit opened: event=transition generation=1 name=upstream open_ms=10000 state.from=closed state.to=open",
+            "WARN riprap::retry gave up: attempts=3 event=gave_up reason=attempts_exhausted",
+        ]
+    );
+
+    // The first-try success is at trace; a retry at debug with its delay in whole ms.
+    let retry: Vec<_> = lines
+        .iter()
+        .filter(|l| l.target == "riprap::retry")
+        .map(|l| (l.level, l.message.as_str(), l.field("delay_ms")))
+        .collect();
+    assert_eq!(
+        retry[..3],
+        [
+            (Level::TRACE, "attempt succeeded", None),
+            (Level::DEBUG, "attempt failed, retrying", Some("5000")),
+            (Level::DEBUG, "attempt succeeded", None),
+        ]
+    );
+
+    // A request held up by the quota waits inside its own span: `b`'s first attempt and
+    // `c`'s.
+    let waits = capture
+        .spans()
+        .into_iter()
+        .filter(|s| s.name == "riprap.ratelimit.wait")
+        .count();
+    assert_eq!(waits, 2);
+    for l in lines.iter().filter(|l| l.field("event") == Some("waited")) {
+        assert_eq!(l.span.as_deref(), Some("riprap.ratelimit.wait"), "{l:?}");
+    }
+
+    // One span per logical request that reached the retry layer (the hit did not), each
+    // recording its attempts.
+    let spans: Vec<_> = capture
+        .spans()
+        .into_iter()
+        .filter(|s| s.name == "riprap.retry")
+        .map(|s| {
+            assert_eq!(
+                (s.target.as_str(), s.level),
+                ("riprap::retry", Level::DEBUG)
+            );
+            s.fields
+        })
+        .collect();
+    let attempts = |f: &Vec<(String, String)>| {
+        f.iter()
+            .find(|(k, _)| k == "attempts")
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        spans.iter().map(attempts).collect::<Vec<_>>(),
+        [Some("1".into()), Some("2".into()), Some("3".into())]
+    );
+}
+
+#[cfg(feature = "metrics")]
+mod metrics_feature {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use riprap::events::{self, MetricsListener};
+
+    use super::scenario;
+
+    /// `metric{label=value,...}` (without `name`) → counter value or histogram samples.
+    fn published(
+        recorder: &DebuggingRecorder,
+        name: &str,
+    ) -> BTreeMap<String, Result<u64, Vec<f64>>> {
+        let mut out = BTreeMap::new();
+        for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
+            let key = key.key();
+            let mut labels = Vec::new();
+            for l in key.labels() {
+                if l.key() == "name" {
+                    assert_eq!(l.value(), name);
+                } else {
+                    labels.push(format!("{}={}", l.key(), l.value()));
+                }
+            }
+            let id = format!("{}{{{}}}", key.name(), labels.join(","));
+            let value = match value {
+                DebugValue::Counter(n) => Ok(n),
+                DebugValue::Histogram(v) => Err(v.into_iter().map(|f| f.0).collect()),
+                DebugValue::Gauge(_) => panic!("no gauges expected"),
+            };
+            assert!(out.insert(id, value).is_none());
+        }
+        out
+    }
+
+    fn expected() -> BTreeMap<String, Result<u64, Vec<f64>>> {
+        [
+            ("riprap_retry_attempts_total{class=success}", Ok(2)),
+            ("riprap_retry_attempts_total{class=throttled}", Ok(2)),
+            ("riprap_retry_attempts_total{class=transient}", Ok(2)),
+            (
+                "riprap_retry_giveups_total{reason=attempts_exhausted}",
+                Ok(1),
+            ),
+            ("riprap_retry_delay_seconds{}", Err(vec![5.0, 1.0, 1.0])),
+            (
+                "riprap_breaker_transitions_total{from=closed,to=open}",
+                Ok(1),
+            ),
+            ("riprap_breaker_open_seconds{}", Err(vec![10.0])),
+            ("riprap_breaker_rejections_total{reason=open}", Ok(1)),
+            ("riprap_ratelimit_waits_total{}", Ok(2)),
+            ("riprap_ratelimit_wait_seconds{}", Err(vec![1.0, 1.0])),
+            ("riprap_ratelimit_gate_closed_total{}", Ok(1)),
+            ("riprap_ratelimit_gate_pause_seconds{}", Err(vec![5.0])),
+            ("riprap_ratelimit_gate_reopened_total{}", Ok(1)),
+            ("riprap_cache_misses_total{}", Ok(3)),
+            ("riprap_cache_hits_total{}", Ok(1)),
+            ("riprap_cache_loads_total{}", Ok(2)),
+            // `a` loaded at once; `b` waited a second for the quota and 5 s for the server.
+            ("riprap_cache_load_seconds{}", Err(vec![0.0, 6.0])),
+            ("riprap_cache_load_errors_total{class=transient}", Ok(1)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn metrics_count_what_the_layers_did() {
+        let recorder = DebuggingRecorder::new();
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        let calls = scenario(MetricsListener::new("llm")).await;
+        assert_eq!(calls.len(), 5);
+        assert_eq!(published(&recorder, "llm"), expected());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn through_a_forward_the_counts_are_the_same() {
+        let recorder = DebuggingRecorder::new();
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        // The metrics listener's own name labels the series, whatever the forward is called.
+        let forward = events::forward(Arc::new(MetricsListener::new("db"))).named("other");
+        scenario(forward).await;
+        assert_eq!(published(&recorder, "db"), expected());
+    }
+}
