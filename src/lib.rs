@@ -5,14 +5,20 @@
 //!
 //! | failure seen in production | primitive that prevents it |
 //! |---|---|
-//! | Retrying a validation error forever, or giving up on a dropped connection | [`classify`]: one verdict shared by every layer |
+//! | Retrying a validation error forever, or giving up on a dropped connection | [`classify`]: one verdict shared by every layer, and every dialect of "slow down" read from headers |
 //! | Immediate retries hammer a rate-limited API all night | [`backoff`]: exponential delays with jitter, capped and seeded |
 //! | Three layers of retries turn one outage into 64× the load | [`retry`] with a shared [`budget`]: attempt cap, process-wide retry budget, `Retry-After` honoured |
 //! | A dependency is down and every caller waits on it, then all retry at once when it returns | [`breaker`]: fail fast while open, probe safely in half-open, one breaker per key |
-//! | Nobody knows how the stack behaves when the dependency fails | [`chaos`]: seeded fault injection — errors, throttles, latency, outages, stream disconnects |
 //! | Many workers share one API quota; one greedy poller starves the rest | [`ratelimit`]: local quotas plus the server's 429s and rate-limit headers, shared by all clones |
+//! | A hung call holds a worker forever | [`timeout`]: a per-attempt limit that keeps the error's type |
 //! | Cache filled only by a batch job: a config change takes hours to show; a miss storm hits the DB | [`cache`]: cache-aside with single-flight loads, batch refresh-ahead, invalidation, stale-if-error |
-//! | An incident nobody sees until the bill arrives: retries, open circuits and throttles invisible in logs and dashboards | [`events`]: one listener for every layer, one `tracing` scheme, `metrics` counters and histograms |
+//! | The primitives exist but nobody composes them in the right order | [`stack`]: the layers in the recommended order, one classifier, validated together |
+//! | Nobody knows how the stack behaves when the dependency fails | [`chaos`]: seeded fault injection — errors, throttles, latency, outages, stream disconnects |
+//! | An incident nobody sees until the bill arrives | [`events`]: one listener for every layer, one `tracing` scheme, `metrics` counters and histograms |
+//!
+//! Start with [`stack`]: `Stack::llm_api(classifier)`, `Stack::object_store(..)` or
+//! `Stack::database(..)` give a validated preset whose every knob can be changed; the
+//! design-review guide in the repository (`docs/design-review.md`) explains each choice.
 //!
 //! ## One vocabulary
 //!
