@@ -7,6 +7,7 @@
 //! |---|---|
 //! | Retrying a validation error forever, or giving up on a dropped connection | [`classify`]: one verdict shared by every layer |
 //! | Immediate retries hammer a rate-limited API all night | [`backoff`]: exponential delays with jitter, capped and seeded |
+//! | A stream with no offset: every disconnect leaves a permanent gap | [`stream`]: resume after the last delivered offset, drop replays, commit acknowledged positions durably |
 //!
 //! ## One vocabulary
 //!
@@ -47,5 +48,6 @@ pub mod backoff;
 pub mod classify;
 mod error;
 pub mod events;
+pub mod stream;
 
 pub use error::ConfigError;
