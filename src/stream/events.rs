@@ -111,10 +111,12 @@ impl StreamStats {
 
     // The stream is the counters' only writer, so the per-item path publishes with a plain
     // store of its own running count instead of a read-modify-write.
+    #[inline]
     pub(crate) fn set_delivered(&self, n: u64) {
         self.inner.delivered.store(n, Ordering::Relaxed);
     }
 
+    #[inline]
     pub(crate) fn set_replays_dropped(&self, n: u64) {
         self.inner.replays_dropped.store(n, Ordering::Relaxed);
     }

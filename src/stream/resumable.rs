@@ -196,11 +196,67 @@ where
 {
     type Item = Result<(O, T), ResumeError<E, O>>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let mut this = self.project();
-        loop {
-            let failure = match this.state.as_mut().project() {
-                StateProj::Streaming { stream } => match ready!(stream.poll_next(cx)) {
+    #[inline]
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // The per-item path: streaming, the next item strictly follows the last one, no
+        // outage to end. Everything else is out of line, so this stays small enough to inline.
+        let first = {
+            let mut this = self.as_mut().project();
+            let StateProj::Streaming { stream } = this.state.as_mut().project() else {
+                return poll_slow(self, cx, None);
+            };
+            match stream.poll_next(cx) {
+                Poll::Ready(Some(Ok((offset, item)))) => {
+                    let in_order = match this.last.as_ref() {
+                        Some(last) => {
+                            offset.is_after(last)
+                                && last.successor().is_none_or(|expected| expected == offset)
+                        }
+                        None => true,
+                    };
+                    if in_order && *this.attempts == 0 {
+                        *this.last = Some(offset.clone());
+                        *this.delivered += 1;
+                        this.stats.set_delivered(*this.delivered);
+                        return Poll::Ready(Some(Ok((offset, item))));
+                    }
+                    Some(Ok((offset, item)))
+                }
+                Poll::Ready(other) => other,
+                Poll::Pending => return Poll::Pending,
+            }
+        };
+        poll_slow(self, cx, Some(first))
+    }
+}
+
+/// Everything but the per-item path: replays, gaps, the first item after an outage,
+/// failures, ends, connecting and waiting. `first` is an outcome the fast path already took
+/// from the source's stream.
+#[inline(never)]
+#[allow(clippy::type_complexity)]
+fn poll_slow<S, O, T, E, C, B>(
+    resumable: Pin<&mut Resumable<S, O, C, B>>,
+    cx: &mut Context<'_>,
+    mut first: Option<Option<Result<(O, T), E>>>,
+) -> Poll<Option<Result<(O, T), ResumeError<E, O>>>>
+where
+    O: Offset,
+    S: Service<Option<O>>,
+    S::Error: Into<E>,
+    S::Response: Stream<Item = Result<(O, T), E>>,
+    C: Classify<T, E>,
+    B: MakeBackoff,
+{
+    let mut this = resumable.project();
+    loop {
+        let failure = match this.state.as_mut().project() {
+            StateProj::Streaming { stream } => {
+                let next = match first.take() {
+                    Some(outcome) => outcome,
+                    None => ready!(stream.poll_next(cx)),
+                };
+                match next {
                     Some(Ok((offset, item))) => {
                         if let Some(last) = this.last.as_ref() {
                             if !offset.is_after(last) {
@@ -246,79 +302,79 @@ where
                         }
                         OnEnd::Reconnect => (Class::Transient, None),
                     },
-                },
-                StateProj::Idle => match ready!(this.source.poll_ready(cx)) {
-                    Ok(()) => {
-                        let future = this.source.call(this.last.clone());
-                        this.state.set(State::Connecting {
-                            future: Box::pin(future),
-                        });
-                        continue;
-                    }
-                    Err(e) => {
-                        let e = e.into();
-                        (this.classifier.classify(Err(&e)), Some(e))
-                    }
-                },
-                StateProj::Connecting { future } => match ready!(future.as_mut().poll(cx)) {
-                    Ok(stream) => {
-                        this.state.set(State::Streaming { stream });
-                        continue;
-                    }
-                    Err(e) => {
-                        let e = e.into();
-                        (this.classifier.classify(Err(&e)), Some(e))
-                    }
-                },
-                StateProj::Waiting { sleep } => {
-                    ready!(sleep.as_mut().poll(cx));
-                    this.state.set(State::Idle);
-                    continue;
-                }
-                StateProj::Done => return Poll::Ready(None),
-            };
-
-            // The source failed or ended: reconnect, or end the stream.
-            let (class, error) = failure;
-            if class == Class::Permanent {
-                if let Some(e) = error {
-                    this.state.set(State::Done);
-                    return Poll::Ready(Some(Err(ResumeError::Permanent(e))));
                 }
             }
-            let attempts = *this.attempts;
-            let delay = if attempts < this.config.max_reconnects {
-                this.backoff
-                    .get_or_insert_with(|| this.policy.make_backoff())
-                    .next_delay()
-            } else {
-                None
-            };
-            let Some(delay) = delay else {
+            StateProj::Idle => match ready!(this.source.poll_ready(cx)) {
+                Ok(()) => {
+                    let future = this.source.call(this.last.clone());
+                    this.state.set(State::Connecting {
+                        future: Box::pin(future),
+                    });
+                    continue;
+                }
+                Err(e) => {
+                    let e = e.into();
+                    (this.classifier.classify(Err(&e)), Some(e))
+                }
+            },
+            StateProj::Connecting { future } => match ready!(future.as_mut().poll(cx)) {
+                Ok(stream) => {
+                    this.state.set(State::Streaming { stream });
+                    continue;
+                }
+                Err(e) => {
+                    let e = e.into();
+                    (this.classifier.classify(Err(&e)), Some(e))
+                }
+            },
+            StateProj::Waiting { sleep } => {
+                ready!(sleep.as_mut().poll(cx));
+                this.state.set(State::Idle);
+                continue;
+            }
+            StateProj::Done => return Poll::Ready(None),
+        };
+
+        // The source failed or ended: reconnect, or end the stream.
+        let (class, error) = failure;
+        if class == Class::Permanent {
+            if let Some(e) = error {
                 this.state.set(State::Done);
-                emit(this.listener.as_ref(), StreamEvent::GaveUp { attempts });
-                return Poll::Ready(Some(Err(ResumeError::GaveUp {
-                    attempts,
-                    last: error,
-                })));
-            };
-            // A server's requested pause outranks a shorter computed delay.
-            let delay = class.retry_after().map_or(delay, |ra| ra.max(delay));
-            *this.attempts = attempts + 1;
-            this.stats.add_reconnect();
-            emit(
-                this.listener.as_ref(),
-                StreamEvent::Reconnecting {
-                    after: this.last.clone(),
-                    attempt: attempts + 1,
-                    delay,
-                    class,
-                },
-            );
-            this.state.set(State::Waiting {
-                sleep: Box::pin(tokio::time::sleep(delay)),
-            });
+                return Poll::Ready(Some(Err(ResumeError::Permanent(e))));
+            }
         }
+        let attempts = *this.attempts;
+        let delay = if attempts < this.config.max_reconnects {
+            this.backoff
+                .get_or_insert_with(|| this.policy.make_backoff())
+                .next_delay()
+        } else {
+            None
+        };
+        let Some(delay) = delay else {
+            this.state.set(State::Done);
+            emit(this.listener.as_ref(), StreamEvent::GaveUp { attempts });
+            return Poll::Ready(Some(Err(ResumeError::GaveUp {
+                attempts,
+                last: error,
+            })));
+        };
+        // A server's requested pause outranks a shorter computed delay.
+        let delay = class.retry_after().map_or(delay, |ra| ra.max(delay));
+        *this.attempts = attempts + 1;
+        this.stats.add_reconnect();
+        emit(
+            this.listener.as_ref(),
+            StreamEvent::Reconnecting {
+                after: this.last.clone(),
+                attempt: attempts + 1,
+                delay,
+                class,
+            },
+        );
+        this.state.set(State::Waiting {
+            sleep: Box::pin(tokio::time::sleep(delay)),
+        });
     }
 }
 
