@@ -70,6 +70,22 @@ fn per_item(c: &mut Criterion) {
         })
     });
 
+    group.bench_function("riprap Checkpointed, deliver only (no acks)", |b| {
+        b.to_async(&rt).iter(|| async {
+            let commit = CommitConfig::builder()
+                .every(1_000)
+                .max_unacked(2_000_000)
+                .build()
+                .unwrap();
+            let mut s = resumable!().checkpointed(MemoryStore::new(), commit);
+            while let Some(d) = s.next().await {
+                let (item, ack) = d.unwrap().into_parts();
+                black_box(item);
+                let _ = black_box(ack);
+            }
+        })
+    });
+
     group.bench_function("riprap Checkpointed + ack each item", |b| {
         b.to_async(&rt).iter(|| async {
             let commit = CommitConfig::builder().every(1_000).build().unwrap();
@@ -80,6 +96,24 @@ fn per_item(c: &mut Criterion) {
                 black_box(item);
                 acker.ack(ack).unwrap();
             }
+            s.flush().await.unwrap();
+        })
+    });
+    group.bench_function("riprap Checkpointed + ack_many per 64 items", |b| {
+        b.to_async(&rt).iter(|| async {
+            let commit = CommitConfig::builder().every(1_000).build().unwrap();
+            let mut s = resumable!().checkpointed(MemoryStore::new(), commit);
+            let acker = s.acker();
+            let mut batch = Vec::with_capacity(64);
+            while let Some(d) = s.next().await {
+                let (item, ack) = d.unwrap().into_parts();
+                black_box(item);
+                batch.push(ack);
+                if batch.len() == 64 {
+                    acker.ack_many(batch.drain(..)).unwrap();
+                }
+            }
+            acker.ack_many(batch.drain(..)).unwrap();
             s.flush().await.unwrap();
         })
     });

@@ -342,7 +342,15 @@ fn acks_commit_only_the_contiguous_prefix() {
     assert_eq!(acker.acked(), 4);
 
     let other = AckTracker::new(1).unwrap().track(1u64).unwrap();
-    assert_eq!(acker.ack(other), Err(AckError::ForeignStream));
+    assert_eq!(acker.ack(other.clone()), Err(AckError::ForeignStream));
+
+    // A batch counts up to its first foreign ack.
+    let more: Vec<_> = (104..107).map(|o| tracker.track(o).unwrap()).collect();
+    let batch = vec![more[1].clone(), more[0].clone(), other, more[2].clone()];
+    assert_eq!(acker.ack_many(batch), Err(AckError::ForeignStream));
+    assert_eq!(acker.committed(), Some(105));
+    acker.ack_many(more).unwrap();
+    assert_eq!(acker.committed(), Some(106));
 }
 
 #[test]

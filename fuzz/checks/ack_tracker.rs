@@ -1,5 +1,5 @@
-//! The ack tracker against a model: for any sequence of deliveries, out-of-order and repeated
-//! acks, the committed position is the last offset of the longest acknowledged prefix of the
+//! The ack tracker against a model: for any sequence of deliveries, out-of-order, repeated and
+//! batched acks, the committed position is the last offset of the longest acknowledged prefix of the
 //! delivery order, and the window refuses exactly when `max_unacked` items are outstanding.
 
 use std::collections::BTreeSet;
@@ -37,7 +37,7 @@ pub fn run(data: &[u8]) {
             .take_while(|i| acked.contains(i))
             .count();
         let full = delivered.len() - prefix >= max_unacked;
-        match op % 4 {
+        match op % 5 {
             0 => match tracker.track(next_offset) {
                 Ok(ack) => {
                     assert!(!full, "tracked past a full window");
@@ -65,6 +65,20 @@ pub fn run(data: &[u8]) {
             3 => {
                 let ready = tracker.poll_capacity(&mut cx) == Poll::Ready(());
                 assert_eq!(ready, !full);
+            }
+            4 if !outstanding.is_empty() => {
+                // A batch of up to `arg % 4 + 1` acks, in the order they are drawn.
+                let mut batch = Vec::new();
+                for _ in 0..=(arg % 4) {
+                    if outstanding.is_empty() {
+                        break;
+                    }
+                    let ack = outstanding.swap_remove((arg * 7 + batch.len()) % outstanding.len());
+                    acked.insert(ack.seq() as usize);
+                    done.push(ack.clone());
+                    batch.push(ack);
+                }
+                acker.ack_many(batch).expect("own acks");
             }
             _ => {}
         }

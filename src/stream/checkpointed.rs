@@ -109,6 +109,7 @@ pin_project! {
         shared: Arc<Committer<O, St>>,
         load: Option<BoxFuture<Result<Option<O>, CheckpointError>>>,
         commit: Option<BoxFuture<Result<Option<O>, CheckpointError>>>,
+        poll_commit: bool,
         timer: Option<Pin<Box<Sleep>>>,
         timer_fired: bool,
         countdown: u32,
@@ -202,6 +203,7 @@ where
             load: Some(Box::pin(async move { loader.store.load().await })),
             shared,
             commit: None,
+            poll_commit: false,
             timer: None,
             timer_fired: false,
             countdown: TIMER_CHECK_EVERY,
@@ -274,8 +276,15 @@ where
                 }
             }
         }
+        let mut commit_polled = false;
         loop {
-            if let Some(commit) = this.commit.as_mut() {
+            // The in-flight commit is polled when it starts, every `TIMER_CHECK_EVERY` items
+            // and before parking, not per item: once the task's cooperative budget is spent,
+            // polling it would self-wake the task on every item.
+            let poll_now = *this.poll_commit || *this.phase != Phase::Running;
+            if let (Some(commit), true) = (this.commit.as_mut(), poll_now) {
+                *this.poll_commit = false;
+                commit_polled = true;
                 if let Poll::Ready(result) = commit.as_mut().poll(cx) {
                     *this.commit = None;
                     if let Err(e) = result {
@@ -296,10 +305,16 @@ where
                     }
                     *this.last_commit_acked = acked;
                     *this.commit = Some(Box::pin(Arc::clone(this.shared).commit()));
+                    *this.poll_commit = true;
                     continue;
                 }
             }
-            let next_commit_at = this.last_commit_acked.saturating_add(this.config.every);
+            // While a commit is in flight its completion wakes the stream; acks need to only
+            // once none is (waking for them then would spin until the save finished).
+            let next_commit_at = match this.commit {
+                Some(_) => u64::MAX,
+                None => this.last_commit_acked.saturating_add(this.config.every),
+            };
             match this.phase {
                 Phase::Running => {}
                 // The last commit is in flight and was polled above.
@@ -324,6 +339,10 @@ where
                     *this.timer_fired = true;
                     continue;
                 }
+                if this.commit.is_some() && !commit_polled {
+                    *this.poll_commit = true;
+                    continue;
+                }
                 return Poll::Pending;
             }
             match this.inner.as_mut().poll_next(cx) {
@@ -332,6 +351,7 @@ where
                     if *this.countdown == 0 {
                         *this.countdown = TIMER_CHECK_EVERY;
                         *this.timer_fired |= poll_timer(this.timer, this.config, cx);
+                        *this.poll_commit = true;
                     }
                     return match this.tracker.track(offset) {
                         Ok(ack) => Poll::Ready(Some(Ok(Delivery { item, ack }))),
@@ -348,11 +368,17 @@ where
                     *this.phase = Phase::Finishing;
                 }
                 Poll::Pending => {
-                    if this.tracker.wake_when_acked(cx, next_commit_at) {
+                    if next_commit_at != u64::MAX
+                        && this.tracker.wake_when_acked(cx, next_commit_at)
+                    {
                         continue;
                     }
                     if poll_timer(this.timer, this.config, cx) {
                         *this.timer_fired = true;
+                        continue;
+                    }
+                    if this.commit.is_some() && !commit_polled {
+                        *this.poll_commit = true;
                         continue;
                     }
                     return Poll::Pending;

@@ -196,7 +196,9 @@ where
 {
     type Item = Result<(O, T), ResumeError<E, O>>;
 
-    #[inline]
+    // Forced: the per-item path is a handful of instructions, and a call per item would be
+    // most of its cost.
+    #[inline(always)]
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         // The per-item path: streaming, the next item strictly follows the last one, no
         // outage to end. Everything else is out of line, so this stays small enough to inline.
