@@ -128,7 +128,8 @@ pub struct CommitConfig {
     pub interval: Duration,
     /// How many delivered items may be outstanding (not yet covered by the contiguously
     /// acknowledged prefix) before the stream waits for acks. Bounds the memory held for
-    /// out-of-order acks.
+    /// out-of-order acks. A consumer that holds back the oldest item's ack while polling for
+    /// more than this many items, in the same task, waits forever: size batches below it.
     pub max_unacked: usize,
 }
 
