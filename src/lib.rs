@@ -10,6 +10,7 @@
 //! | Three layers of retries turn one outage into 64× the load | [`retry`] with a shared [`budget`]: attempt cap, process-wide retry budget, `Retry-After` honoured |
 //! | A dependency is down and every caller waits on it, then all retry at once when it returns | [`breaker`]: fail fast while open, probe safely in half-open, one breaker per key |
 //! | Many workers share one API quota; one greedy poller starves the rest | [`ratelimit`]: local quotas plus the server's 429s and rate-limit headers, shared by all clones |
+//! | A stream with no offset: every disconnect leaves a permanent gap | [`stream`]: resume after the last delivered offset, drop replays, commit acknowledged positions durably |
 //! | A hung call holds a worker forever | [`timeout`]: a per-attempt limit that keeps the error's type |
 //! | Cache filled only by a batch job: a config change takes hours to show; a miss storm hits the DB | [`cache`]: cache-aside with single-flight loads, batch refresh-ahead, invalidation, stale-if-error |
 //! | The primitives exist but nobody composes them in the right order | [`stack`]: the layers in the recommended order, one classifier, validated together |
@@ -69,6 +70,7 @@ pub mod events;
 pub mod ratelimit;
 pub mod retry;
 pub mod stack;
+pub mod stream;
 pub mod timeout;
 
 pub use error::ConfigError;
