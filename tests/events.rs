@@ -12,9 +12,11 @@ use riprap::backoff::BackoffPolicy;
 use riprap::breaker::{BreakerEvent, CircuitBreaker, CircuitBreakerLayer, ConsecutiveFailures};
 use riprap::cache::{Cache, CacheConfig, CacheEvent};
 use riprap::classify::{ByError, Class, Classified, Through};
+use riprap::events::SharedListener;
 use riprap::events::{self, Event, Listener};
 use riprap::ratelimit::{RateLimitConfig, RateLimitEvent, RateLimitLayer, RateLimiter};
 use riprap::retry::{RetryConfig, RetryEvent};
+use riprap::stream::{CommitConfig, MemoryStore, OnEnd, Resumable, ResumeConfig, StreamEvent};
 use tokio::time::Instant;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
@@ -522,6 +524,95 @@ async fn tracing_follows_one_scheme_and_is_quiet_at_info_on_success() {
     );
 }
 
+/// A log of 0..6 whose connection drops after 0, 1, 2 (once), read with every item acked
+/// and a commit every 3 acks; every stream event goes to `listener`.
+async fn stream_scenario(listener: SharedListener<StreamEvent<u64>>) {
+    let calls = Arc::new(AtomicU32::new(0));
+    let source = tower::service_fn(move |after: Option<u64>| {
+        let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+        async move {
+            let from = after.map_or(0, |a| a + 1);
+            let items: Vec<std::io::Result<(u64, u64)>> = if first {
+                let mut v: Vec<_> = (from..3).map(|n| Ok((n, n))).collect();
+                v.push(Err(std::io::ErrorKind::ConnectionReset.into()));
+                v
+            } else {
+                (from..6).map(|n| Ok((n, n))).collect()
+            };
+            Ok::<_, std::io::Error>(futures_util::stream::iter(items))
+        }
+    });
+    let backoff = BackoffPolicy::constant(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let config = ResumeConfig::builder()
+        .on_end(OnEnd::Finish)
+        .build()
+        .unwrap();
+    let commits = CommitConfig::builder().every(3).build().unwrap();
+    let mut stream = Resumable::new(source, backoff)
+        .config(config)
+        .listener(listener)
+        .checkpointed(MemoryStore::new(), commits);
+    let acker = stream.acker();
+    let mut offsets = Vec::new();
+    while let Some(delivery) = futures_util::StreamExt::next(&mut stream).await {
+        let (item, ack) = delivery.unwrap().into_parts();
+        offsets.push(item);
+        acker.ack(ack).unwrap();
+    }
+    assert_eq!(offsets, [0, 1, 2, 3, 4, 5]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_forward_hears_a_resumable_stream() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let events = events::forward(Arc::new(move |e: &Event<'_>| {
+        let line = match *e {
+            Event::Stream {
+                event:
+                    StreamEvent::Reconnecting {
+                        after,
+                        attempt,
+                        delay,
+                        class,
+                    },
+                ..
+            } => format!(
+                "reconnecting after {:?} #{attempt} in {delay:?} ({})",
+                after.and_then(|a| a.downcast_ref::<u64>()),
+                class.as_str()
+            ),
+            Event::Stream {
+                event: StreamEvent::Committed { position },
+                ..
+            } => format!("committed {position:?}"),
+            Event::Stream {
+                event: StreamEvent::Loaded { position },
+                ..
+            } => format!("loaded {position:?}"),
+            _ => format!("{}.{}", e.layer(), e.kind()),
+        };
+        sink.lock()
+            .unwrap()
+            .push(format!("{} {line}", e.name().unwrap_or("-")));
+    }))
+    .named("logs");
+
+    stream_scenario(Arc::new(events)).await;
+
+    assert_eq!(
+        seen.lock().unwrap().as_slice(),
+        [
+            "logs loaded None",
+            "logs committed 2",
+            "logs reconnecting after Some(2) #1 in 100ms (transient)",
+            "logs committed 5",
+        ]
+    );
+}
+
 #[cfg(feature = "metrics")]
 mod metrics_feature {
     use std::collections::BTreeMap;
@@ -609,5 +700,28 @@ mod metrics_feature {
         let forward = events::forward(Arc::new(MetricsListener::new("db"))).named("other");
         scenario(forward).await;
         assert_eq!(published(&recorder, "db"), expected());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stream_events_are_counted_with_bounded_labels() {
+        let recorder = DebuggingRecorder::new();
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        // Typed, and through a forward: the same series.
+        super::stream_scenario(Arc::new(MetricsListener::new("logs"))).await;
+        let forward = events::forward(Arc::new(MetricsListener::new("logs")));
+        super::stream_scenario(Arc::new(forward)).await;
+        let expected: BTreeMap<_, _> = [
+            ("riprap_stream_loads_total{from=start}", Ok(2)),
+            ("riprap_stream_reconnects_total{class=transient}", Ok(2)),
+            (
+                "riprap_stream_reconnect_delay_seconds{}",
+                Err(vec![0.1, 0.1]),
+            ),
+            ("riprap_stream_commits_total{}", Ok(4)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        assert_eq!(published(&recorder, "logs"), expected);
     }
 }

@@ -4,6 +4,7 @@ use crate::breaker::BreakerEvent;
 use crate::cache::CacheEvent;
 use crate::ratelimit::RateLimitEvent;
 use crate::retry::RetryEvent;
+use crate::stream::{OffsetRef, StreamEvent};
 
 /// One thing a layer did, tagged with the layer and the name it was given, as a
 /// [`Forward`](super::Forward) hands it to a listener for every layer.
@@ -62,8 +63,17 @@ pub enum Event<'a> {
         /// What the cache did.
         event: &'a CacheEvent,
     },
-    // The resumable stream's events join here as `Stream { name, event: &'a StreamEvent }`,
-    // with a `Listener<StreamEvent>` impl on `Forward` and a row in each table of the guide.
+    /// From a [`Resumable`](crate::stream::Resumable) or
+    /// [`Checkpointed`](crate::stream::Checkpointed) stream.
+    ///
+    /// Streams are generic over their offset type, so the offsets arrive as [`OffsetRef`]s
+    /// (see [`StreamEvent::erased`]); [`OffsetRef::downcast_ref`] gives them back typed.
+    Stream {
+        /// The name of the forward that delivered it.
+        name: Option<&'a str>,
+        /// What the stream did.
+        event: &'a StreamEvent<OffsetRef<'a>>,
+    },
 }
 
 impl<'a> Event<'a> {
@@ -80,12 +90,13 @@ impl<'a> Event<'a> {
             Event::Retry { name, .. }
             | Event::Breaker { name, .. }
             | Event::RateLimit { name, .. }
-            | Event::Cache { name, .. } => name,
+            | Event::Cache { name, .. }
+            | Event::Stream { name, .. } => name,
         }
     }
 
-    /// Which layer it came from: `"retry"`, `"breaker"`, `"ratelimit"` or `"cache"` (the
-    /// same word as the `tracing` target's last segment).
+    /// Which layer it came from: `"retry"`, `"breaker"`, `"ratelimit"`, `"cache"` or
+    /// `"stream"` (the same word as the `tracing` target's last segment).
     ///
     /// ```
     /// use riprap::events::Event;
@@ -100,6 +111,7 @@ impl<'a> Event<'a> {
             Event::Breaker { .. } => "breaker",
             Event::RateLimit { .. } => "ratelimit",
             Event::Cache { .. } => "cache",
+            Event::Stream { .. } => "stream",
         }
     }
 
@@ -119,6 +131,7 @@ impl<'a> Event<'a> {
             Event::Breaker { event, .. } => event.as_str(),
             Event::RateLimit { event, .. } => event.as_str(),
             Event::Cache { event, .. } => event.as_str(),
+            Event::Stream { event, .. } => event.as_str(),
         }
     }
 }

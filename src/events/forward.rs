@@ -8,11 +8,12 @@ use crate::breaker::BreakerEvent;
 use crate::cache::CacheEvent;
 use crate::ratelimit::RateLimitEvent;
 use crate::retry::RetryEvent;
+use crate::stream::{Offset, StreamEvent};
 
 /// Hands every layer's events to one listener of [`Event`]s; made by [`forward`].
 ///
-/// It is a [`Listener`] of [`RetryEvent`], [`BreakerEvent`], [`RateLimitEvent`] and
-/// [`CacheEvent`] at once, so the same value goes to every layer. Clones share the listener
+/// It is a [`Listener`] of [`RetryEvent`], [`BreakerEvent`], [`RateLimitEvent`],
+/// [`CacheEvent`] and [`StreamEvent`] at once, so the same value goes to every layer. Clones share the listener
 /// and the name (two reference counts, paid when building the stack); delivering an event
 /// allocates nothing and clones nothing.
 ///
@@ -158,4 +159,19 @@ forward_layer!(RetryEvent, Retry);
 forward_layer!(BreakerEvent, Breaker);
 forward_layer!(RateLimitEvent, RateLimit);
 forward_layer!(CacheEvent, Cache);
-// forward_layer!(StreamEvent, Stream); once the stream module lands.
+
+/// A stream's offsets travel as [`OffsetRef`](crate::stream::OffsetRef)s (see [`Event::Stream`]), borrowed from the
+/// stream's event: still nothing cloned or allocated.
+impl<L, O> Listener<StreamEvent<O>> for Forward<L>
+where
+    L: ?Sized + for<'a> Listener<Event<'a>>,
+    O: Offset,
+{
+    #[inline]
+    fn on_event(&self, event: &StreamEvent<O>) {
+        self.listener.on_event(&Event::Stream {
+            name: self.name.as_deref(),
+            event: &event.erased(),
+        });
+    }
+}

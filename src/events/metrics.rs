@@ -12,6 +12,7 @@ use crate::cache::CacheEvent;
 use crate::classify::Class;
 use crate::ratelimit::{LimitedBy, RateLimitEvent};
 use crate::retry::{GiveUp, RetryEvent};
+use crate::stream::{Offset, StreamEvent};
 
 /// Publishes every layer's events as counters and histograms through the
 /// [`metrics`](https://docs.rs/metrics) facade, to whichever recorder (Prometheus,
@@ -101,6 +102,12 @@ struct Series {
     cache_evictions: OnceLock<Counter>,
     cache_inserts: OnceLock<Counter>,
     cache_invalidations: OnceLock<Counter>,
+    stream_loads: Counters<2>,
+    stream_reconnects: Counters<CLASSES>,
+    stream_reconnect_delay: OnceLock<Histogram>,
+    stream_gaps: OnceLock<Counter>,
+    stream_giveups: OnceLock<Counter>,
+    stream_commits: OnceLock<Counter>,
 }
 
 /// Every metric: name, unit, description. Counters count; every histogram is in seconds.
@@ -265,6 +272,36 @@ const DESCRIPTIONS: &[(&str, Unit, &str)] = &[
         Unit::Count,
         "Calls to invalidate and invalidate_all",
     ),
+    (
+        "riprap_stream_loads_total",
+        Unit::Count,
+        "Stream starts that loaded a checkpoint, by whether one was committed",
+    ),
+    (
+        "riprap_stream_reconnects_total",
+        Unit::Count,
+        "Stream reconnects scheduled, by the classifier's verdict on the failure",
+    ),
+    (
+        "riprap_stream_reconnect_delay_seconds",
+        Unit::Seconds,
+        "Waits scheduled before a stream reconnects",
+    ),
+    (
+        "riprap_stream_gaps_total",
+        Unit::Count,
+        "Jumps in dense offsets: items the source never delivered",
+    ),
+    (
+        "riprap_stream_giveups_total",
+        Unit::Count,
+        "Streams that ran out of reconnects",
+    ),
+    (
+        "riprap_stream_commits_total",
+        Unit::Count,
+        "Positions durably committed to an offset store",
+    ),
 ];
 
 const TARGET: &str = "riprap::events";
@@ -313,6 +350,12 @@ impl MetricsListener {
                 cache_evictions: OnceLock::new(),
                 cache_inserts: OnceLock::new(),
                 cache_invalidations: OnceLock::new(),
+                stream_loads: counters(),
+                stream_reconnects: counters(),
+                stream_reconnect_delay: OnceLock::new(),
+                stream_gaps: OnceLock::new(),
+                stream_giveups: OnceLock::new(),
+                stream_commits: OnceLock::new(),
             }),
         }
     }
@@ -598,6 +641,55 @@ impl Listener<CacheEvent> for MetricsListener {
     }
 }
 
+impl Series {
+    // Generic over the offset so that typed events and `Event::Stream`'s erased ones share
+    // one body; no offset ever becomes a label.
+    fn stream<O>(&self, event: &StreamEvent<O>) {
+        match event {
+            StreamEvent::Loaded { position } => {
+                let (i, from) = match position {
+                    Some(_) => (0, "committed"),
+                    None => (1, "start"),
+                };
+                self.count(
+                    &self.stream_loads[i],
+                    "riprap_stream_loads_total",
+                    &[("from", from)],
+                    1,
+                );
+            }
+            StreamEvent::Reconnecting { delay, class, .. } => {
+                self.count(
+                    &self.stream_reconnects[class_index(class)],
+                    "riprap_stream_reconnects_total",
+                    &[("class", class.as_str())],
+                    1,
+                );
+                self.record(
+                    &self.stream_reconnect_delay,
+                    "riprap_stream_reconnect_delay_seconds",
+                    *delay,
+                );
+            }
+            StreamEvent::Gap { .. } => {
+                self.count(&self.stream_gaps, "riprap_stream_gaps_total", &[], 1)
+            }
+            StreamEvent::GaveUp { .. } => {
+                self.count(&self.stream_giveups, "riprap_stream_giveups_total", &[], 1)
+            }
+            StreamEvent::Committed { .. } => {
+                self.count(&self.stream_commits, "riprap_stream_commits_total", &[], 1)
+            }
+        }
+    }
+}
+
+impl<O: Offset> Listener<StreamEvent<O>> for MetricsListener {
+    fn on_event(&self, event: &StreamEvent<O>) {
+        self.series.stream(event);
+    }
+}
+
 /// Records each [`Event`] as its layer's event, under this listener's own name (the
 /// forward's name is not used: series labels must not depend on who delivered the event).
 impl<'a> Listener<Event<'a>> for MetricsListener {
@@ -607,6 +699,7 @@ impl<'a> Listener<Event<'a>> for MetricsListener {
             Event::Breaker { event, .. } => self.on_event(event),
             Event::RateLimit { event, .. } => self.on_event(event),
             Event::Cache { event, .. } => self.on_event(event),
+            Event::Stream { event, .. } => self.series.stream(event),
         }
     }
 }
@@ -681,6 +774,23 @@ mod tests {
             CacheEvent::Evicted,
             CacheEvent::Inserted,
             CacheEvent::InvalidatedAll,
+        ] {
+            m.on_event(&e);
+        }
+        for e in [
+            StreamEvent::Loaded { position: Some(3) },
+            StreamEvent::Reconnecting {
+                after: Some(3),
+                attempt: 1,
+                delay: d,
+                class: Class::Transient,
+            },
+            StreamEvent::Gap {
+                expected: 4,
+                found: 6,
+            },
+            StreamEvent::GaveUp { attempts: 2 },
+            StreamEvent::Committed { position: 6u64 },
         ] {
             m.on_event(&e);
         }

@@ -5,7 +5,8 @@
 //! - its own event type ([`RetryEvent`](crate::retry::RetryEvent),
 //!   [`BreakerEvent`](crate::breaker::BreakerEvent),
 //!   [`RateLimitEvent`](crate::ratelimit::RateLimitEvent),
-//!   [`CacheEvent`](crate::cache::CacheEvent)), delivered to an optional [`Listener`];
+//!   [`CacheEvent`](crate::cache::CacheEvent),
+//!   [`StreamEvent`](crate::stream::StreamEvent)), delivered to an optional [`Listener`];
 //! - `tracing` events and spans, named by one scheme ([below](#tracing));
 //! - with the `metrics` feature, counters and histograms through the `metrics` facade, by
 //!   handing a `MetricsListener` to the layers ([below](#metrics)).
@@ -51,7 +52,8 @@
 //! ```
 //!
 //! Layers that take `impl Listener<_>` (retry, cache) take `events.clone()`; those that
-//! take a [`SharedListener`] (breaker, rate limiter) take `Arc::new(events.clone())`. Each
+//! take a [`SharedListener`] (breaker, rate limiter, resumable stream) take
+//! `Arc::new(events.clone())`. Each
 //! is paid once, when the stack is built. Delivering an event through a `Forward` allocates
 //! nothing: the [`Event`] is two references on the stack.
 //!
@@ -100,13 +102,19 @@
 //! | `riprap::cache` | `batch loaded` | debug | `event="batch_loaded"`, `keys`, `stored`, `took_ms` |
 //! | `riprap::cache` | `batch refresh failed` (a background load: nobody else sees its error) | warn | `event="batch_failed"`, `keys`, `class` |
 //! | `riprap::cache` | `miss turned away: too many loads in flight` | warn | `event="overloaded"` |
+//! | `riprap::stream` | `loaded the committed position` (once per run) | info | `event="loaded"`, `position` |
+//! | `riprap::stream` | `source failed or ended, reconnecting` | debug | `event="reconnecting"`, `after`, `attempt`, `delay_ms`, `class` |
+//! | `riprap::stream` | `offsets skipped: items lost` | warn | `event="gap"`, `expected`, `found` |
+//! | `riprap::stream` | `gave up reconnecting` | warn | `event="gave_up"`, `attempts` |
+//! | `riprap::stream` | `committed` | debug | `event="committed"`, `position` |
 //!
 //! A breaker's `name` is its own (set with
 //! [`BreakerBuilder::name`](crate::breaker::BreakerBuilder::name); a keyed breaker's is its
 //! key). The retry span is opened only when `debug` is enabled for some target, so the
 //! success path pays for no span otherwise; events made inside it (by the layers below)
 //! nest under it in a trace viewer. Every macro checks its level before computing a field,
-//! so a disabled event formats nothing.
+//! so a disabled event formats nothing. A stream's offsets (`position`, `after`, `expected`,
+//! `found`) are logged in their `Debug` form.
 //!
 //! ## Metrics
 //!
@@ -149,14 +157,23 @@
 //! | `riprap_cache_evictions_total` | counter | | entries evicted for capacity |
 //! | `riprap_cache_inserts_total` | counter | | `insert` calls |
 //! | `riprap_cache_invalidations_total` | counter | | `invalidate` and `invalidate_all` calls |
+//! | `riprap_stream_loads_total` | counter | `from` (`committed`, `start`) | checkpoint loads at start, by whether a position was committed |
+//! | `riprap_stream_reconnects_total` | counter | `class` | reconnects scheduled, by the verdict on the failure (`transient` for an unexpected end) |
+//! | `riprap_stream_reconnect_delay_seconds` | histogram | | waits before them |
+//! | `riprap_stream_gaps_total` | counter | | jumps in dense offsets (items lost at the source) |
+//! | `riprap_stream_giveups_total` | counter | | streams that ran out of reconnects |
+//! | `riprap_stream_commits_total` | counter | | positions durably committed |
 //!
 //! Useful ratios: each logical request ends in one successful attempt or one give-up, so
 //! retry amplification is `attempts_total` over the sum of `attempts_total{class="success"}`
 //! and `giveups_total`; the cache hit ratio is hits plus stale hits over those and misses.
-//! A breaker's current state and a cache's size are not events: read them from
-//! [`CircuitBreaker::metrics`](crate::breaker::CircuitBreaker::metrics) and
-//! [`Cache::metrics`](crate::cache::Cache::metrics) (a keyed breaker shares one listener
-//! across keys, so a state gauge fed by events would mix them).
+//! A breaker's current state, a cache's size and a stream's per-item counts (delivered,
+//! replays dropped, commit lag) are not events: read them from
+//! [`CircuitBreaker::metrics`](crate::breaker::CircuitBreaker::metrics),
+//! [`Cache::metrics`](crate::cache::Cache::metrics) and
+//! [`StreamStats::snapshot`](crate::stream::StreamStats::snapshot) (a keyed breaker shares
+//! one listener across keys, so a state gauge fed by events would mix them; a per-item event
+//! would cost the stream's hot path).
 //!
 //! A cache hit through `MetricsListener` costs the recorder's counter increment on top of the
 //! cache's own per-thread count; for a very hot cache, export

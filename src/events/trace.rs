@@ -12,6 +12,7 @@ use crate::cache::CacheEvent;
 use crate::classify::Class;
 use crate::ratelimit::RateLimitEvent;
 use crate::retry::{GiveUp, RetryEvent};
+use crate::stream::StreamEvent;
 
 /// Whole milliseconds, saturating: what a trace viewer shows and filters on.
 #[inline]
@@ -160,6 +161,35 @@ pub(crate) fn cache(event: &CacheEvent) {
         CacheEvent::Invalidated => tracing::debug!(target: T, event = "invalidated", "invalidated"),
         CacheEvent::InvalidatedAll => {
             tracing::debug!(target: T, event = "invalidated_all", "invalidated all")
+        }
+    }
+}
+
+/// Offsets are logged with their `Debug` form: the stream's offset type is the caller's.
+pub(crate) fn stream<O: std::fmt::Debug>(event: &StreamEvent<O>) {
+    const T: &str = "riprap::stream";
+    match event {
+        StreamEvent::Loaded { position } => {
+            // Once per run: where it resumes is what an operator checks after a restart.
+            tracing::info!(target: T, event = "loaded", position = ?position, "loaded the committed position")
+        }
+        StreamEvent::Reconnecting {
+            after,
+            attempt,
+            delay,
+            class,
+        } => {
+            tracing::debug!(target: T, event = "reconnecting", after = ?after, attempt, delay_ms = ms(*delay), class = class.as_str(), "source failed or ended, reconnecting")
+        }
+        StreamEvent::Gap { expected, found } => {
+            // Data the source no longer has: nothing downstream can bring it back.
+            tracing::warn!(target: T, event = "gap", expected = ?expected, found = ?found, "offsets skipped: items lost")
+        }
+        StreamEvent::GaveUp { attempts } => {
+            tracing::warn!(target: T, event = "gave_up", attempts, "gave up reconnecting")
+        }
+        StreamEvent::Committed { position } => {
+            tracing::debug!(target: T, event = "committed", position = ?position, "committed")
         }
     }
 }

@@ -1,9 +1,12 @@
 //! What a resumable stream reports: events as they happen, counters on demand.
 
+use std::any::Any;
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::offset::Offset;
 use crate::classify::Class;
 use crate::events::SharedListener;
 
@@ -45,6 +48,126 @@ pub enum StreamEvent<O> {
         /// The position saved.
         position: O,
     },
+}
+
+impl<O> StreamEvent<O> {
+    /// The event's name in snake case, as in `tracing`'s `event` field and
+    /// [`Event::kind`](crate::events::Event::kind): `"loaded"`, `"reconnecting"`, `"gap"`,
+    /// `"gave_up"` or `"committed"`.
+    ///
+    /// ```
+    /// use riprap::stream::StreamEvent;
+    ///
+    /// assert_eq!(StreamEvent::Committed { position: 7u64 }.as_str(), "committed");
+    /// ```
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StreamEvent::Loaded { .. } => "loaded",
+            StreamEvent::Reconnecting { .. } => "reconnecting",
+            StreamEvent::Gap { .. } => "gap",
+            StreamEvent::GaveUp { .. } => "gave_up",
+            StreamEvent::Committed { .. } => "committed",
+        }
+    }
+}
+
+impl<O: Offset> StreamEvent<O> {
+    /// The same event with its offsets borrowed as [`OffsetRef`]s: the form that travels in
+    /// [`Event::Stream`](crate::events::Event::Stream), whatever the stream's offset type.
+    /// Builds nothing on the heap.
+    ///
+    /// ```
+    /// use riprap::stream::StreamEvent;
+    ///
+    /// let event = StreamEvent::Gap { expected: 5u64, found: 9 };
+    /// assert_eq!(format!("{:?}", event.erased()), "Gap { expected: 5, found: 9 }");
+    /// ```
+    pub fn erased(&self) -> StreamEvent<OffsetRef<'_>> {
+        match self {
+            StreamEvent::Loaded { position } => StreamEvent::Loaded {
+                position: position.as_ref().map(OffsetRef::new),
+            },
+            StreamEvent::Reconnecting {
+                after,
+                attempt,
+                delay,
+                class,
+            } => StreamEvent::Reconnecting {
+                after: after.as_ref().map(OffsetRef::new),
+                attempt: *attempt,
+                delay: *delay,
+                class: *class,
+            },
+            StreamEvent::Gap { expected, found } => StreamEvent::Gap {
+                expected: OffsetRef::new(expected),
+                found: OffsetRef::new(found),
+            },
+            StreamEvent::GaveUp { attempts } => StreamEvent::GaveUp {
+                attempts: *attempts,
+            },
+            StreamEvent::Committed { position } => StreamEvent::Committed {
+                position: OffsetRef::new(position),
+            },
+        }
+    }
+}
+
+/// A borrowed offset of any [`Offset`] type, as a stream's events carry them in
+/// [`Event::Stream`](crate::events::Event::Stream): printable, comparable, and recoverable
+/// as its own type with [`downcast_ref`](Self::downcast_ref).
+///
+/// ```
+/// use riprap::stream::{ResumeToken, StreamEvent};
+///
+/// let committed = StreamEvent::Committed { position: 41u64 };
+/// if let StreamEvent::Committed { position } = committed.erased() {
+///     assert_eq!(position.downcast_ref::<u64>(), Some(&41));
+///     assert_eq!(position.downcast_ref::<ResumeToken>(), None);
+///     assert_eq!(format!("{position:?}"), "41");
+/// }
+/// ```
+#[derive(Clone, Copy)]
+pub struct OffsetRef<'a>(&'a dyn AnyOffset);
+
+/// What `OffsetRef` needs of an offset, in a form that survives type erasure.
+trait AnyOffset: fmt::Debug + Send + Sync {
+    fn as_any(&self) -> &dyn Any;
+    fn eq_any(&self, other: &dyn Any) -> bool;
+}
+
+impl<O: Offset> AnyOffset for O {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn eq_any(&self, other: &dyn Any) -> bool {
+        other.downcast_ref::<O>() == Some(self)
+    }
+}
+
+impl<'a> OffsetRef<'a> {
+    /// Borrow `offset`.
+    pub fn new<O: Offset>(offset: &'a O) -> Self {
+        OffsetRef(offset)
+    }
+
+    /// The offset as its own type, if it is an `O`.
+    pub fn downcast_ref<O: Offset>(&self) -> Option<&'a O> {
+        self.0.as_any().downcast_ref()
+    }
+}
+
+impl fmt::Debug for OffsetRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.0, f)
+    }
+}
+
+/// Equal when both are offsets of the same type and equal as such.
+impl PartialEq for OffsetRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.eq_any(other.0.as_any())
+    }
 }
 
 /// A snapshot of a stream's counters, from [`StreamStats::snapshot`].
@@ -138,16 +261,11 @@ impl StreamStats {
 }
 
 /// Hand an event to `tracing` and the listener, if any.
-pub(crate) fn emit<O: std::fmt::Debug + 'static>(
+pub(crate) fn emit<O: fmt::Debug + 'static>(
     listener: Option<&SharedListener<StreamEvent<O>>>,
     event: StreamEvent<O>,
 ) {
-    match &event {
-        StreamEvent::Gap { .. } | StreamEvent::GaveUp { .. } => {
-            tracing::warn!(target: "riprap::stream", event = ?event, "stream")
-        }
-        _ => tracing::debug!(target: "riprap::stream", event = ?event, "stream"),
-    }
+    crate::events::trace::stream(&event);
     if let Some(l) = listener {
         l.on_event(&event);
     }

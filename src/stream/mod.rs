@@ -135,7 +135,7 @@ pub use config::{
     CommitConfig, CommitConfigBuilder, OnEnd, OnGap, ResumeConfig, ResumeConfigBuilder,
 };
 pub use error::{AckError, CheckpointError, Corruption, ResumeError};
-pub use events::{StreamEvent, StreamMetrics, StreamStats};
+pub use events::{OffsetRef, StreamEvent, StreamMetrics, StreamStats};
 pub use file::FileStore;
 #[cfg(feature = "object_store")]
 pub use object::{ObjectChunks, ObjectReadError, ObjectSource};
