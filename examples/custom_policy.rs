@@ -24,6 +24,9 @@ use riprap::budget::{Budget, Failure, Withdrawal};
 use riprap::classify::{Class, Classify};
 use riprap::retry::RetryConfig;
 use riprap::stack::{Failure as StackFailure, Stack};
+use riprap::stream::{
+    CheckpointError, CommitConfig, Offset, OffsetStore, OnEnd, Resumable, ResumeConfig,
+};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 // 1. A classifier -----------------------------------------------------------------------------
@@ -133,6 +136,103 @@ impl Budget for Allowance {
     }
 }
 
+// 4. An offset store -------------------------------------------------------------------------
+
+/// One stream's committed position in a key-value store (here a map behind a mutex), under
+/// the stream's name. Positions are stored as the bytes `Offset::encode` writes, so any
+/// offset type fits.
+#[derive(Debug, Clone)]
+struct KvStore {
+    kv: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+    stream: String,
+}
+
+impl<O: Offset> OffsetStore<O> for KvStore {
+    async fn load(&self) -> Result<Option<O>, CheckpointError> {
+        let kv = self.kv.lock().unwrap_or_else(|e| e.into_inner());
+        match kv.get(&self.stream) {
+            None => Ok(None),
+            // A damaged record must stop the stream, not restart it from the beginning.
+            Some(bytes) => O::decode(bytes)
+                .map(Some)
+                .ok_or_else(|| CheckpointError::backend("stored position does not decode")),
+        }
+    }
+
+    async fn save(&self, position: &O) -> Result<(), CheckpointError> {
+        let mut bytes = Vec::new();
+        position.encode(&mut bytes);
+        let mut kv = self.kv.lock().unwrap_or_else(|e| e.into_inner());
+        kv.insert(self.stream.clone(), bytes);
+        Ok(())
+    }
+}
+
+/// A log of entries 0..10 that answers `after` with the entries after it; a first
+/// connection that starts before entry 4 drops after entry 3.
+fn log_source() -> impl Service<
+    Option<u64>,
+    Response = impl futures_core::Stream<Item = std::io::Result<(u64, String)>>,
+    Error = std::io::Error,
+    Future = impl Send,
+> {
+    let connections = Arc::new(AtomicU32::new(0));
+    service_fn(move |after: Option<u64>| {
+        let first = connections.fetch_add(1, Ordering::Relaxed) == 0;
+        async move {
+            let from = after.map_or(0, |a| a + 1);
+            let drops = first && from < 4;
+            let to = if drops { 4 } else { 10 };
+            let mut entries: Vec<std::io::Result<(u64, String)>> =
+                (from..to).map(|n| Ok((n, format!("entry {n}")))).collect();
+            if drops {
+                entries.push(Err(std::io::ErrorKind::ConnectionReset.into()));
+            }
+            Ok(futures_util::stream::iter(entries))
+        }
+    })
+}
+
+/// Reads the log through a `Resumable` checkpointed to `KvStore`, stopping after `stop_at`;
+/// returns the offsets delivered and the number of reconnects.
+async fn read_log(
+    store: KvStore,
+    stop_at: u64,
+) -> Result<(Vec<u64>, u64), Box<dyn std::error::Error>> {
+    let backoff = riprap::backoff::BackoffPolicy::constant(Duration::from_millis(200)).build()?;
+    let mut log = Resumable::new(log_source(), backoff)
+        .config(ResumeConfig::builder().on_end(OnEnd::Finish).build()?)
+        .checkpointed(store, CommitConfig::builder().every(2).build()?);
+    let acker = log.acker();
+    let mut delivered = Vec::new();
+    while let Some(delivery) = futures_util::StreamExt::next(&mut log).await {
+        let (_entry, ack) = delivery?.into_parts();
+        let offset = *ack.offset();
+        delivered.push(offset);
+        acker.ack(ack)?; // once the entry is safely processed
+        if offset == stop_at {
+            break;
+        }
+    }
+    log.flush().await?; // a clean shutdown commits the last acks
+    Ok((delivered, log.stats().snapshot().reconnects))
+}
+
+async fn stream_store() -> Result<(), Box<dyn std::error::Error>> {
+    let kv = Arc::new(Mutex::new(HashMap::new()));
+    let store = || KvStore {
+        kv: Arc::clone(&kv),
+        stream: "access-logs".into(),
+    };
+    let (first, reconnects) = read_log(store(), 5).await?;
+    println!("resumable stream over a key-value offset store:");
+    println!("  first run delivered {first:?} ({reconnects} reconnect), then stopped");
+    let resume_from: Option<u64> = store().load().await?;
+    let (second, _) = read_log(store(), u64::MAX).await?;
+    println!("  restart resumed after {resume_from:?}: delivered {second:?}");
+    Ok(())
+}
+
 // The stack -----------------------------------------------------------------------------------
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -222,6 +322,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "  breaker                        {:?}",
             stack.breaker().state()
         );
-        Ok::<_, Box<dyn std::error::Error>>(())
+        stream_store().await
     })
 }
