@@ -20,6 +20,12 @@ use riprap::stream::{CommitConfig, MemoryStore, OnEnd, Resumable, ResumeConfig, 
 use tokio::time::Instant;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
+/// The tests in this file run one at a time. `tracing` caches each callsite's interest for the
+/// whole process; while one test's thread-scoped subscriber is being installed, another test's
+/// thread registering the same callsites can leave that cache stale, and the scoped subscriber
+/// misses events. Serialised, every subscriber installation sees a quiet registry.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
@@ -193,6 +199,7 @@ fn describe(e: &Event<'_>) -> String {
 
 #[tokio::test(start_paused = true)]
 async fn one_listener_hears_every_layer_in_order() {
+    let _serial = SERIAL.lock().await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let names = Arc::new(Mutex::new(Vec::new()));
     let (sink, name_sink) = (Arc::clone(&seen), Arc::clone(&names));
@@ -249,6 +256,7 @@ async fn one_listener_hears_every_layer_in_order() {
 
 #[tokio::test(start_paused = true)]
 async fn per_layer_listeners_and_the_forward_hear_the_same_events() {
+    let _serial = SERIAL.lock().await;
     // The per-layer listener APIs still work: the same scenario heard layer by layer.
     #[derive(Clone, Default)]
     struct PerLayer(Arc<Mutex<Vec<&'static str>>>);
@@ -415,6 +423,7 @@ mod capture {
 
 #[tokio::test(start_paused = true)]
 async fn tracing_follows_one_scheme_and_is_quiet_at_info_on_success() {
+    let _serial = SERIAL.lock().await;
     use tracing::Level;
 
     let capture = capture::Capture::default();
@@ -566,6 +575,7 @@ async fn stream_scenario(listener: SharedListener<StreamEvent<u64>>) {
 
 #[tokio::test(start_paused = true)]
 async fn one_forward_hears_a_resumable_stream() {
+    let _serial = SERIAL.lock().await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
     let events = events::forward(Arc::new(move |e: &Event<'_>| {
@@ -685,6 +695,7 @@ mod metrics_feature {
 
     #[tokio::test(start_paused = true)]
     async fn metrics_count_what_the_layers_did() {
+        let _serial = crate::SERIAL.lock().await;
         let recorder = DebuggingRecorder::new();
         let _guard = metrics::set_default_local_recorder(&recorder);
         let calls = scenario(MetricsListener::new("llm")).await;
@@ -694,6 +705,7 @@ mod metrics_feature {
 
     #[tokio::test(start_paused = true)]
     async fn through_a_forward_the_counts_are_the_same() {
+        let _serial = crate::SERIAL.lock().await;
         let recorder = DebuggingRecorder::new();
         let _guard = metrics::set_default_local_recorder(&recorder);
         // The metrics listener's own name labels the series, whatever the forward is called.
@@ -704,6 +716,7 @@ mod metrics_feature {
 
     #[tokio::test(start_paused = true)]
     async fn stream_events_are_counted_with_bounded_labels() {
+        let _serial = crate::SERIAL.lock().await;
         let recorder = DebuggingRecorder::new();
         let _guard = metrics::set_default_local_recorder(&recorder);
         // Typed, and through a forward: the same series.
