@@ -1579,3 +1579,24 @@ fn stack_spec_round_trips_and_is_validated() {
     let err = bad.builder(ByError).unwrap().build().unwrap_err();
     assert_eq!(err.knob(), "stack.attempt_timeout");
 }
+
+#[test]
+fn json_errors_name_the_field_through_config_deserialize() {
+    use riprap::stack::StackSpec;
+    let cases = [
+        (
+            r#"{ "retry": { "max_attempts": "three" } }"#,
+            "retry.max_attempts",
+        ),
+        (r#"{ "total_deadline": "5 parsecs" }"#, "total_deadline"),
+        (r#"{ "breaker": { "open_for": 15 } }"#, "breaker.open_for"),
+    ];
+    for (json, path) in cases {
+        let err = riprap::config::deserialize::<_, StackSpec>(
+            &mut serde_json::Deserializer::from_str(json),
+        )
+        .unwrap_err();
+        assert_eq!(err.path(), path, "{err}");
+        assert!(err.to_string().starts_with(path), "{err}");
+    }
+}

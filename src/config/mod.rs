@@ -36,9 +36,8 @@
 //!   expected one of `max_attempts`, …``.
 //! - **A wrong type or a bad duration**: YAML (serde_norway, serde_yaml_ng) prefixes the
 //!   path, `backoff.base: invalid value: string "5 parsecs", expected a duration with a
-//!   unit…`; TOML quotes the offending line, key included. serde_json gives only a line and
-//!   column; deserialize through the `serde_path_to_error` crate to get the path as well, as
-//!   in the example below.
+//!   unit…`; TOML quotes the offending line, key included. serde_json alone gives only a line
+//!   and column: deserialize through [`deserialize`] to get the field's path in every format.
 //! - **A value the builder refuses** comes back from `build()` as a
 //!   [`ConfigError`](crate::ConfigError) whose [`knob`](crate::ConfigError::knob) is the
 //!   field's path, prefixed by the primitive: ``invalid `retry.max_attempts`: must be from 1
@@ -91,3 +90,56 @@
 //! ```
 
 pub mod duration;
+
+/// Deserialize a config, naming the path of the field at fault in any error, whatever the
+/// format. serde_json on its own names an unknown field but locates a wrong type or a bad
+/// duration only by line and column; through this function every error says which field.
+///
+/// ```
+/// use riprap::retry::RetrySpec;
+///
+/// let json = r#"{ "max_attempts": "three" }"#;
+/// let err = riprap::config::deserialize::<_, RetrySpec>(
+///     &mut serde_json::Deserializer::from_str(json),
+/// )
+/// .unwrap_err();
+/// assert_eq!(err.path(), "max_attempts");
+/// assert!(err.to_string().starts_with("max_attempts: invalid type"));
+/// ```
+pub fn deserialize<'de, D, T>(deserializer: D) -> Result<T, FieldError>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde_path_to_error::deserialize(deserializer).map_err(|e| FieldError {
+        path: e.path().to_string(),
+        message: e.inner().to_string(),
+    })
+}
+
+/// A config that did not deserialize, with the path of the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    path: String,
+    message: String,
+}
+
+impl FieldError {
+    /// The field's path, dotted (`retry.backoff.base`); `.` when the document itself is at fault.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// What was wrong with it, in the format's own words.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+impl std::error::Error for FieldError {}
