@@ -958,3 +958,27 @@ mod scenario {
         );
     }
 }
+
+/// Found by fuzzing: a long period with a large burst overflowed GCRA's nanosecond arithmetic
+/// when the limiter was built. It is refused when the config is built, naming the knob.
+#[test]
+fn a_burst_spanning_centuries_is_refused() {
+    let err = RateLimitConfig::builder()
+        .requests(1, Duration::from_secs(365 * 24 * 3600))
+        .request_burst(1_000)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.knob(), "ratelimit.request_burst");
+    let err = RateLimitConfig::builder()
+        .cost(1, Duration::from_secs(10 * 365 * 24 * 3600))
+        .cost_burst(u32::MAX)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.knob(), "ratelimit.cost_burst");
+    // An ordinary quota is unaffected.
+    RateLimitConfig::builder()
+        .requests(100, Duration::from_secs(60))
+        .cost(100_000, Duration::from_secs(60))
+        .build()
+        .unwrap();
+}

@@ -330,6 +330,21 @@ fn quota(
     if burst == 0 {
         return Err(ConfigError::new(burst_knob, "must be at least 1"));
     }
+    // GCRA keeps `period × burst` in u64 nanoseconds beside the clock; leave it headroom so
+    // no sum of the two can overflow (a quarter of u64 nanoseconds is about 146 years).
+    let period = u64::try_from((per / rate).as_nanos()).unwrap_or(u64::MAX);
+    if period
+        .checked_mul(u64::from(burst))
+        .is_none_or(|span| span > u64::MAX / 4)
+    {
+        return Err(ConfigError::new(
+            burst_knob,
+            format!(
+                "a burst of {burst} at one per {:?} spans more than a century",
+                per / rate
+            ),
+        ));
+    }
     Ok(Some(QuotaConfig { rate, per, burst }))
 }
 
