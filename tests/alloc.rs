@@ -241,3 +241,49 @@ fn the_counter_sees_allocations() {
     assert_eq!(v.len(), 64);
     assert!(allocs >= 1);
 }
+
+/// One call through a breaker service: ready, call, poll once (the inner answers at once).
+fn call_once<S: tower::Service<u32, Response = u32>>(svc: &mut S) -> u32
+where
+    S::Error: std::fmt::Debug,
+{
+    use std::future::Future;
+    use std::task::{Context, Poll};
+    let waker = futures_util::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    assert!(matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))));
+    let mut fut = std::pin::pin!(svc.call(7));
+    match fut.as_mut().poll(&mut cx) {
+        Poll::Ready(r) => r.expect("success"),
+        Poll::Pending => panic!("the inner service answers at once"),
+    }
+}
+
+#[test]
+fn breaker_clones_per_request_allocate_nothing_and_long_lived_ones_once() {
+    use riprap::breaker::{CircuitBreaker, CircuitBreakerLayer};
+    use tower::Layer;
+
+    let inner = tower::service_fn(|x: u32| std::future::ready(Ok::<_, std::io::Error>(x)));
+    let svc = CircuitBreakerLayer::new(CircuitBreaker::builder().build().unwrap()).layer(inner);
+    // Warm up anything lazily allocated on first use.
+    call_once(&mut svc.clone());
+
+    // A retry layer clones its inner service for every request: no allocation per request.
+    let (allocs, _) = allocations_during(|| {
+        for _ in 0..1_000 {
+            let mut per_request = svc.clone();
+            assert_eq!(call_once(&mut per_request), 7);
+        }
+    });
+    assert_eq!(allocs, 0, "per-request clones allocated {allocs} times");
+
+    // A long-lived clone (one per worker) takes a handle of its own once, then never again.
+    let mut worker = svc.clone();
+    let (allocs, _) = allocations_during(|| {
+        for _ in 0..1_000 {
+            assert_eq!(call_once(&mut worker), 7);
+        }
+    });
+    assert_eq!(allocs, 1, "a long-lived clone allocated {allocs} times");
+}

@@ -57,7 +57,17 @@ pub struct CircuitBreakerService<S, P = ConsecutiveFailures, C = ErrIsTransient>
     inner: S,
     handle: Arc<Handle<P, C>>,
     refuse: Option<Rejected>,
+    /// Calls made through a handle shared with other clones; see [`PRIVATE_AFTER`].
+    shared_calls: u32,
 }
+
+/// A clone that has made this many calls takes a handle of its own.
+///
+/// Every call's future holds a reference to the handle. Clones made per request (as retry
+/// layers make them) should share one and cost no allocation; a long-lived clone per worker
+/// thread should not bounce one reference count between cores on every call. A clone that
+/// proves long-lived gets its own handle, one allocation for its lifetime.
+const PRIVATE_AFTER: u32 = 16;
 
 impl<S, P: TripPolicy, C> CircuitBreakerService<S, P, C> {
     /// Put `inner` behind `breaker`, classifying outcomes with `classifier`.
@@ -69,6 +79,8 @@ impl<S, P: TripPolicy, C> CircuitBreakerService<S, P, C> {
                 classifier,
             }),
             refuse: None,
+            // The service `new` builds owns its handle already.
+            shared_calls: PRIVATE_AFTER,
         }
     }
 
@@ -101,6 +113,7 @@ impl<S: Clone, P, C> Clone for CircuitBreakerService<S, P, C> {
             inner: self.inner.clone(),
             handle: Arc::clone(&self.handle),
             refuse: None,
+            shared_calls: 0,
         }
     }
 }
@@ -118,7 +131,7 @@ impl<S, P, C, Req> Service<Req> for CircuitBreakerService<S, P, C>
 where
     S: Service<Req>,
     P: TripPolicy,
-    C: Classify<S::Response, S::Error>,
+    C: Classify<S::Response, S::Error> + Clone,
 {
     type Response = S::Response;
     type Error = BreakerError<S::Error>;
@@ -142,6 +155,15 @@ where
         }
         match shared.admit() {
             Ok(adm) => {
+                if self.shared_calls < PRIVATE_AFTER {
+                    self.shared_calls += 1;
+                    if self.shared_calls == PRIVATE_AFTER {
+                        self.handle = Arc::new(Handle {
+                            breaker: self.handle.breaker.clone(),
+                            classifier: self.handle.classifier.clone(),
+                        });
+                    }
+                }
                 let ticket = Ticket::new(Arc::clone(&self.handle), adm);
                 ResponseFuture::called(self.inner.call(req), ticket)
             }
