@@ -173,21 +173,16 @@ impl CountWindowSpec {
 
     /// Check the knobs and build the policy.
     pub fn build(&self) -> Result<CountWindow, ConfigError> {
-        let mut b = CountWindow::last(self.size);
-        if let Some(r) = self.failure_rate {
-            b = b.failure_rate(r);
-        }
-        if self.only_slow_calls {
-            b = b.only_slow_calls();
-        }
-        if let Some((threshold, rate)) = slow_pair(
-            self.slow_threshold,
-            self.slow_rate,
-            "breaker.count_window.slow_threshold",
-            "breaker.count_window.slow_rate",
-        )? {
-            b = b.slow_calls(threshold, rate);
-        }
+        let mut b = apply_rates(
+            CountWindow::last(self.size),
+            self.failure_rate,
+            self.only_slow_calls,
+            (self.slow_threshold, self.slow_rate),
+            (
+                "breaker.count_window.slow_threshold",
+                "breaker.count_window.slow_rate",
+            ),
+        )?;
         if let Some(n) = self.min_calls {
             b = b.min_calls(n);
         }
@@ -215,25 +210,43 @@ impl TimeWindowSpec {
         if let Some(n) = self.buckets {
             b = b.buckets(n);
         }
-        if let Some(r) = self.failure_rate {
-            b = b.failure_rate(r);
-        }
-        if self.only_slow_calls {
-            b = b.only_slow_calls();
-        }
-        if let Some((threshold, rate)) = slow_pair(
-            self.slow_threshold,
-            self.slow_rate,
-            "breaker.time_window.slow_threshold",
-            "breaker.time_window.slow_rate",
-        )? {
-            b = b.slow_calls(threshold, rate);
-        }
+        b = apply_rates(
+            b,
+            self.failure_rate,
+            self.only_slow_calls,
+            (self.slow_threshold, self.slow_rate),
+            (
+                "breaker.time_window.slow_threshold",
+                "breaker.time_window.slow_rate",
+            ),
+        )?;
         if let Some(n) = self.min_throughput {
             b = b.min_throughput(n);
         }
         b.build()
     }
+}
+
+/// Set the rate knobs both window specs share on either window builder.
+fn apply_rates<B: crate::breaker::window::RateKnobs>(
+    mut b: B,
+    failure_rate: Option<f64>,
+    only_slow_calls: bool,
+    (slow_threshold, slow_rate): (Option<Duration>, Option<f64>),
+    (threshold_knob, rate_knob): (&'static str, &'static str),
+) -> Result<B, ConfigError> {
+    if let Some(r) = failure_rate {
+        b = b.failure_rate(r);
+    }
+    if only_slow_calls {
+        b = b.only_slow_calls();
+    }
+    if let Some((threshold, rate)) =
+        slow_pair(slow_threshold, slow_rate, threshold_knob, rate_knob)?
+    {
+        b = b.slow_calls(threshold, rate);
+    }
+    Ok(b)
 }
 
 /// The builders take the slow-call threshold and rate together; a file may forget one.

@@ -196,26 +196,57 @@ impl CountWindow {
     }
 }
 
+/// The rate knobs both window builders share, written once over their common [`RateSpec`].
+macro_rules! rate_setters {
+    ($builder:ty) => {
+        impl $builder {
+            /// Trip when this share of the window failed, in `(0, 1]` (default 0.5).
+            pub fn failure_rate(mut self, rate: f64) -> Self {
+                self.spec.failure_rate = Some(rate);
+                self
+            }
+
+            /// Count calls slower than `threshold` as slow, and trip when `rate` of the window was
+            /// slow. Off unless set.
+            pub fn slow_calls(mut self, threshold: Duration, rate: f64) -> Self {
+                self.spec.slow = Some((threshold, rate));
+                self
+            }
+
+            /// Judge only the slow-call rate: failures are counted as calls but never trip.
+            pub fn only_slow_calls(mut self) -> Self {
+                self.spec.failure_rate = None;
+                self
+            }
+        }
+
+        #[cfg(feature = "serde")]
+        impl crate::breaker::window::RateKnobs for $builder {
+            fn failure_rate(self, rate: f64) -> Self {
+                <$builder>::failure_rate(self, rate)
+            }
+            fn slow_calls(self, threshold: Duration, rate: f64) -> Self {
+                <$builder>::slow_calls(self, threshold, rate)
+            }
+            fn only_slow_calls(self) -> Self {
+                <$builder>::only_slow_calls(self)
+            }
+        }
+    };
+}
+
+/// The shared rate knobs, so a config file's spec can set them on either window builder.
+#[cfg(feature = "serde")]
+pub(crate) trait RateKnobs: Sized {
+    fn failure_rate(self, rate: f64) -> Self;
+    fn slow_calls(self, threshold: Duration, rate: f64) -> Self;
+    fn only_slow_calls(self) -> Self;
+}
+
+rate_setters!(CountWindowBuilder);
+rate_setters!(TimeWindowBuilder);
+
 impl CountWindowBuilder {
-    /// Trip when this share of the window failed, in `(0, 1]` (default 0.5).
-    pub fn failure_rate(mut self, rate: f64) -> Self {
-        self.spec.failure_rate = Some(rate);
-        self
-    }
-
-    /// Count calls slower than `threshold` as slow, and trip when `rate` of the window was
-    /// slow. Off unless set.
-    pub fn slow_calls(mut self, threshold: Duration, rate: f64) -> Self {
-        self.spec.slow = Some((threshold, rate));
-        self
-    }
-
-    /// Judge only the slow-call rate: failures are counted as calls but never trip.
-    pub fn only_slow_calls(mut self) -> Self {
-        self.spec.failure_rate = None;
-        self
-    }
-
     /// No verdict until this many calls are in the window, in `1..=size` (default `size`).
     pub fn min_calls(mut self, n: u32) -> Self {
         self.spec.min_calls = Some(u64::from(n));
@@ -429,25 +460,6 @@ impl TimeWindowBuilder {
     /// forget old calls more smoothly and cost one more load per call each.
     pub fn buckets(mut self, n: u32) -> Self {
         self.buckets = n;
-        self
-    }
-
-    /// Trip when this share of the window failed, in `(0, 1]` (default 0.5).
-    pub fn failure_rate(mut self, rate: f64) -> Self {
-        self.spec.failure_rate = Some(rate);
-        self
-    }
-
-    /// Count calls slower than `threshold` as slow, and trip when `rate` of the window was
-    /// slow. Off unless set.
-    pub fn slow_calls(mut self, threshold: Duration, rate: f64) -> Self {
-        self.spec.slow = Some((threshold, rate));
-        self
-    }
-
-    /// Judge only the slow-call rate: failures are counted as calls but never trip.
-    pub fn only_slow_calls(mut self) -> Self {
-        self.spec.failure_rate = None;
         self
     }
 
