@@ -10,34 +10,17 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::Fail;
 use criterion::{Criterion, criterion_group, criterion_main};
 use riprap::budget::{Budget, Failure, RatioBudget, RetryQuota, TokenThrottle};
-use riprap::classify::{Class, Classified};
+use riprap::classify::Class;
 use riprap::retry::RetryConfig;
 use std::future::Future;
 use tower::retry::budget::{Budget as TowerBudget, TpsBudget};
-use tower::{Layer, Service, service_fn};
-
-#[derive(Debug, Clone)]
-struct Fail;
-
-impl std::fmt::Display for Fail {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("fail")
-    }
-}
-
-impl std::error::Error for Fail {}
-
-impl Classified for Fail {
-    fn class(&self) -> Class {
-        Class::Transient
-    }
-}
-
-fn inner() -> impl Service<u64, Response = u64, Error = Fail, Future = impl Send> + Clone + Send {
-    service_fn(|x: u64| async move { Ok::<u64, Fail>(x) })
-}
+use tower::{Layer, Service};
 
 /// tower's own retry with its TPS budget: deposit on success, withdraw on failure.
 #[derive(Clone)]
@@ -87,12 +70,12 @@ fn success_path(c: &mut Criterion) {
     let mut cx = Context::from_waker(&waker);
     let mut g = c.benchmark_group("retry_success_path");
 
-    let mut bare = inner();
+    let mut bare = common::client();
     g.bench_function("bare_service_fn", |b| {
         b.iter(|| once(&mut bare, &mut cx, black_box(7)))
     });
 
-    let mut riprap = RetryConfig::new().build().unwrap().layer(inner());
+    let mut riprap = RetryConfig::new().build().unwrap().layer(common::client());
     g.bench_function("riprap_retry_ratio_budget", |b| {
         b.iter(|| once(&mut riprap, &mut cx, black_box(7)))
     });
@@ -101,7 +84,7 @@ fn success_path(c: &mut Criterion) {
         .deadline(Duration::from_secs(10))
         .build()
         .unwrap()
-        .layer(inner());
+        .layer(common::client());
     g.bench_function("riprap_retry_ratio_budget_with_deadline", |b| {
         b.iter(|| once(&mut riprap_deadline, &mut cx, black_box(7)))
     });
@@ -109,7 +92,7 @@ fn success_path(c: &mut Criterion) {
     let policy = TowerPolicy {
         budget: Arc::new(tps()),
     };
-    let mut tower_retry = tower::retry::RetryLayer::new(policy).layer(inner());
+    let mut tower_retry = tower::retry::RetryLayer::new(policy).layer(common::client());
     g.bench_function("tower_retry_tps_budget", |b| {
         b.iter(|| once(&mut tower_retry, &mut cx, black_box(7)))
     });
@@ -118,7 +101,7 @@ fn success_path(c: &mut Criterion) {
         .max_attempts(3)
         .exponential_backoff(Duration::from_millis(100))
         .build()
-        .layer(inner());
+        .layer(common::client());
     g.bench_function("tower_resilience_retry", |b| {
         b.iter(|| once(&mut resilience, &mut cx, black_box(7)))
     });

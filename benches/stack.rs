@@ -7,35 +7,17 @@ use std::hint::black_box;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+#[path = "common/mod.rs"]
+mod common;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use riprap::breaker::CircuitBreaker;
-use riprap::classify::{ByError, Class, Classified};
+use riprap::classify::ByError;
 use riprap::ratelimit::{RateLimitConfig, RateLimitLayer, RateLimiter};
 use riprap::retry::RetryConfig;
 use riprap::stack::Stack;
 use riprap::timeout::TimeoutLayer;
-use tower::{Layer, Service, ServiceBuilder, service_fn};
-
-#[derive(Debug, Clone)]
-struct Fail;
-
-impl std::fmt::Display for Fail {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("fail")
-    }
-}
-
-impl std::error::Error for Fail {}
-
-impl Classified for Fail {
-    fn class(&self) -> Class {
-        Class::Transient
-    }
-}
-
-fn client() -> impl Service<u64, Response = u64, Error = Fail, Future = impl Send> + Clone + Send {
-    service_fn(|x: u64| async move { Ok::<u64, Fail>(x) })
-}
+use tower::{Layer, Service, ServiceBuilder};
 
 /// A quota so large it never binds: the limiter's bookkeeping is measured, not waiting.
 fn roomy() -> RateLimitConfig {
@@ -73,28 +55,31 @@ fn success_path(c: &mut Criterion) {
     let mut cx = Context::from_waker(&waker);
     let mut g = c.benchmark_group("stack_success_path");
 
-    let mut bare = client();
+    let mut bare = common::client();
     g.bench_function("bare_client", |b| {
         b.iter(|| once(&rt, &mut bare, &mut cx, black_box(7)))
     });
 
     // The layers alone, each over the same client.
-    let mut retry = RetryConfig::new().build().expect("valid").layer(client());
+    let mut retry = RetryConfig::new()
+        .build()
+        .expect("valid")
+        .layer(common::client());
     g.bench_function("alone/retry", |b| {
         b.iter(|| once(&rt, &mut retry, &mut cx, black_box(7)))
     });
     let mut breaker = riprap::breaker::CircuitBreakerLayer::new(
         CircuitBreaker::builder().build().expect("valid"),
     )
-    .layer(client());
+    .layer(common::client());
     g.bench_function("alone/breaker", |b| {
         b.iter(|| once(&rt, &mut breaker, &mut cx, black_box(7)))
     });
-    let mut limit = RateLimitLayer::new(RateLimiter::new(roomy())).layer(client());
+    let mut limit = RateLimitLayer::new(RateLimiter::new(roomy())).layer(common::client());
     g.bench_function("alone/ratelimit", |b| {
         b.iter(|| once(&rt, &mut limit, &mut cx, black_box(7)))
     });
-    let mut timeout = TimeoutLayer::new(Duration::from_secs(30)).layer(client());
+    let mut timeout = TimeoutLayer::new(Duration::from_secs(30)).layer(common::client());
     g.bench_function("alone/timeout", |b| {
         b.iter(|| once(&rt, &mut timeout, &mut cx, black_box(7)))
     });
@@ -104,7 +89,7 @@ fn success_path(c: &mut Criterion) {
         .rate_limit(RateLimitConfig::builder().requests(1_000_000_000, Duration::from_secs(1)))
         .build()
         .expect("valid")
-        .layer(client());
+        .layer(common::client());
     g.bench_function("riprap_stack/no_deadlines", |b| {
         b.iter(|| once(&rt, &mut stack, &mut cx, black_box(7)))
     });
@@ -114,7 +99,7 @@ fn success_path(c: &mut Criterion) {
         .rate_limit(RateLimitConfig::builder().requests(1_000_000_000, Duration::from_secs(1)))
         .build()
         .expect("valid")
-        .layer(client());
+        .layer(common::client());
     g.bench_function("riprap_stack/with_deadlines", |b| {
         b.iter(|| once(&rt, &mut deadlines, &mut cx, black_box(7)))
     });
@@ -129,7 +114,7 @@ fn success_path(c: &mut Criterion) {
     let tr_breaker = tower_resilience::circuitbreaker::CircuitBreakerLayer::builder()
         .build()
         .expect("valid");
-    let limited = tr_limiter.layer(client());
+    let limited = tr_limiter.layer(common::client());
     let guarded = tr_breaker.layer(limited);
     let tr_retry = tower_resilience::retry::RetryLayer::<u64, u64, _>::builder()
         .max_attempts(3)
