@@ -232,11 +232,12 @@ impl StreamStats {
         }
     }
 
-    // The stream is the counters' only writer, so the per-item path publishes with a plain
-    // store of its own running count instead of a read-modify-write.
+    // The stream is the counter's only writer, so the per-item path counts with a plain load
+    // and store instead of a locked read-modify-write.
     #[inline]
-    pub(crate) fn set_delivered(&self, n: u64) {
-        self.inner.delivered.store(n, Ordering::Relaxed);
+    pub(crate) fn bump_delivered(&self) {
+        let c = &self.inner.delivered;
+        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     #[inline]

@@ -77,7 +77,6 @@ pin_project! {
         backoff: Option<B::Backoff>,
         attempts: u32,
         config: ResumeConfig,
-        delivered: u64,
         replays: u64,
         stats: StreamStats,
         listener: Option<SharedListener<StreamEvent<O>>>,
@@ -116,7 +115,6 @@ where
             backoff: None,
             attempts: 0,
             config: ResumeConfig::default(),
-            delivered: 0,
             replays: 0,
             stats: StreamStats::default(),
             listener: None,
@@ -141,7 +139,6 @@ where
             backoff: self.backoff,
             attempts: self.attempts,
             config: self.config,
-            delivered: self.delivered,
             replays: self.replays,
             stats: self.stats,
             listener: self.listener,
@@ -201,39 +198,35 @@ where
     #[inline(always)]
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         // The per-item path: streaming, the next item strictly follows the last one, no
-        // outage to end. Everything else is out of line, so this stays small enough to inline.
-        let first = {
-            let mut this = self.as_mut().project();
-            let StateProj::Streaming { stream } = this.state.as_mut().project() else {
-                return poll_slow(self, cx, None);
-            };
-            match stream.poll_next(cx) {
-                Poll::Ready(Some(Ok((offset, item)))) => {
-                    let in_order = match this.last.as_ref() {
-                        Some(last) => {
-                            offset.is_after(last)
-                                && last.successor().is_none_or(|expected| expected == offset)
-                        }
-                        None => true,
-                    };
-                    if in_order && *this.attempts == 0 {
-                        *this.last = Some(offset.clone());
-                        *this.delivered += 1;
-                        this.stats.set_delivered(*this.delivered);
-                        return Poll::Ready(Some(Ok((offset, item))));
-                    }
-                    Some(Ok((offset, item)))
-                }
-                Poll::Ready(other) => other,
-                Poll::Pending => return Poll::Pending,
-            }
+        // outage to end. Everything else is out of line, so this stays small enough for the
+        // caller to inline.
+        let this = self.as_mut().project();
+        let StateProj::Streaming { stream } = this.state.project() else {
+            return poll_slow(self, cx, None);
         };
-        poll_slow(self, cx, Some(first))
+        let next = match stream.poll_next(cx) {
+            Poll::Ready(next) => next,
+            Poll::Pending => return Poll::Pending,
+        };
+        if *this.attempts == 0 {
+            if let (Some(Ok((offset, _))), Some(last)) = (&next, this.last.as_mut()) {
+                // Dense offsets must be exactly the successor; any offset must be after the last.
+                let follows = offset.is_after(last)
+                    && last.successor().is_none_or(|expected| expected == *offset);
+                if follows {
+                    *last = offset.clone();
+                    this.stats.bump_delivered();
+                    // An item, so only the error type changes.
+                    return Poll::Ready(next.map(|r| r.map_err(ResumeError::Permanent)));
+                }
+            }
+        }
+        poll_slow(self, cx, Some(next))
     }
 }
 
-/// Everything but the per-item path: replays, gaps, the first item after an outage,
-/// failures, ends, connecting and waiting. `first` is an outcome the fast path already took
+/// Everything but the per-item path: replays, gaps, the very first item, the first after an
+/// outage, failures, ends, connecting and waiting. `first` is an outcome the fast path already took
 /// from the source's stream.
 #[inline(never)]
 #[allow(clippy::type_complexity)]
@@ -292,8 +285,7 @@ where
                             *this.backoff = None;
                         }
                         *this.last = Some(offset.clone());
-                        *this.delivered += 1;
-                        this.stats.set_delivered(*this.delivered);
+                        this.stats.bump_delivered();
                         return Poll::Ready(Some(Ok((offset, item))));
                     }
                     Some(Err(e)) => (this.classifier.classify(Err(&e)), Some(e)),
