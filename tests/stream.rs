@@ -6,6 +6,8 @@ mod common;
 mod ack_tracker_check;
 #[path = "../fuzz/checks/checkpoint_decode.rs"]
 mod checkpoint_decode_check;
+#[path = "../fuzz/checks/resumable_ops.rs"]
+mod resumable_ops_check;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::io::{self, BufRead, BufReader};
@@ -681,6 +683,23 @@ fn checkpoint_decode_corpus() {
 #[test]
 fn ack_tracker_corpus() {
     common::replay_corpus("ack_tracker", ack_tracker_check::run);
+}
+
+#[test]
+fn resumable_ops_corpus() {
+    common::replay_corpus("resumable_ops", resumable_ops_check::run);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Scripted sources (refusals, replays, skips, repeats, jumps, closes, transient,
+    /// throttled and permanent failures) against the reference model: the same outputs,
+    /// reconnect positions, waits and counters.
+    #[test]
+    fn resumable_agrees_with_model(data in proptest::collection::vec(any::<u8>(), 1..200)) {
+        resumable_ops_check::run(&data);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
