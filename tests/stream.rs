@@ -11,13 +11,15 @@ mod resumable_ops_check;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::io::{self, BufRead, BufReader};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt, stream};
 use proptest::prelude::*;
 use riprap::backoff::{BackoffPolicy, Jitter};
-use riprap::classify::{Class, classify_fn};
+use riprap::budget::{Budget, Failure, Outcome as BudgetOutcome, Withdrawal};
+use riprap::classify::{Class, Classified, classify_fn};
 use riprap::stream::{
     AckError, AckTracker, BytePosition, CheckpointError, CommitConfig, Corruption, FileStore,
     MemoryStore, OffsetStore, OnEnd, OnGap, Resumable, ResumeConfig, ResumeError, ResumeToken,
@@ -700,6 +702,157 @@ proptest! {
     fn resumable_agrees_with_model(data in proptest::collection::vec(any::<u8>(), 1..200)) {
         resumable_ops_check::run(&data);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reconnects paid for out of a retry budget
+
+/// A budget that pays for `allowed` withdrawals of one unit and counts what it hears.
+#[derive(Default)]
+struct Ledger {
+    allowed: AtomicU64,
+    deposits: AtomicU64,
+    withdrawals: AtomicU64,
+    refunds: AtomicU64,
+    failures: AtomicU64,
+    successes: Mutex<Vec<u64>>,
+}
+
+impl Ledger {
+    fn allowing(n: u64) -> Arc<Ledger> {
+        let ledger = Ledger::default();
+        ledger.allowed.store(n, Ordering::SeqCst);
+        Arc::new(ledger)
+    }
+
+    fn count(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::SeqCst)
+    }
+}
+
+impl Budget for Ledger {
+    fn deposit(&self) {
+        self.deposits.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn try_withdraw(&self, _after: Failure) -> Option<Withdrawal> {
+        self.allowed
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .ok()?;
+        self.withdrawals.fetch_add(1, Ordering::SeqCst);
+        Some(Withdrawal::new(1))
+    }
+
+    fn refund(&self, withdrawal: Withdrawal) {
+        self.allowed.fetch_add(withdrawal.units(), Ordering::SeqCst);
+        self.refunds.fetch_add(withdrawal.units(), Ordering::SeqCst);
+    }
+
+    fn record(&self, outcome: BudgetOutcome) {
+        match outcome {
+            BudgetOutcome::Success { spent } => self.successes.lock().unwrap().push(spent.units()),
+            BudgetOutcome::Failure(_) => {
+                self.failures.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_budget_pays_for_each_reconnect_and_a_refusal_ends_the_stream() {
+    let calls = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&calls);
+    let source = tower::service_fn(move |_: Option<u64>| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { Err::<stream::Iter<std::vec::IntoIter<Item>>, _>(reset()) }
+    });
+    let ledger = Ledger::allowing(2);
+    let (events, listener) = recorder::<u64>();
+    let start = Instant::now();
+    let mut s = Resumable::new(source, constant(100))
+        .budget(Arc::clone(&ledger))
+        .listener(listener);
+    match s.next().await {
+        Some(Err(ResumeError::BudgetRefused {
+            attempts: 2,
+            last: Some(e),
+        })) => {
+            assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
+        }
+        other => panic!("expected a refusal after 2 reconnects, got {other:?}"),
+    }
+    assert!(s.next().await.is_none());
+    // The first connect and two paid reconnects; the refusal came before a third wait.
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(start.elapsed(), Duration::from_millis(200));
+    assert_eq!(
+        Ledger::count(&ledger.deposits),
+        1,
+        "one outage, one deposit"
+    );
+    assert_eq!(Ledger::count(&ledger.withdrawals), 2);
+    assert_eq!(Ledger::count(&ledger.failures), 3);
+    assert_eq!(Ledger::count(&ledger.refunds), 0);
+    assert_eq!(
+        events.lock().unwrap().last(),
+        Some(&StreamEvent::GaveUp { attempts: 2 })
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_that_ends_reports_what_it_spent() {
+    // Connections: 3 items then a reset; a refused connect; a reset; then the rest of the log.
+    let script = Arc::new(Mutex::new(VecDeque::from([0u8, 1, 1, 2])));
+    let source = tower::service_fn(move |after: Option<u64>| {
+        let step = script.lock().unwrap().pop_front().unwrap_or(2);
+        async move {
+            let items: Vec<Item> = match step {
+                0 => log_from(after, 10).take(3).chain([Err(reset())]).collect(),
+                1 => return Err(reset()),
+                _ => log_from(after, 10).collect(),
+            };
+            Ok(stream::iter(items))
+        }
+    });
+    let ledger = Ledger::allowing(100);
+    let s = Resumable::new(source, constant(10))
+        .config(config(5, OnEnd::Finish, OnGap::Fail))
+        .budget(Arc::clone(&ledger));
+    let got: Vec<u64> = s.map(|r| r.unwrap().0).collect().await;
+    assert_eq!(got, (0..10).collect::<Vec<_>>());
+    assert_eq!(Ledger::count(&ledger.deposits), 1);
+    assert_eq!(Ledger::count(&ledger.withdrawals), 3);
+    assert_eq!(
+        *ledger.successes.lock().unwrap(),
+        vec![3],
+        "the outage cost 3 reconnects"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_dropped_while_it_waits_hands_the_reconnect_back() {
+    let source = tower::service_fn(|_: Option<u64>| async {
+        Ok::<_, io::Error>(stream::iter(vec![Err::<(u64, u64), _>(reset())]))
+    });
+    let ledger = Ledger::allowing(5);
+    let mut s = Resumable::new(source, constant(1_000)).budget(Arc::clone(&ledger));
+    // Connects, fails, pays for the reconnect, and starts waiting.
+    assert!(s.next().now_or_never().is_none());
+    assert_eq!(Ledger::count(&ledger.withdrawals), 1);
+    drop(s);
+    assert_eq!(Ledger::count(&ledger.refunds), 1);
+    assert_eq!(Ledger::count(&ledger.allowed), 5, "nothing lost");
+}
+
+#[test]
+fn a_budget_refusal_classifies_as_transient_and_names_its_cause() {
+    let e: ResumeError<io::Error, u64> = ResumeError::BudgetRefused {
+        attempts: 4,
+        last: Some(reset()),
+    };
+    assert_eq!(e.class(), Class::Transient);
+    assert!(e.to_string().contains("budget refused"), "{e}");
+    assert!(std::error::Error::source(&e).is_some());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,18 +5,20 @@
 //! Whatever the script, the stream must produce exactly the model's outputs: each item once,
 //! after the last delivered offset; a gap error or event exactly where dense offsets jump; a
 //! reconnect after the last delivered offset, waiting the backoff or the server's longer delay;
-//! and an end for the script's reason (finish, a permanent error, a gap, out of reconnects).
-//! Its counters must match the model's.
+//! and an end for the script's reason (finish, a permanent error, a gap, out of reconnects,
+//! the budget refusing). Its counters, and what its retry budget heard, must match the model's.
 //!
 //! Shared by the cargo-fuzz target `resumable_ops` and the corpus replay in `tests/stream.rs`.
 //! Public riprap API only.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use riprap::backoff::BackoffPolicy;
+use riprap::budget::{Budget, Failure, Outcome, Withdrawal};
 use riprap::classify::Class;
 use riprap::stream::{OnEnd, OnGap, Resumable, ResumeConfig, ResumeError};
 
@@ -71,6 +73,7 @@ pub enum Out {
     Permanent(Fail),
     Gap { expected: u64, found: u64 },
     GaveUp { attempts: u32, last: Option<Fail> },
+    Refused { attempts: u32, last: Option<Fail> },
     Other(String),
 }
 
@@ -81,7 +84,63 @@ pub struct Scenario {
     pub on_end: OnEnd,
     pub on_gap: OnGap,
     pub start_after: Option<u64>,
+    /// Reconnects the budget pays for, or `None` for no budget.
+    pub budget: Option<u64>,
     pub script: Vec<Conn>,
+}
+
+/// A budget that pays for a fixed number of one-unit reconnects and keeps a ledger.
+#[derive(Debug, Default)]
+pub struct Allowance {
+    left: AtomicU64,
+    deposits: AtomicU64,
+    withdrawals: AtomicU64,
+    refunds: AtomicU64,
+    failures: AtomicU64,
+    successes: Mutex<Vec<u64>>,
+}
+
+impl Budget for Allowance {
+    fn deposit(&self) {
+        self.deposits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn try_withdraw(&self, _after: Failure) -> Option<Withdrawal> {
+        self.left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .ok()?;
+        self.withdrawals.fetch_add(1, Ordering::Relaxed);
+        Some(Withdrawal::new(1))
+    }
+
+    fn refund(&self, withdrawal: Withdrawal) {
+        self.left.fetch_add(withdrawal.units(), Ordering::Relaxed);
+        self.refunds
+            .fetch_add(withdrawal.units(), Ordering::Relaxed);
+    }
+
+    fn record(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::Success { spent } => self
+                .successes
+                .lock()
+                .expect("not poisoned")
+                .push(spent.units()),
+            Outcome::Failure(_) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// What the budget heard.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Ledger {
+    pub deposits: u64,
+    pub withdrawals: u64,
+    pub refunds: u64,
+    pub failures: u64,
+    pub successes: Vec<u64>,
 }
 
 fn fail(byte: u8) -> Fail {
@@ -141,6 +200,7 @@ impl Scenario {
                 OnGap::Fail
             },
             start_after: (head & 0x40 != 0).then_some(100),
+            budget: (head & 0x80 != 0).then_some(u64::from((head >> 2) % 4) * 2),
             script,
         })
     }
@@ -172,6 +232,7 @@ pub struct Expected {
     pub reconnects: u64,
     pub replays_dropped: u64,
     pub gaps: u64,
+    pub ledger: Option<Ledger>,
 }
 
 /// The reference model: the script, followed by a permanent refusal so every run ends.
@@ -179,6 +240,9 @@ pub fn model(scenario: &Scenario) -> Expected {
     let mut x = Expected::default();
     let mut last = scenario.start_after;
     let mut attempts = 0u32;
+    let mut budget = scenario.budget;
+    let mut spent = 0u64;
+    x.ledger = scenario.budget.map(|_| Ledger::default());
     let ending = Conn::Refuse(Fail::Permanent);
     for conn in scenario.script.iter().chain(std::iter::once(&ending)) {
         x.afters.push(last);
@@ -207,6 +271,11 @@ pub fn model(scenario: &Scenario) -> Expected {
                             }
                         }
                     }
+                    if attempts != 0 {
+                        if let Some(ledger) = x.ledger.as_mut() {
+                            ledger.successes.push(std::mem::take(&mut spent));
+                        }
+                    }
                     attempts = 0;
                     last = Some(offset);
                     x.delivered += 1;
@@ -220,6 +289,12 @@ pub fn model(scenario: &Scenario) -> Expected {
         };
         // `None`: the stream closed and closing means reconnect.
         let class = failure.map_or(Class::Transient, Fail::class);
+        if let Some(ledger) = x.ledger.as_mut() {
+            if attempts == 0 {
+                ledger.deposits += 1;
+            }
+            ledger.failures += 1;
+        }
         if let Some(Fail::Permanent) = failure {
             x.outputs.push(Out::Permanent(Fail::Permanent));
             return x;
@@ -230,6 +305,18 @@ pub fn model(scenario: &Scenario) -> Expected {
                 last: failure,
             });
             return x;
+        }
+        if let (Some(left), Some(ledger)) = (budget.as_mut(), x.ledger.as_mut()) {
+            if *left == 0 {
+                x.outputs.push(Out::Refused {
+                    attempts,
+                    last: failure,
+                });
+                return x;
+            }
+            *left -= 1;
+            ledger.withdrawals += 1;
+            spent += 1;
         }
         let delay = class.retry_after().map_or(BACKOFF, |ra| ra.max(BACKOFF));
         x.waited += delay;
@@ -287,10 +374,15 @@ pub async fn observe(scenario: &Scenario) -> Expected {
     let backoff = BackoffPolicy::constant(BACKOFF)
         .build()
         .expect("a valid policy");
+    let allowance = Arc::new(Allowance::default());
     let mut stream = Resumable::new(source, backoff)
         .classifier(classify)
         .config(config)
         .start_after(scenario.start_after);
+    if let Some(n) = scenario.budget {
+        allowance.left.store(n, Ordering::Relaxed);
+        stream = stream.budget(Arc::clone(&allowance));
+    }
     let stats = stream.stats();
 
     let started = tokio::time::Instant::now();
@@ -307,6 +399,10 @@ pub async fn observe(scenario: &Scenario) -> Expected {
                 attempts,
                 last: last.map(|SourceError(f)| f),
             },
+            Err(ResumeError::BudgetRefused { attempts, last }) => Out::Refused {
+                attempts,
+                last: last.map(|SourceError(f)| f),
+            },
             Err(other) => Out::Other(format!("{other:?}")),
         });
     }
@@ -317,6 +413,15 @@ pub async fn observe(scenario: &Scenario) -> Expected {
     let waited = started.elapsed();
     let snapshot = stats.snapshot();
     let afters = afters.lock().expect("not poisoned").clone();
+    // Dropped before reading the ledger, so a withdrawal it still held would show as a refund.
+    drop(stream);
+    let ledger = scenario.budget.map(|_| Ledger {
+        deposits: allowance.deposits.load(Ordering::Relaxed),
+        withdrawals: allowance.withdrawals.load(Ordering::Relaxed),
+        refunds: allowance.refunds.load(Ordering::Relaxed),
+        failures: allowance.failures.load(Ordering::Relaxed),
+        successes: allowance.successes.lock().expect("not poisoned").clone(),
+    });
     Expected {
         outputs,
         afters,
@@ -326,6 +431,7 @@ pub async fn observe(scenario: &Scenario) -> Expected {
         reconnects: snapshot.reconnects,
         replays_dropped: snapshot.replays_dropped,
         gaps: snapshot.gaps,
+        ledger,
     }
 }
 

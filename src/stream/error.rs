@@ -22,6 +22,13 @@ pub enum ResumeError<E, O> {
         /// The last error, or `None` if the source kept ending instead of failing.
         last: Option<E>,
     },
+    /// The [retry budget](super::Resumable::budget) refused to pay for another reconnect.
+    BudgetRefused {
+        /// Reconnect attempts made in this outage before the refusal.
+        attempts: u32,
+        /// The last error, or `None` if the source ended instead of failing.
+        last: Option<E>,
+    },
     /// Dense offsets jumped: the items from `expected` up to (not including) `found` never
     /// arrived. Only with [`OnGap::Fail`](super::OnGap::Fail).
     Gap {
@@ -51,6 +58,16 @@ impl<E: fmt::Display, O: fmt::Debug> fmt::Display for ResumeError<E, O> {
                     "gave up after {attempts} reconnects: the source kept ending"
                 )
             }
+            ResumeError::BudgetRefused { attempts, last } => {
+                write!(
+                    f,
+                    "the retry budget refused a reconnect after {attempts} reconnects"
+                )?;
+                match last {
+                    Some(e) => write!(f, ": {e}"),
+                    None => write!(f, ": the source ended"),
+                }
+            }
             ResumeError::Gap { expected, found } => {
                 write!(f, "gap in the source: expected {expected:?}, got {found:?}")
             }
@@ -66,18 +83,21 @@ where
 {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
-            ResumeError::Permanent(e) | ResumeError::GaveUp { last: Some(e), .. } => Some(e),
+            ResumeError::Permanent(e)
+            | ResumeError::GaveUp { last: Some(e), .. }
+            | ResumeError::BudgetRefused { last: Some(e), .. } => Some(e),
             ResumeError::Checkpoint(e) => Some(e),
             _ => None,
         }
     }
 }
 
-/// A stream that gave up may work when restarted later; the rest will not.
+/// A stream that gave up, or that the budget stopped, may work when restarted later; the rest
+/// will not.
 impl<E, O> Classified for ResumeError<E, O> {
     fn class(&self) -> Class {
         match self {
-            ResumeError::GaveUp { .. } => Class::Transient,
+            ResumeError::GaveUp { .. } | ResumeError::BudgetRefused { .. } => Class::Transient,
             ResumeError::Checkpoint(e) => e.class(),
             _ => Class::Permanent,
         }

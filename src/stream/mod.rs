@@ -110,6 +110,12 @@
 //! [`ResumeConfig::max_reconnects`] attempts; replays do not end an outage, new items do.
 //! Running out ends the stream with [`ResumeError::GaveUp`].
 //!
+//! A fleet of streams dropped at once (a broker restart) reconnects at once. To bound that,
+//! give every stream reading from the same dependency one shared retry
+//! [budget](crate::budget) with [`Resumable::budget`]: each reconnect is paid for out of it,
+//! and a refused one ends that stream with [`ResumeError::BudgetRefused`] instead of adding to
+//! the stampede.
+//!
 //! # Watching it
 //!
 //! [`StreamEvent`]s go to `tracing` and an optional [`Listener`](crate::events::Listener);

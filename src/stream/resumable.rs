@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use futures_core::Stream;
@@ -14,6 +15,7 @@ use super::error::ResumeError;
 use super::events::{StreamEvent, StreamStats, emit};
 use super::offset::Offset;
 use crate::backoff::{Backoff, MakeBackoff};
+use crate::budget::{Budget, Failure, Outcome, Withdrawal};
 use crate::classify::{ByError, Class, Classify};
 use crate::events::SharedListener;
 
@@ -32,9 +34,10 @@ pin_project! {
     /// - items that are not [after](Offset::is_after) the last delivered offset are replays
     ///   and are dropped;
     /// - dense offsets that jump are a gap: an error or an event, per [`OnGap`];
-    /// - a permanent error, a gap with [`OnGap::Fail`], or running out of reconnects
-    ///   ([`ResumeConfig::max_reconnects`] per outage, or the backoff schedule stopping) ends
-    ///   the stream with a [`ResumeError`].
+    /// - a permanent error, a gap with [`OnGap::Fail`], running out of reconnects
+    ///   ([`ResumeConfig::max_reconnects`] per outage, or the backoff schedule stopping), or a
+    ///   [budget](Resumable::budget) refusing a reconnect ends the stream with a
+    ///   [`ResumeError`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -80,6 +83,33 @@ pin_project! {
         replays: u64,
         stats: StreamStats,
         listener: Option<SharedListener<StreamEvent<O>>>,
+        budget: Option<Arc<dyn Budget>>,
+        // What this outage's reconnects withdrew, reported to the budget when it ends.
+        spent: Withdrawal,
+        // The withdrawal paying for the reconnect being waited for.
+        held: Option<Held>,
+    }
+}
+
+/// A withdrawal for a reconnect not sent yet: handed back to the budget if the stream is
+/// dropped (or fails again) before the reconnect goes out.
+struct Held {
+    budget: Arc<dyn Budget>,
+    withdrawal: Withdrawal,
+    sent: bool,
+}
+
+impl Held {
+    fn sent(mut self) {
+        self.sent = true;
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if !self.sent {
+            self.budget.refund(self.withdrawal);
+        }
     }
 }
 
@@ -118,6 +148,9 @@ where
             replays: 0,
             stats: StreamStats::default(),
             listener: None,
+            budget: None,
+            spent: Withdrawal::NONE,
+            held: None,
         }
     }
 }
@@ -142,6 +175,9 @@ where
             replays: self.replays,
             stats: self.stats,
             listener: self.listener,
+            budget: self.budget,
+            spent: self.spent,
+            held: self.held,
         }
     }
 
@@ -154,6 +190,46 @@ where
     /// Start after `position` instead of from the beginning, as after loading a checkpoint.
     pub fn start_after(mut self, position: Option<O>) -> Self {
         self.last = position;
+        self
+    }
+
+    /// Pay for reconnects out of `budget`, shared with the other streams and retry layers
+    /// that call the same dependency, so that a fleet of streams dropped at once cannot
+    /// reconnect harder than the budget allows.
+    ///
+    /// Each outage is one logical request to the budget: its first failure deposits, each
+    /// reconnect withdraws (before the backoff wait, handed back if the stream is dropped
+    /// before the reconnect goes out), every failure is recorded, and the new item that ends
+    /// the outage is recorded as a success with what the outage spent. A refused withdrawal
+    /// ends the stream with [`ResumeError::BudgetRefused`]: with the whole fleet over budget,
+    /// failing fast beats every stream waiting out its backoff only to be refused again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use riprap::backoff::BackoffPolicy;
+    /// use riprap::budget::RatioBudget;
+    /// use riprap::stream::Resumable;
+    /// # use futures_util::stream;
+    ///
+    /// # fn main() -> Result<(), riprap::ConfigError> {
+    /// // One budget for every stream reading from the same broker.
+    /// let budget = RatioBudget::builder().min_retries_per_sec(5).build()?;
+    /// let backoff = BackoffPolicy::exponential(Duration::from_millis(100)).build()?;
+    /// # let open_partition = |_after: Option<u64>| async {
+    /// #     Ok::<_, std::io::Error>(stream::iter(Vec::<std::io::Result<(u64, String)>>::new()))
+    /// # };
+    /// let partitions: Vec<_> = (0..8)
+    ///     .map(|_| {
+    ///         Resumable::new(tower::service_fn(open_partition), backoff.clone())
+    ///             .budget(budget.clone())
+    ///     })
+    ///     .collect();
+    /// # assert_eq!(partitions.len(), 8);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn budget(mut self, budget: impl Budget + 'static) -> Self {
+        self.budget = Some(Arc::new(budget));
         self
     }
 
@@ -283,6 +359,10 @@ where
                             // New data: the outage is over, and the next starts a fresh schedule.
                             *this.attempts = 0;
                             *this.backoff = None;
+                            if let Some(budget) = this.budget.as_ref() {
+                                let spent = std::mem::take(this.spent);
+                                budget.record(Outcome::Success { spent });
+                            }
                         }
                         *this.last = Some(offset.clone());
                         this.stats.bump_delivered();
@@ -300,6 +380,9 @@ where
             }
             StateProj::Idle => match ready!(this.source.poll_ready(cx)) {
                 Ok(()) => {
+                    if let Some(held) = this.held.take() {
+                        held.sent();
+                    }
                     let future = this.source.call(this.last.clone());
                     this.state.set(State::Connecting {
                         future: Box::pin(future),
@@ -331,13 +414,20 @@ where
 
         // The source failed or ended: reconnect, or end the stream.
         let (class, error) = failure;
+        let attempts = *this.attempts;
+        if let Some(budget) = this.budget.as_ref() {
+            if attempts == 0 {
+                // The connection that just failed was the outage's first attempt.
+                budget.deposit();
+            }
+            budget.record(Outcome::Failure(Failure::new(class)));
+        }
         if class == Class::Permanent {
             if let Some(e) = error {
                 this.state.set(State::Done);
                 return Poll::Ready(Some(Err(ResumeError::Permanent(e))));
             }
         }
-        let attempts = *this.attempts;
         let delay = if attempts < this.config.max_reconnects {
             this.backoff
                 .get_or_insert_with(|| this.policy.make_backoff())
@@ -353,6 +443,24 @@ where
                 last: error,
             })));
         };
+        if let Some(budget) = this.budget.as_ref() {
+            // Any withdrawal still held paid for a reconnect that never went out.
+            *this.held = None;
+            let Some(withdrawal) = budget.try_withdraw(Failure::new(class)) else {
+                this.state.set(State::Done);
+                emit(this.listener.as_ref(), StreamEvent::GaveUp { attempts });
+                return Poll::Ready(Some(Err(ResumeError::BudgetRefused {
+                    attempts,
+                    last: error,
+                })));
+            };
+            *this.spent += withdrawal;
+            *this.held = Some(Held {
+                budget: Arc::clone(budget),
+                withdrawal,
+                sent: false,
+            });
+        }
         // A server's requested pause outranks a shorter computed delay.
         let delay = class.retry_after().map_or(delay, |ra| ra.max(delay));
         *this.attempts = attempts + 1;
