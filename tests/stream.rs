@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt, stream};
 use proptest::prelude::*;
+use resumable_ops_check::Allowance;
 use riprap::backoff::{BackoffPolicy, Jitter};
-use riprap::budget::{Budget, Failure, Outcome as BudgetOutcome, Withdrawal};
 use riprap::classify::{Class, Classified, classify_fn};
 use riprap::stream::{
     AckError, AckTracker, BytePosition, CheckpointError, CommitConfig, Corruption, FileStore,
@@ -707,57 +707,6 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 // Reconnects paid for out of a retry budget
 
-/// A budget that pays for `allowed` withdrawals of one unit and counts what it hears.
-#[derive(Default)]
-struct Ledger {
-    allowed: AtomicU64,
-    deposits: AtomicU64,
-    withdrawals: AtomicU64,
-    refunds: AtomicU64,
-    failures: AtomicU64,
-    successes: Mutex<Vec<u64>>,
-}
-
-impl Ledger {
-    fn allowing(n: u64) -> Arc<Ledger> {
-        let ledger = Ledger::default();
-        ledger.allowed.store(n, Ordering::SeqCst);
-        Arc::new(ledger)
-    }
-
-    fn count(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::SeqCst)
-    }
-}
-
-impl Budget for Ledger {
-    fn deposit(&self) {
-        self.deposits.fetch_add(1, Ordering::SeqCst);
-    }
-
-    fn try_withdraw(&self, _after: Failure) -> Option<Withdrawal> {
-        self.allowed
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .ok()?;
-        self.withdrawals.fetch_add(1, Ordering::SeqCst);
-        Some(Withdrawal::new(1))
-    }
-
-    fn refund(&self, withdrawal: Withdrawal) {
-        self.allowed.fetch_add(withdrawal.units(), Ordering::SeqCst);
-        self.refunds.fetch_add(withdrawal.units(), Ordering::SeqCst);
-    }
-
-    fn record(&self, outcome: BudgetOutcome) {
-        match outcome {
-            BudgetOutcome::Success { spent } => self.successes.lock().unwrap().push(spent.units()),
-            BudgetOutcome::Failure(_) => {
-                self.failures.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn the_budget_pays_for_each_reconnect_and_a_refusal_ends_the_stream() {
     let calls = Arc::new(AtomicU64::new(0));
@@ -766,11 +715,11 @@ async fn the_budget_pays_for_each_reconnect_and_a_refusal_ends_the_stream() {
         counted.fetch_add(1, Ordering::SeqCst);
         async { Err::<stream::Iter<std::vec::IntoIter<Item>>, _>(reset()) }
     });
-    let ledger = Ledger::allowing(2);
+    let budget = Allowance::new(2);
     let (events, listener) = recorder::<u64>();
     let start = Instant::now();
     let mut s = Resumable::new(source, constant(100))
-        .budget(Arc::clone(&ledger))
+        .budget(Arc::clone(&budget))
         .listener(listener);
     match s.next().await {
         Some(Err(ResumeError::BudgetRefused {
@@ -785,14 +734,10 @@ async fn the_budget_pays_for_each_reconnect_and_a_refusal_ends_the_stream() {
     // The first connect and two paid reconnects; the refusal came before a third wait.
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     assert_eq!(start.elapsed(), Duration::from_millis(200));
-    assert_eq!(
-        Ledger::count(&ledger.deposits),
-        1,
-        "one outage, one deposit"
-    );
-    assert_eq!(Ledger::count(&ledger.withdrawals), 2);
-    assert_eq!(Ledger::count(&ledger.failures), 3);
-    assert_eq!(Ledger::count(&ledger.refunds), 0);
+    assert_eq!(budget.ledger().deposits, 1, "one outage, one deposit");
+    assert_eq!(budget.ledger().withdrawals, 2);
+    assert_eq!(budget.ledger().failures, 3);
+    assert_eq!(budget.ledger().refunds, 0);
     assert_eq!(
         events.lock().unwrap().last(),
         Some(&StreamEvent::GaveUp { attempts: 2 })
@@ -814,16 +759,16 @@ async fn an_outage_that_ends_reports_what_it_spent() {
             Ok(stream::iter(items))
         }
     });
-    let ledger = Ledger::allowing(100);
+    let budget = Allowance::new(100);
     let s = Resumable::new(source, constant(10))
         .config(config(5, OnEnd::Finish, OnGap::Fail))
-        .budget(Arc::clone(&ledger));
+        .budget(Arc::clone(&budget));
     let got: Vec<u64> = s.map(|r| r.unwrap().0).collect().await;
     assert_eq!(got, (0..10).collect::<Vec<_>>());
-    assert_eq!(Ledger::count(&ledger.deposits), 1);
-    assert_eq!(Ledger::count(&ledger.withdrawals), 3);
+    assert_eq!(budget.ledger().deposits, 1);
+    assert_eq!(budget.ledger().withdrawals, 3);
     assert_eq!(
-        *ledger.successes.lock().unwrap(),
+        budget.ledger().successes,
         vec![3],
         "the outage cost 3 reconnects"
     );
@@ -834,14 +779,14 @@ async fn a_stream_dropped_while_it_waits_hands_the_reconnect_back() {
     let source = tower::service_fn(|_: Option<u64>| async {
         Ok::<_, io::Error>(stream::iter(vec![Err::<(u64, u64), _>(reset())]))
     });
-    let ledger = Ledger::allowing(5);
-    let mut s = Resumable::new(source, constant(1_000)).budget(Arc::clone(&ledger));
+    let budget = Allowance::new(5);
+    let mut s = Resumable::new(source, constant(1_000)).budget(Arc::clone(&budget));
     // Connects, fails, pays for the reconnect, and starts waiting.
     assert!(s.next().now_or_never().is_none());
-    assert_eq!(Ledger::count(&ledger.withdrawals), 1);
+    assert_eq!(budget.ledger().withdrawals, 1);
     drop(s);
-    assert_eq!(Ledger::count(&ledger.refunds), 1);
-    assert_eq!(Ledger::count(&ledger.allowed), 5, "nothing lost");
+    assert_eq!(budget.ledger().refunds, 1);
+    assert_eq!(budget.left(), 5, "nothing lost");
 }
 
 #[test]

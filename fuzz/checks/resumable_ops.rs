@@ -100,6 +100,31 @@ pub struct Allowance {
     successes: Mutex<Vec<u64>>,
 }
 
+impl Allowance {
+    /// A budget paying for `reconnects` reconnects.
+    pub fn new(reconnects: u64) -> Arc<Allowance> {
+        let allowance = Allowance::default();
+        allowance.left.store(reconnects, Ordering::Relaxed);
+        Arc::new(allowance)
+    }
+
+    /// Reconnects it would still pay for.
+    pub fn left(&self) -> u64 {
+        self.left.load(Ordering::Relaxed)
+    }
+
+    /// What it heard so far.
+    pub fn ledger(&self) -> Ledger {
+        Ledger {
+            deposits: self.deposits.load(Ordering::Relaxed),
+            withdrawals: self.withdrawals.load(Ordering::Relaxed),
+            refunds: self.refunds.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            successes: self.successes.lock().expect("not poisoned").clone(),
+        }
+    }
+}
+
 impl Budget for Allowance {
     fn deposit(&self) {
         self.deposits.fetch_add(1, Ordering::Relaxed);
@@ -374,13 +399,12 @@ pub async fn observe(scenario: &Scenario) -> Expected {
     let backoff = BackoffPolicy::constant(BACKOFF)
         .build()
         .expect("a valid policy");
-    let allowance = Arc::new(Allowance::default());
+    let allowance = Allowance::new(scenario.budget.unwrap_or(0));
     let mut stream = Resumable::new(source, backoff)
         .classifier(classify)
         .config(config)
         .start_after(scenario.start_after);
-    if let Some(n) = scenario.budget {
-        allowance.left.store(n, Ordering::Relaxed);
+    if scenario.budget.is_some() {
         stream = stream.budget(Arc::clone(&allowance));
     }
     let stats = stream.stats();
@@ -415,13 +439,7 @@ pub async fn observe(scenario: &Scenario) -> Expected {
     let afters = afters.lock().expect("not poisoned").clone();
     // Dropped before reading the ledger, so a withdrawal it still held would show as a refund.
     drop(stream);
-    let ledger = scenario.budget.map(|_| Ledger {
-        deposits: allowance.deposits.load(Ordering::Relaxed),
-        withdrawals: allowance.withdrawals.load(Ordering::Relaxed),
-        refunds: allowance.refunds.load(Ordering::Relaxed),
-        failures: allowance.failures.load(Ordering::Relaxed),
-        successes: allowance.successes.lock().expect("not poisoned").clone(),
-    });
+    let ledger = scenario.budget.map(|_| allowance.ledger());
     Expected {
         outputs,
         afters,
