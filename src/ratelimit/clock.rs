@@ -64,8 +64,10 @@ pub(crate) struct TokioClock {
 }
 
 thread_local! {
-    /// A reading this thread has already taken, lent to governor's checks.
-    static READING: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// A reading this thread has already taken, lent to governor's checks: the lending
+    /// clock's base and the tick it read, so the checks skip both the read and the
+    /// conversion. Clocks with the same base read the same ticks, so the base is the key.
+    static READING: Cell<Option<(Instant, Tick)>> = const { Cell::new(None) };
 }
 
 /// Lends one clock reading to every governor check made while it lives on this thread.
@@ -84,9 +86,9 @@ impl TokioClock {
     /// Read the clock once and lend the reading to governor checks until the guard drops.
     #[inline]
     pub(crate) fn read_and_lend(&self) -> (Tick, Lent) {
-        let now = Instant::now();
-        READING.with(|r| r.set(Some(now)));
-        (self.tick(now), Lent(()))
+        let now = self.tick(Instant::now());
+        READING.with(|r| r.set(Some((self.base, now))));
+        (now, Lent(()))
     }
 
     #[inline]
@@ -111,7 +113,10 @@ impl Clock for TokioClock {
 
     #[inline]
     fn now(&self) -> Tick {
-        self.tick(READING.with(Cell::get).unwrap_or_else(Instant::now))
+        match READING.with(Cell::get) {
+            Some((base, lent)) if base == self.base => lent,
+            _ => self.tick(Instant::now()),
+        }
     }
 }
 
