@@ -4,8 +4,11 @@
 //! limit, so this is the price every request pays; one thread and two threads.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Context;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
@@ -76,7 +79,18 @@ fn bench(c: &mut Criterion) {
     g.bench_function("riprap_try_acquire/1_thread", |b| {
         b.iter(|| black_box(limiter.try_acquire(1)).is_ok())
     });
+    // Polled in place with a waker that outlives it, as a task polls what it `.await`s.
+    let waker = futures_util::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
     g.bench_function("riprap_acquire/1_thread", |b| {
+        b.iter(|| {
+            let mut acquire = limiter.acquire(1);
+            black_box(Pin::new(&mut acquire).poll(&mut cx)).is_ready()
+        })
+    });
+    // The same future handed to `now_or_never`, which moves it and makes and drops a waker
+    // for every call.
+    g.bench_function("riprap_acquire_now_or_never/1_thread", |b| {
         b.iter(|| black_box(limiter.acquire(1).now_or_never()).is_some())
     });
     g.bench_function("riprap_try_acquire/2_threads", |b| {
