@@ -71,6 +71,7 @@ pub mod ratelimit;
 pub mod retry;
 pub mod stack;
 pub mod stream;
+mod sync;
 pub mod timeout;
 
 pub use error::ConfigError;

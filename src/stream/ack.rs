@@ -2,15 +2,13 @@
 
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
-
-use futures_util::task::AtomicWaker;
 
 use super::error::AckError;
 use super::offset::Offset;
 use crate::error::ConfigError;
+use crate::sync::{Arc, AtomicU64, AtomicWaker, Mutex, MutexGuard};
 
 /// Proof that one item was delivered; hand it back to [`AckHandle::ack`] once the item's work
 /// is done. An `Ack` dropped without being acknowledged holds the committed position before
@@ -107,7 +105,8 @@ struct Window<O> {
     wake_at: u64,
 }
 
-static STREAM_IDS: AtomicU64 = AtomicU64::new(1);
+// Plain std even under loom: a process-wide counter, not part of any model.
+static STREAM_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl<O: Offset> AckTracker<O> {
     /// A tracker allowing `max_unacked` outstanding items (at least 1).
