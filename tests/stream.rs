@@ -789,6 +789,55 @@ async fn a_stream_dropped_while_it_waits_hands_the_reconnect_back() {
     assert_eq!(budget.left(), 5, "nothing lost");
 }
 
+/// A log source whose first connection drops after 2 items and whose readiness then fails
+/// once before it connects again.
+struct NotReadyOnce {
+    connects: u32,
+    ready_failures: u32,
+}
+
+impl tower::Service<Option<u64>> for NotReadyOnce {
+    type Response = stream::Iter<std::vec::IntoIter<Item>>;
+    type Error = io::Error;
+    type Future = std::future::Ready<Result<Self::Response, io::Error>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        if self.connects == 1 && self.ready_failures == 0 {
+            self.ready_failures += 1;
+            return std::task::Poll::Ready(Err(reset()));
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, after: Option<u64>) -> Self::Future {
+        self.connects += 1;
+        let items: Vec<Item> = if self.connects == 1 {
+            log_from(after, 10).take(2).chain([Err(reset())]).collect()
+        } else {
+            log_from(after, 10).collect()
+        };
+        std::future::ready(Ok(stream::iter(items)))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reconnect_the_source_was_not_ready_for_is_handed_back() {
+    let source = NotReadyOnce {
+        connects: 0,
+        ready_failures: 0,
+    };
+    let budget = Allowance::new(5);
+    let s = Resumable::new(source, constant(10))
+        .config(config(5, OnEnd::Finish, OnGap::Fail))
+        .budget(Arc::clone(&budget));
+    let got: Vec<u64> = s.map(|r| r.unwrap().0).collect().await;
+    assert_eq!(got, (0..10).collect::<Vec<_>>());
+    // Paid twice, once for the reconnect that readiness refused, which came back.
+    assert_eq!(budget.ledger().withdrawals, 2);
+    assert_eq!(budget.ledger().refunds, 1);
+    assert_eq!(budget.left(), 4, "one reconnect spent");
+}
+
 #[test]
 fn a_budget_refusal_classifies_as_transient_and_names_its_cause() {
     let e: ResumeError<io::Error, u64> = ResumeError::BudgetRefused {

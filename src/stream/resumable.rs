@@ -415,6 +415,9 @@ where
         // The source failed or ended: reconnect, or end the stream.
         let (class, error) = failure;
         let attempts = *this.attempts;
+        // A withdrawal still held paid for a reconnect that never went out (the source was
+        // not ready): hand it back now, whatever happens next.
+        *this.held = None;
         if let Some(budget) = this.budget.as_ref() {
             if attempts == 0 {
                 // The connection that just failed was the outage's first attempt.
@@ -444,8 +447,6 @@ where
             })));
         };
         if let Some(budget) = this.budget.as_ref() {
-            // Any withdrawal still held paid for a reconnect that never went out.
-            *this.held = None;
             let Some(withdrawal) = budget.try_withdraw(Failure::new(class)) else {
                 this.state.set(State::Done);
                 emit(this.listener.as_ref(), StreamEvent::GaveUp { attempts });
