@@ -20,6 +20,17 @@ struct Thresholds {
 }
 
 impl Thresholds {
+    /// For presets: known-good constants, so no validation.
+    fn preset(failure_rate: f64, min_calls: u32, slow: Option<(Duration, f64)>) -> Self {
+        let ppm = |r: f64| (r * PPM as f64) as u64;
+        Thresholds {
+            failure_ppm: Some(ppm(failure_rate)),
+            slow_ppm: slow.map(|(_, r)| ppm(r)),
+            slower_than: slow.map_or(Duration::ZERO, |(d, _)| d),
+            min_calls: u64::from(min_calls),
+        }
+    }
+
     fn trips(&self, calls: u64, failures: u64, slow: u64) -> bool {
         if calls == 0 || calls < self.min_calls {
             return false;
@@ -300,13 +311,7 @@ impl CountWindow {
         min_calls: u32,
         slow: Option<(Duration, f64)>,
     ) -> Self {
-        let ppm = |r: f64| (r * PPM as f64) as u64;
-        let thresholds = Thresholds {
-            failure_ppm: Some(ppm(failure_rate)),
-            slow_ppm: slow.map(|(_, r)| ppm(r)),
-            slower_than: slow.map_or(Duration::ZERO, |(d, _)| d),
-            min_calls: u64::from(min_calls),
-        };
+        let thresholds = Thresholds::preset(failure_rate, min_calls, slow);
         CountWindow::with(thresholds, u64::from(size))
     }
 
@@ -520,13 +525,7 @@ impl TimeWindow {
         min_calls: u32,
         slow: Option<(Duration, f64)>,
     ) -> Self {
-        let ppm = |r: f64| (r * PPM as f64) as u64;
-        let thresholds = Thresholds {
-            failure_ppm: Some(ppm(failure_rate)),
-            slow_ppm: slow.map(|(_, r)| ppm(r)),
-            slower_than: slow.map_or(Duration::ZERO, |(d, _)| d),
-            min_calls: u64::from(min_calls),
-        };
+        let thresholds = Thresholds::preset(failure_rate, min_calls, slow);
         let bucket_nanos = (span.as_nanos() / u128::from(buckets)) as u64;
         TimeWindow::with(thresholds, bucket_nanos, buckets)
     }
