@@ -9,7 +9,7 @@ use std::io;
 use std::time::Duration;
 
 use riprap::backoff::{BackoffPolicy, Jitter};
-use riprap::classify::headers::{DEFAULT_CEILING, RateLimitSignal};
+use riprap::classify::headers::{MAX_SERVER_DELAY, RateLimitSignal};
 use riprap::classify::{ByError, Class, Classify};
 
 fn main() -> Result<(), riprap::ConfigError> {
@@ -28,7 +28,7 @@ fn main() -> Result<(), riprap::ConfigError> {
         println!("  {what:<28} -> {:<10} {}", class.as_str(), advice(class));
     }
 
-    println!("\nWhat servers say through headers (every delay capped at {DEFAULT_CEILING:?})\n");
+    println!("\nWhat servers say through headers (every delay capped at {MAX_SERVER_DELAY:?})\n");
     let responses: [(&str, &[(&str, &str)]); 5] = [
         ("429, Retry-After: 20", &[("retry-after", "20")]),
         (
@@ -61,7 +61,7 @@ fn main() -> Result<(), riprap::ConfigError> {
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| v.as_bytes())
         };
-        let signal = RateLimitSignal::from_lookup(lookup, now, DEFAULT_CEILING);
+        let signal = RateLimitSignal::from_lookup(lookup, now, MAX_SERVER_DELAY);
         let pause = match signal.pause() {
             Some(d) => format!("every caller pauses {d:?}"),
             None => "no pause".to_string(),
@@ -101,7 +101,14 @@ fn advice(class: Class) -> &'static str {
     match class {
         Class::Success => "",
         Class::Transient => "(retry with backoff; counts against the dependency)",
-        Class::Throttled { .. } => "(wait as the server asked; pause every caller)",
+        Class::TimedOut => {
+            "(retry with backoff; counts against the dependency, priced as a timeout)"
+        }
+        Class::Throttled { .. } => "(wait as the server asked, never less; pause every caller)",
+        Class::Refused { .. } => {
+            "(our own layer refused: wait for it, never counted against the dependency)"
+        }
         Class::Permanent => "(never retry)",
+        _ => "",
     }
 }

@@ -314,7 +314,7 @@ async fn with_riprap(url: String) -> Tally {
         .layer(
             RateLimitLayer::new(limiter)
                 .cost(|chat: &Chat| chat.tokens() as u32)
-                .classify(classifier.clone())
+                .classifier(classifier.clone())
                 .read_signal(HeaderSignal::new()),
         )
         .service(service_fn(move |chat: Chat| {

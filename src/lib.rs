@@ -65,6 +65,7 @@ pub mod classify;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub mod config;
+mod engine;
 mod error;
 pub mod events;
 pub mod ratelimit;

@@ -120,7 +120,7 @@ async fn open_fails_fast_without_calling_the_inner_service() {
         .build()
         .unwrap();
     let mut svc = CircuitBreakerLayer::new(breaker.clone())
-        .classify(ByError)
+        .classifier(ByError)
         .layer(dep.clone());
     for _ in 0..5 {
         assert!(matches!(call(&mut svc).await, Err(BreakerError::Inner(_))));
@@ -505,7 +505,7 @@ async fn throttles_and_permanent_errors_do_not_trip_by_default() {
     let classifier = classify_fn(move |_: Result<&(), &io::Error>| *o.lock().unwrap());
     let breaker = CircuitBreaker::builder().build().unwrap();
     let mut svc = CircuitBreakerLayer::new(breaker.clone())
-        .classify(classifier.clone())
+        .classifier(classifier.clone())
         .layer(Dependency::new());
     for class in [
         Class::Throttled {
@@ -524,7 +524,7 @@ async fn throttles_and_permanent_errors_do_not_trip_by_default() {
         .build()
         .unwrap();
     let mut svc = CircuitBreakerLayer::new(counting.clone())
-        .classify(classifier)
+        .classifier(classifier)
         .layer(Dependency::new());
     *outcome.lock().unwrap() = Class::Throttled { retry_after: None };
     for _ in 0..5 {
@@ -544,7 +544,7 @@ async fn an_open_breaker_tells_a_retry_layer_outside_when_to_come_back() {
     // Behind a Buffer the error is boxed; classification still finds the rejection.
     let mut svc = ServiceBuilder::new()
         .buffer(8)
-        .layer(CircuitBreakerLayer::new(breaker.clone()).classify(ByError))
+        .layer(CircuitBreakerLayer::new(breaker.clone()).classifier(ByError))
         .service(dep.clone());
     for _ in 0..5 {
         let err = svc.ready().await.unwrap().call(()).await.unwrap_err();
@@ -554,7 +554,7 @@ async fn an_open_breaker_tells_a_retry_layer_outside_when_to_come_back() {
     let err = svc.ready().await.unwrap().call(()).await.unwrap_err();
     assert_eq!(
         ByError.classify(Err::<&(), _>(&err)),
-        Class::Throttled {
+        Class::Refused {
             retry_after: Some(secs(20))
         }
     );
@@ -634,7 +634,7 @@ async fn keyed_breakers_are_capped_and_evict_idle_closed_ones() {
         |k: &String| k.clone(),
     )
     .unwrap()
-    .classify(ByError);
+    .classifier(ByError);
     let breakers = Arc::clone(layer.breakers());
     let mut svc = layer.layer(inner);
     for _ in 0..5 {
@@ -860,4 +860,32 @@ async fn every_rejection_is_reported_once_with_its_reason() {
         .collect();
     assert_eq!(rejections, ["open", "open", "half_open", "isolated"]);
     assert_eq!(breaker.metrics().rejected, 4);
+}
+
+/// Layers composed by hand agree by default: every layer's default classifier is `ByError`,
+/// so an `InvalidInput` that the retry layer never retries does not trip the breaker either
+/// (the breaker's default used to count every `Err` as a failure).
+#[tokio::test(start_paused = true)]
+async fn the_default_classifier_agrees_with_retry_on_a_validation_error() {
+    let breaker = CircuitBreaker::builder()
+        .policy(ConsecutiveFailures::new(3).unwrap())
+        .build()
+        .unwrap();
+    let inner = tower::service_fn(|_: ()| async {
+        Err::<(), _>(io::Error::from(io::ErrorKind::InvalidInput))
+    });
+    let mut svc = CircuitBreakerLayer::new(breaker.clone()).layer(inner);
+    for _ in 0..5 {
+        let _ = svc.ready().await.unwrap().call(()).await;
+    }
+    assert_eq!(breaker.state(), BreakerState::Closed);
+    // A dropped connection still counts.
+    let inner = tower::service_fn(|_: ()| async {
+        Err::<(), _>(io::Error::from(io::ErrorKind::ConnectionReset))
+    });
+    let mut svc = CircuitBreakerLayer::new(breaker.clone()).layer(inner);
+    for _ in 0..3 {
+        let _ = svc.ready().await.unwrap().call(()).await;
+    }
+    assert_eq!(breaker.state(), BreakerState::Open);
 }

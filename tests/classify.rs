@@ -53,11 +53,11 @@ fn io_errors_by_kind() {
         ConnectionRefused,
         ConnectionAborted,
         BrokenPipe,
-        TimedOut,
         UnexpectedEof,
     ] {
         assert_eq!(io_class(kind), Class::Transient, "{kind:?}");
     }
+    assert_eq!(io_class(TimedOut), Class::TimedOut);
     for kind in [InvalidInput, InvalidData, PermissionDenied, NotFound] {
         assert_eq!(io_class(kind), Class::Permanent, "{kind:?}");
     }
@@ -102,7 +102,7 @@ fn boxed_errors_by_source_chain() {
     let reset: BoxError = Box::new(io::Error::from(io::ErrorKind::ConnectionReset));
     assert_eq!(boxed(reset), Class::Transient);
     let elapsed: BoxError = Box::new(Wrapper(Box::new(tower::timeout::error::Elapsed::new())));
-    assert_eq!(boxed(elapsed), Class::Transient);
+    assert_eq!(boxed(elapsed), Class::TimedOut);
     let unknown: BoxError = Box::new(Wrapper(Box::new(Opaque)));
     assert_eq!(
         boxed(unknown),
@@ -788,7 +788,7 @@ mod http_status {
         );
         assert_eq!(
             class_of(&c, 429, &[("retry-after", "99999999999")]),
-            throttled(Some(CEILING))
+            throttled(Some(riprap::classify::headers::MAX_SERVER_DELAY))
         );
         assert_eq!(
             class_of(&c, 429, &[("retry-after", "Thu, 01 Jan 1970 00:00:00 GMT")]),
@@ -880,11 +880,15 @@ mod http_status {
     }
 
     #[test]
-    fn ceiling_is_configurable() {
-        let c = HttpStatus::new().ceiling(secs(5));
+    fn server_delays_are_kept_as_given_up_to_a_day() {
+        let c = HttpStatus::new();
         assert_eq!(
-            class_of(&c, 429, &[("retry-after", "60")]),
-            throttled(Some(secs(5)))
+            class_of(&c, 429, &[("retry-after", "3600")]),
+            throttled(Some(secs(3600)))
+        );
+        assert_eq!(
+            class_of(&c, 429, &[("retry-after", "99999999999")]),
+            throttled(Some(riprap::classify::headers::MAX_SERVER_DELAY))
         );
     }
 

@@ -141,8 +141,8 @@ async fn scenario(listener: impl AllLayers) -> Vec<Duration> {
     let mut svc = ServiceBuilder::new()
         .layer(cache.layer())
         .layer(retry)
-        .layer(CircuitBreakerLayer::new(breaker).classify(Through(ByError)))
-        .layer(RateLimitLayer::new(limiter).classify(ByError))
+        .layer(CircuitBreakerLayer::new(breaker).classifier(Through(ByError)))
+        .layer(RateLimitLayer::new(limiter).classifier(ByError))
         .service(upstream);
 
     for key in ["a", "a", "b"] {
@@ -240,7 +240,7 @@ async fn one_listener_hears_every_layer_in_order() {
             "breaker closed -> open Some(10s)",
             "retry attempt 2 transient Some(1s)",
             "breaker rejected open",
-            "retry attempt 3 throttled None",
+            "retry attempt 3 refused None",
             "retry gave_up 3 attempts_exhausted",
             "cache load_failed transient",
         ]
@@ -663,7 +663,8 @@ mod metrics_feature {
     fn expected() -> BTreeMap<String, Result<u64, Vec<f64>>> {
         [
             ("riprap_retry_attempts_total{class=success}", Ok(2)),
-            ("riprap_retry_attempts_total{class=throttled}", Ok(2)),
+            ("riprap_retry_attempts_total{class=throttled}", Ok(1)),
+            ("riprap_retry_attempts_total{class=refused}", Ok(1)),
             ("riprap_retry_attempts_total{class=transient}", Ok(2)),
             (
                 "riprap_retry_giveups_total{reason=attempts_exhausted}",

@@ -77,7 +77,7 @@ async fn a_429_with_retry_after_30s_stops_every_clone_for_30s() {
             .max_wait(secs(60)),
     );
     let svc = ServiceBuilder::new()
-        .layer(RateLimitLayer::new(limiter.clone()).classify(by_status(Some(secs(30)))))
+        .layer(RateLimitLayer::new(limiter.clone()).classifier(by_status(Some(secs(30)))))
         .service(server);
 
     let workers: Vec<_> = (0..8)
@@ -154,8 +154,8 @@ async fn quota_at_zero_closes_the_gate_until_reset() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn server_waits_are_capped_by_the_ceiling() {
-    let limiter = limiter(RateLimitConfig::builder().ceiling(secs(60)));
+async fn server_waits_are_never_shortened_and_callers_refused_at_once() {
+    let limiter = limiter(RateLimitConfig::builder().max_wait(secs(30)));
     let admitted = limiter.acquire(1).await.unwrap();
     let signal = RateLimitSignal {
         retry_after: Some(secs(86_400 * 365)),
@@ -168,7 +168,21 @@ async fn server_waits_are_capped_by_the_ceiling() {
         },
         Some(&signal),
     );
-    assert_eq!(limiter.reopens_in(), Some(secs(60)));
+    // Held for as long as the server asked, up to the one bound on a server's delay...
+    assert_eq!(
+        limiter.reopens_in(),
+        Some(riprap::classify::headers::MAX_SERVER_DELAY)
+    );
+    // ...and a caller who may wait 30 s is refused at once, told when the gate reopens.
+    let start = Instant::now();
+    match limiter.acquire(1).await {
+        Err(RateLimitError::Limited {
+            by: LimitedBy::Server,
+            retry_after: Some(d),
+        }) => assert_eq!(d, riprap::classify::headers::MAX_SERVER_DELAY),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(start.elapsed(), Duration::ZERO);
 }
 
 #[tokio::test(start_paused = true)]
@@ -510,13 +524,14 @@ async fn layer_errors_are_typed_and_classified() {
         })
     ));
     use riprap::classify::Classified;
-    let throttled = Class::Throttled {
+    // The caller's own limiter refused: a local refusal, never the server's throttle.
+    let refused = Class::Refused {
         retry_after: Some(secs(60)),
     };
-    assert_eq!(err.class(), throttled);
+    assert_eq!(err.class(), refused);
     // Boxed, as a tower stack above may carry it, it still classifies through the chain.
     let boxed: tower::BoxError = Box::new(err);
-    assert_eq!(boxed.class(), throttled);
+    assert_eq!(boxed.class(), refused);
 }
 
 /// governor's GCRA, written out: the limiter must decide exactly as this does.
@@ -641,7 +656,7 @@ mod header_dialects {
         let svc = ServiceBuilder::new()
             .layer(
                 RateLimitLayer::new(limiter.clone())
-                    .classify(HttpStatus::new())
+                    .classifier(HttpStatus::new())
                     .read_signal(HeaderSignal::new()),
             )
             .service(server);
@@ -893,7 +908,7 @@ mod scenario {
         let api = ServiceBuilder::new()
             .layer(
                 RateLimitLayer::new(limiter)
-                    .classify(HttpStatus::new())
+                    .classifier(HttpStatus::new())
                     .read_signal(HeaderSignal::new()),
             )
             .service(send);

@@ -117,18 +117,66 @@ async fn retry_after_of_20s_waits_20s_not_the_backoff() {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
+/// Never earlier than the server asked: a `Retry-After` beyond what the caller allows is not
+/// cut short (the next attempt would buy another 429); the layer gives up at once and says when
+/// the server will take calls again.
 #[tokio::test(start_paused = true)]
-async fn an_absurd_retry_after_is_capped_by_the_ceiling() {
-    let (svc, _) = scripted(|n| Ok::<u16, io::Error>(if n == 1 { 429 } else { 200 }));
+async fn a_retry_after_beyond_the_maximum_gives_up_at_once_and_says_when() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&calls);
+    let svc = service_fn(move |_: u32| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { Err::<u16, _>(io::Error::other("429 Too Many Requests")) }
+    });
+    let classifier = classify_fn(|_: Result<&u16, &io::Error>| Class::Throttled {
+        retry_after: Some(Duration::from_secs(120)),
+    });
     let mut svc = RetryConfig::new()
-        .classifier(statuses(Some(Duration::from_secs(86_400 * 365))))
-        .retry_after_ceiling(Duration::from_secs(30))
+        .classifier(classifier)
+        .max_retry_after(Duration::from_secs(60))
         .build()
         .unwrap()
         .layer(svc);
     let start = Instant::now();
-    assert_eq!(svc.ready().await.unwrap().call(1).await.unwrap(), 200);
-    assert_eq!(start.elapsed(), Duration::from_secs(30));
+    let err = svc.ready().await.unwrap().call(1).await.unwrap_err();
+    assert_eq!(start.elapsed(), Duration::ZERO, "no wait, no early attempt");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(err.reason(), GiveUp::WaitTooLong);
+    assert_eq!(err.retry_at(), Some(start + Duration::from_secs(120)));
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(120)));
+
+    // A failing response (not an error) is handed back at once as well.
+    let (svc, calls) = scripted(|_| Ok::<u16, io::Error>(429));
+    let mut svc = RetryConfig::new()
+        .classifier(statuses(Some(Duration::from_secs(86_400 * 365))))
+        .build()
+        .unwrap()
+        .layer(svc);
+    assert_eq!(svc.ready().await.unwrap().call(1).await.unwrap(), 429);
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+/// The same rule against the deadline: a delay the server asked for that ends past the
+/// deadline gives up at once, as too long to wait, rather than as a deadline the backoff hit.
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_past_the_deadline_gives_up_at_once() {
+    let (svc, calls) = scripted(|_| Err::<u16, _>(io::Error::other("503")));
+    let classifier = classify_fn(|_: Result<&u16, &io::Error>| Class::Throttled {
+        retry_after: Some(Duration::from_secs(30)),
+    });
+    let mut svc = RetryConfig::new()
+        .classifier(classifier)
+        .deadline(Duration::from_secs(10))
+        .build()
+        .unwrap()
+        .layer(svc);
+    let start = Instant::now();
+    let err = svc.ready().await.unwrap().call(1).await.unwrap_err();
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(err.reason(), GiveUp::WaitTooLong);
+    assert_eq!(err.retry_at(), Some(start + Duration::from_secs(30)));
 }
 
 #[tokio::test(start_paused = true)]
@@ -469,8 +517,8 @@ fn presets_build_and_bad_knobs_are_named() {
         "retry.deadline"
     );
     assert_eq!(
-        knob(RetryConfig::new().retry_after_ceiling(Duration::ZERO)),
-        "retry.retry_after_ceiling"
+        knob(RetryConfig::new().max_retry_after(Duration::MAX)),
+        "retry.max_retry_after"
     );
 }
 
@@ -580,6 +628,12 @@ impl<B> Recorder<B> {
         let log = self.log.lock().unwrap();
         log.iter()
             .filter(|(_, r)| matches!(r, Rec::Withdraw(true)))
+            .count() as u32
+    }
+    fn refunds(&self) -> u32 {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter(|(_, r)| matches!(r, Rec::Refund(_)))
             .count() as u32
     }
 }
@@ -752,13 +806,108 @@ async fn cancellation_at_random_points_loses_no_token() {
         "the test should drop many requests: {dropped}"
     );
     let calls = calls.load(Ordering::Relaxed);
+    assert!(
+        budget.refunds() > 0,
+        "requests dropped mid-backoff hand their withdrawal back"
+    );
     assert_eq!(
         calls,
-        requests + budget.withdrawals(),
-        "every withdrawal sent a call"
+        requests + budget.withdrawals() - budget.refunds(),
+        "every withdrawal not handed back sent a call"
     );
     let mut model = RatioModel::new(0.3, 2, Duration::from_secs(2), false);
     replay(&budget.log.lock().unwrap(), &mut model);
     model.now_nanos = budget.origin.elapsed().as_nanos() as u64;
     assert_eq!(budget.inner.balance(), model.balance());
+}
+
+#[derive(Debug)]
+struct AnyError;
+
+impl std::fmt::Display for AnyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a client error riprap has never heard of")
+    }
+}
+
+impl StdError for AnyError {}
+
+/// A give-up is final to anything above it, whatever the inner error type: boxed (as a
+/// `Buffer` between two retry layers boxes it), it classifies as permanent, so a retry layer
+/// above does not retry what this one gave up on. Only `io::Error` and `Boxed` inner errors
+/// used to be recognised; any other boxed give-up classified as transient.
+#[tokio::test(start_paused = true)]
+async fn a_boxed_give_up_is_final_for_any_inner_error_type() {
+    let (svc, calls) = scripted(|_| Err::<(), _>(AnyError));
+    let classifier = classify_fn(|_: Result<&(), &AnyError>| Class::Transient);
+    let inner = RetryConfig::new()
+        .classifier(classifier)
+        .max_attempts(2)
+        .backoff(constant(ms(10)))
+        .budget(Unlimited)
+        .build()
+        .unwrap();
+    let err = inner.layer(svc.clone()).oneshot(1).await.unwrap_err();
+    assert_eq!(err.reason(), GiveUp::AttemptsExhausted);
+    let boxed: BoxError = Box::new(err);
+    assert_eq!(ByError.classify(Err::<&(), _>(&boxed)), Class::Permanent);
+
+    // End to end: a retry layer over a buffered retry layer makes no second round.
+    calls.store(0, Ordering::SeqCst);
+    let buffered = tower::ServiceBuilder::new()
+        .buffer(4)
+        .layer(inner)
+        .service(svc);
+    let outer = RetryConfig::new()
+        .max_attempts(3)
+        .backoff(constant(ms(10)))
+        .budget(Unlimited)
+        .build()
+        .unwrap()
+        .layer(buffered);
+    let err = outer.oneshot(1).await.unwrap_err();
+    assert_eq!(err.reason(), GiveUp::Permanent);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the inner layer's two attempts, once"
+    );
+}
+
+/// A retry after the caller's own open breaker refused is priced as an ordinary retry: a
+/// budget that is lenient with retries after a server throttle is not lenient with retries
+/// against the caller's own breaker (the refusal used to classify as a throttle, and a retry
+/// quota charged it 1 instead of 5).
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_the_own_breaker_refused_is_not_priced_as_a_throttle() {
+    use riprap::breaker::{CircuitBreaker, CircuitBreakerLayer};
+    let quota = RetryQuota::builder().capacity(100).build().unwrap();
+    let breaker = CircuitBreaker::builder()
+        .open_for(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        breaker.try_acquire().unwrap().record(Class::Transient);
+    }
+    let (svc, calls) = scripted(|_| Ok::<(), io::Error>(()));
+    let guarded = CircuitBreakerLayer::new(breaker.clone()).layer(svc);
+    let retry = RetryConfig::new()
+        .classifier(riprap::classify::Through(ByError))
+        .max_attempts(2)
+        .budget(quota.clone())
+        .build()
+        .unwrap();
+    let mut svc = retry.layer(guarded);
+    let start = Instant::now();
+    let mut fut = std::pin::pin!(svc.ready().await.unwrap().call(1));
+    // Refused by the open breaker; the retry waits for its next probe.
+    assert!(futures_util::FutureExt::now_or_never(&mut fut).is_none());
+    assert_eq!(
+        quota.available(),
+        95,
+        "charged as a retry (5), not as a throttle (1)"
+    );
+    fut.await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }

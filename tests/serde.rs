@@ -446,7 +446,7 @@ fn malformed_budget_specs_name_the_field() {
 const RETRY_TOML: &str = r#"
 max_attempts = 4
 deadline = "30s"
-retry_after_ceiling = "2m"
+max_retry_after = "2m"
 
 [backoff]
 growth = "constant"
@@ -459,7 +459,7 @@ unlimited = true
 const RETRY_YAML: &str = "
 max_attempts: 4
 deadline: 30s
-retry_after_ceiling: 2m
+max_retry_after: 2m
 backoff:
   growth: constant
   base: 10ms
@@ -470,7 +470,7 @@ budget:
 const RETRY_JSON: &str = r#"{
   "max_attempts": 4,
   "deadline": "30s",
-  "retry_after_ceiling": "2m",
+  "max_retry_after": "2m",
   "backoff": { "growth": "constant", "base": "10ms" },
   "budget": { "unlimited": true }
 }"#;
@@ -483,7 +483,7 @@ fn retry_spec_from_every_format() {
         RetrySpec {
             max_attempts: Some(4),
             deadline: Some(secs(30)),
-            retry_after_ceiling: Some(secs(120)),
+            max_retry_after: Some(secs(120)),
             backoff: Some(BackoffSpec {
                 growth: GrowthKind::Constant,
                 ..BackoffSpec::new(ms(10))
@@ -515,7 +515,7 @@ async fn built_retry_layer_behaves_as_configured() {
     let debug = format!("{layer:?}");
     assert!(debug.contains("max_attempts: 4"), "{debug}");
     assert!(debug.contains("deadline: Some(30s)"), "{debug}");
-    assert!(debug.contains("retry_after_ceiling: 120s"), "{debug}");
+    assert!(debug.contains("max_retry_after: 120s"), "{debug}");
     assert!(matches!(layer.budget(), AnyBudget::Unlimited(_)));
 
     let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
@@ -541,7 +541,7 @@ fn malformed_retry_spec_names_the_field() {
     unknown_field_named::<RetrySpec>(json!({ "maxx_attempts": 3 }), "maxx_attempts");
     refused_naming::<RetrySpec>(json!({ "max_attempts": "three" }), "max_attempts");
     refused_naming::<RetrySpec>(json!({ "deadline": "5 parsecs" }), "deadline");
-    refused_naming::<RetrySpec>(json!({ "retry_after_ceiling": 60 }), "retry_after_ceiling");
+    refused_naming::<RetrySpec>(json!({ "max_retry_after": 60 }), "max_retry_after");
     refused_naming::<RetrySpec>(
         json!({ "backoff": { "base": "1s", "factor": "x" } }),
         "factor",
@@ -556,10 +556,6 @@ fn malformed_retry_spec_names_the_field() {
     assert_eq!(knob("max_attempts = 0"), "retry.max_attempts");
     assert_eq!(knob("max_attempts = 101"), "retry.max_attempts");
     assert_eq!(knob("deadline = \"0s\""), "retry.deadline");
-    assert_eq!(
-        knob("retry_after_ceiling = \"0s\""),
-        "retry.retry_after_ceiling"
-    );
     assert_eq!(
         knob("[backoff]\nbase = \"1s\"\nfactor = 0.0"),
         "backoff.factor"
@@ -848,7 +844,6 @@ const RATELIMIT_TOML: &str = r#"
 requests = { rate = 500, per = "1m", burst = 50 }
 cost = { rate = 30000, per = "1m" }
 max_wait = "10s"
-ceiling = "5m"
 default_pause = "2s"
 reopen_jitter = "50ms"
 probe_timeout = "500ms"
@@ -865,7 +860,6 @@ const RATELIMIT_YAML: &str = "
 requests: { rate: 500, per: 1m, burst: 50 }
 cost: { rate: 30000, per: 1m }
 max_wait: 10s
-ceiling: 5m
 default_pause: 2s
 reopen_jitter: 50ms
 probe_timeout: 500ms
@@ -881,7 +875,6 @@ const RATELIMIT_JSON: &str = r#"{
   "requests": { "rate": 500, "per": "1m", "burst": 50 },
   "cost": { "rate": 30000, "per": "1m" },
   "max_wait": "10s",
-  "ceiling": "5m",
   "default_pause": "2s",
   "reopen_jitter": "50ms",
   "probe_timeout": "500ms",
@@ -908,7 +901,6 @@ fn ratelimit_spec_from_every_format_builds_the_builders_config() {
                 burst: None
             }),
             max_wait: Some(secs(10)),
-            ceiling: Some(secs(300)),
             default_pause: Some(secs(2)),
             reopen_jitter: Some(ms(50)),
             probe_timeout: Some(ms(500)),
@@ -929,7 +921,6 @@ fn ratelimit_spec_from_every_format_builds_the_builders_config() {
         .request_burst(50)
         .cost(30_000, secs(60))
         .max_wait(secs(10))
-        .ceiling(secs(300))
         .default_pause(secs(2))
         .reopen_jitter(ms(50))
         .probe_timeout(ms(500))
@@ -996,9 +987,8 @@ fn malformed_ratelimit_spec_names_the_field() {
         knob(json!({ "cost": { "rate": 5, "per": "1s", "burst": 0 } })),
         "ratelimit.cost_burst"
     );
-    assert_eq!(knob(json!({ "ceiling": "0s" })), "ratelimit.ceiling");
     assert_eq!(
-        knob(json!({ "default_pause": "10m" })),
+        knob(json!({ "default_pause": "25h" })),
         "ratelimit.default_pause"
     );
     assert_eq!(
@@ -1458,10 +1448,10 @@ mod arbitrary {
             proptest::option::of(budget()),
         )
             .prop_map(
-                |(max_attempts, deadline, retry_after_ceiling, backoff, budget)| RetrySpec {
+                |(max_attempts, deadline, max_retry_after, backoff, budget)| RetrySpec {
                     max_attempts,
                     deadline,
-                    retry_after_ceiling,
+                    max_retry_after,
                     backoff,
                     budget,
                 },

@@ -304,3 +304,33 @@ async fn http_stack_honours_retry_after() {
     assert!(waited >= Duration::from_secs(20), "{waited:?}");
     assert!(waited < Duration::from_secs(22), "{waited:?}");
 }
+
+/// "This attempt timed out" travels through classification like every other verdict, so a
+/// budget that prices timeouts sees the stack's attempt timeout however deep it sits. (The
+/// retry layer used to look for timeouts by downcasting; inside the stack the timeout is
+/// wrapped by the rate-limit and breaker errors, and a timeout cost never applied.)
+#[tokio::test(start_paused = true)]
+async fn an_attempt_timeout_inside_the_stack_costs_a_timeout_price() {
+    use riprap::budget::RetryQuota;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let quota = RetryQuota::builder().capacity(15).build().unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&calls);
+    let client = service_fn(move |_: ()| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok::<(), std::io::Error>(())
+        }
+    });
+    let stack = Stack::builder(ByError)
+        .attempt_timeout(Duration::from_secs(1))
+        .retry(RetryConfig::new().max_attempts(3).budget(quota.clone()))
+        .build()
+        .unwrap();
+    let err = stack.layer(client).oneshot(()).await.unwrap_err();
+    assert!(matches!(err.failure(), Failure::AttemptTimeout(_)));
+    // A timeout costs 10: the first retry is paid, a second (10 more) is not.
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(quota.available(), 5);
+}

@@ -22,8 +22,8 @@ use riprap::backoff::{BackoffPolicy, Jitter};
 use riprap::classify::{Class, Classified, classify_fn};
 use riprap::stream::{
     AckError, AckTracker, BytePosition, CheckpointError, CommitConfig, Corruption, FileStore,
-    MemoryStore, OffsetStore, OnEnd, OnGap, Resumable, ResumeConfig, ResumeError, ResumeToken,
-    StreamEvent, codec,
+    GiveUp, MemoryStore, OffsetStore, OnEnd, OnGap, Resumable, ResumeConfig, ResumeError,
+    ResumeToken, StreamEvent, codec,
 };
 use tokio::time::Instant;
 
@@ -88,8 +88,10 @@ async fn reconnects_follow_the_backoff_and_stop_at_the_bound() {
         .listener(listener);
     match s.next().await {
         Some(Err(ResumeError::GaveUp {
+            reason: GiveUp::AttemptsExhausted,
             attempts: 4,
             last: Some(e),
+            ..
         })) => {
             assert_eq!(e.kind(), io::ErrorKind::ConnectionReset)
         }
@@ -220,6 +222,55 @@ async fn a_throttle_waits_at_least_the_servers_delay() {
         .await;
     assert_eq!(got, [0, 1, 2]);
     assert_eq!(start.elapsed(), Duration::from_secs(40));
+}
+
+/// Reconnects follow the retry layer's rules, from the same engine: a server delay beyond
+/// `max_retry_after` is never cut short (it used to be waited out with no ceiling at all, where
+/// the retry layer capped it); the stream ends at once, saying when the server will take
+/// calls again.
+#[tokio::test(start_paused = true)]
+async fn a_reconnect_the_server_delays_too_long_ends_at_once_like_a_retry() {
+    let connects = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&connects);
+    let source = tower::service_fn(move |_after: Option<u64>| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { Ok::<_, io::Error>(stream::iter(vec![Err::<(u64, u64), _>(reset())])) }
+    });
+    let throttled = classify_fn(|_: Result<&u64, &io::Error>| Class::Throttled {
+        retry_after: Some(Duration::from_secs(120)),
+    });
+    let start = Instant::now();
+    let mut s = Resumable::new(source, constant(10)).classifier(throttled);
+    match s.next().await {
+        Some(Err(ResumeError::GaveUp {
+            reason: GiveUp::WaitTooLong,
+            attempts: 0,
+            retry_at: Some(at),
+            ..
+        })) => assert_eq!(at, start + Duration::from_secs(120)),
+        other => panic!("expected to give up at once, got {other:?}"),
+    }
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(connects.load(Ordering::SeqCst), 1);
+
+    // Within the allowance, the same delay is waited out in full.
+    let config = ResumeConfig::builder()
+        .max_retry_after(Duration::from_secs(300))
+        .build()
+        .unwrap();
+    let source = tower::service_fn(|after: Option<u64>| async move {
+        let items: Vec<Item> = log_from(after, 100).take(1).chain([Err(reset())]).collect();
+        Ok::<_, io::Error>(stream::iter(items))
+    });
+    let got: Vec<u64> = Resumable::new(source, constant(10))
+        .classifier(throttled)
+        .config(config)
+        .take(2)
+        .map(|r| r.unwrap().0)
+        .collect()
+        .await;
+    assert_eq!(got, [0, 1]);
+    assert_eq!(start.elapsed(), Duration::from_secs(120));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -722,9 +773,11 @@ async fn the_budget_pays_for_each_reconnect_and_a_refusal_ends_the_stream() {
         .budget(Arc::clone(&budget))
         .listener(listener);
     match s.next().await {
-        Some(Err(ResumeError::BudgetRefused {
+        Some(Err(ResumeError::GaveUp {
+            reason: GiveUp::BudgetRefused,
             attempts: 2,
             last: Some(e),
+            ..
         })) => {
             assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
         }
@@ -740,7 +793,10 @@ async fn the_budget_pays_for_each_reconnect_and_a_refusal_ends_the_stream() {
     assert_eq!(budget.ledger().refunds, 0);
     assert_eq!(
         events.lock().unwrap().last(),
-        Some(&StreamEvent::GaveUp { attempts: 2 })
+        Some(&StreamEvent::GaveUp {
+            attempts: 2,
+            reason: GiveUp::BudgetRefused
+        })
     );
 }
 
@@ -840,8 +896,10 @@ async fn a_reconnect_the_source_was_not_ready_for_is_handed_back() {
 
 #[test]
 fn a_budget_refusal_classifies_as_transient_and_names_its_cause() {
-    let e: ResumeError<io::Error, u64> = ResumeError::BudgetRefused {
+    let e: ResumeError<io::Error, u64> = ResumeError::GaveUp {
+        reason: GiveUp::BudgetRefused,
         attempts: 4,
+        retry_at: None,
         last: Some(reset()),
     };
     assert_eq!(e.class(), Class::Transient);

@@ -256,9 +256,10 @@ impl Model {
     fn counted(&self, class: Class) -> Counted {
         match class {
             Class::Success => Counted::Success,
-            Class::Transient => Counted::Failure,
+            Class::Transient | Class::TimedOut => Counted::Failure,
             Class::Throttled { .. } => self.cfg.throttled,
             Class::Permanent => self.cfg.permanent,
+            _ => Counted::Ignored,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Arbitrary configs and operation sequences on a rate limiter, on a paused clock: building
 //! never panics (bad knobs are typed errors), and whatever the sequence, the gate never
-//! closes past the ceiling, the adaptive rate stays within its bounds, every refusal is a
+//! closes past the one bound on a server's delay, the adaptive rate stays within its bounds, every refusal is a
 //! typed error, and a closed gate always reopens.
 
 use std::time::Duration;
@@ -71,11 +71,10 @@ async fn drive(mut b: Bytes<'_>) {
     }
     builder = builder
         .max_wait(b.millis())
-        .ceiling(b.millis())
         .default_pause(b.millis())
         .reopen_jitter(b.millis());
     let Ok(config) = builder.build() else { return };
-    let ceiling = config.ceiling();
+    let ceiling = riprap::classify::headers::MAX_SERVER_DELAY;
     let adaptive = config.adaptive();
     let limiter = RateLimiter::new(config);
     let mut last = None;
@@ -130,7 +129,7 @@ async fn drive(mut b: Bytes<'_>) {
             5 => limiter.close_for(Duration::from_nanos(b.u64())),
             _ => {
                 if let Some(wait) = limiter.reopens_in() {
-                    // It reopens, and never later than the ceiling.
+                    // It reopens, and never later than the bound on a server's delay.
                     assert!(wait <= ceiling, "{wait:?} > {ceiling:?}");
                     tokio::time::advance(wait).await;
                     assert_eq!(limiter.reopens_in(), None);

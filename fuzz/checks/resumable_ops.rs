@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 use riprap::backoff::BackoffPolicy;
 use riprap::budget::{Budget, Failure, Outcome, Withdrawal};
 use riprap::classify::Class;
-use riprap::stream::{OnEnd, OnGap, Resumable, ResumeConfig, ResumeError};
+use riprap::stream::{GiveUp, OnEnd, OnGap, Resumable, ResumeConfig, ResumeError};
 
 /// The constant reconnect delay.
 const BACKOFF: Duration = Duration::from_millis(10);
@@ -418,11 +418,16 @@ pub async fn observe(scenario: &Scenario) -> Expected {
             }
             Err(ResumeError::Permanent(SourceError(f))) => Out::Permanent(f),
             Err(ResumeError::Gap { expected, found }) => Out::Gap { expected, found },
-            Err(ResumeError::GaveUp { attempts, last }) => Out::GaveUp {
+            Err(ResumeError::GaveUp {
+                reason: GiveUp::BudgetRefused,
+                attempts,
+                last,
+                ..
+            }) => Out::Refused {
                 attempts,
                 last: last.map(|SourceError(f)| f),
             },
-            Err(ResumeError::BudgetRefused { attempts, last }) => Out::Refused {
+            Err(ResumeError::GaveUp { attempts, last, .. }) => Out::GaveUp {
                 attempts,
                 last: last.map(|SourceError(f)| f),
             },

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::classify::{Class, Classified};
+use crate::classify::{Class, Classified, LayerError};
 
 /// Why the breaker refused a call without calling the inner service.
 ///
@@ -12,9 +12,12 @@ use crate::classify::{Class, Classified};
 ///
 /// | rejection | class | a retry layer outside |
 /// |---|---|---|
-/// | `Open { retry_in }` | `Throttled { retry_after: Some(retry_in) }` | waits until the next probe |
-/// | `HalfOpen` | `Throttled { retry_after: None }` | backs off by its own schedule |
+/// | `Open { retry_in }` | `Refused { retry_after: Some(retry_in) }` | waits until the next probe, or gives up at once if that is too long |
+/// | `HalfOpen` | `Refused { retry_after: None }` | backs off by its own schedule |
 /// | `Isolated` | `Permanent` | gives up: an operator switched the dependency off |
+///
+/// A rejection is [`Class::Refused`], never [`Class::Throttled`]: the server said nothing, the
+/// caller's own breaker did, and budgets and listeners must be able to tell the two apart.
 ///
 /// ```
 /// use std::time::Duration;
@@ -22,7 +25,7 @@ use crate::classify::{Class, Classified};
 /// use riprap::classify::{Class, Classified};
 ///
 /// let open = Rejected::Open { retry_in: Duration::from_secs(3) };
-/// assert_eq!(open.class(), Class::Throttled { retry_after: Some(Duration::from_secs(3)) });
+/// assert_eq!(open.class(), Class::Refused { retry_after: Some(Duration::from_secs(3)) });
 /// assert_eq!(open.retry_in(), Some(Duration::from_secs(3)));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,15 +80,23 @@ impl fmt::Display for Rejected {
     }
 }
 
-impl std::error::Error for Rejected {}
+impl std::error::Error for Rejected {
+    // Boxed-chain classification asks every link for its description before it looks the
+    // link's type up, so a rejection made by hand (not by a breaker, which registers it when
+    // it is built) is recognised too.
+    fn description(&self) -> &str {
+        register();
+        "rejected by the circuit breaker"
+    }
+}
 
 impl Classified for Rejected {
     fn class(&self) -> Class {
         match self {
-            Rejected::Open { retry_in } => Class::Throttled {
+            Rejected::Open { retry_in } => Class::Refused {
                 retry_after: Some(*retry_in),
             },
-            Rejected::HalfOpen => Class::Throttled { retry_after: None },
+            Rejected::HalfOpen => Class::Refused { retry_after: None },
             Rejected::Isolated => Class::Permanent,
         }
     }
@@ -107,7 +118,7 @@ impl Classified for Rejected {
 /// let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(err);
 /// assert_eq!(
 ///     ByError.classify(Err::<&(), _>(&boxed)),
-///     Class::Throttled { retry_after: Some(Duration::from_secs(2)) },
+///     Class::Refused { retry_after: Some(Duration::from_secs(2)) },
 /// );
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,4 +179,24 @@ impl<E: Classified> Classified for BreakerError<E> {
             BreakerError::Inner(e) => e.class(),
         }
     }
+}
+
+/// A rejection's verdict is the breaker's own; anything else is the inner service's.
+impl<E> LayerError for BreakerError<E> {
+    type Inner = E;
+
+    fn layer_class(&self) -> Result<&E, Class> {
+        match self {
+            BreakerError::Inner(e) => Ok(e),
+            BreakerError::Rejected(r) => Err(r.class()),
+        }
+    }
+}
+
+/// Teach boxed-chain classification about [`Rejected`], once per process.
+pub(crate) fn register() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        crate::classify::recognize::<Rejected>();
+    });
 }

@@ -15,8 +15,9 @@ use super::error::BreakerError;
 use super::events::BreakerState;
 use super::future::ResponseFuture;
 use super::policy::{ConsecutiveFailures, TripPolicy};
-use super::service::{ErrIsTransient, Handle};
+use super::service::Handle;
 use super::state::{CircuitBreaker, Ticket};
+use crate::classify::ByError;
 use crate::classify::Classify;
 use crate::error::ConfigError;
 
@@ -35,7 +36,7 @@ type Shard<K, P, C> = RwLock<HashMap<K, Arc<Handle<P, C>>>>;
 /// holding no failures first: forgetting them loses nothing. When every breaker is open or
 /// busy, new keys share one overflow breaker, so hostile key cardinality cannot grow memory
 /// and still cannot bypass the breaker.
-pub struct KeyedBreakers<K, P = ConsecutiveFailures, C = ErrIsTransient> {
+pub struct KeyedBreakers<K, P = ConsecutiveFailures, C = ByError> {
     shards: Box<[Shard<K, P, C>]>,
     hasher: RandomState,
     template: CircuitBreaker<P>,
@@ -218,7 +219,7 @@ where
 /// assert!(breakers.get(&"a.example".to_owned()).is_some());
 /// # Ok(()) }
 /// ```
-pub struct KeyedCircuitBreakerLayer<F, K, P = ConsecutiveFailures, C = ErrIsTransient> {
+pub struct KeyedCircuitBreakerLayer<F, K, P = ConsecutiveFailures, C = ByError> {
     breakers: Arc<KeyedBreakers<K, P, C>>,
     key_fn: F,
 }
@@ -240,7 +241,7 @@ impl<F, K, P, C> Debug for KeyedCircuitBreakerLayer<F, K, P, C> {
     }
 }
 
-impl<F, K, P> KeyedCircuitBreakerLayer<F, K, P, ErrIsTransient>
+impl<F, K, P> KeyedCircuitBreakerLayer<F, K, P, ByError>
 where
     K: Hash + Eq + Clone + Debug,
     P: TripPolicy,
@@ -252,7 +253,7 @@ where
         key_fn: F,
     ) -> Result<Self, ConfigError> {
         Ok(KeyedCircuitBreakerLayer {
-            breakers: Arc::new(KeyedBreakers::new(template, max_keys, ErrIsTransient)?),
+            breakers: Arc::new(KeyedBreakers::new(template, max_keys, ByError)?),
             key_fn,
         })
     }
@@ -265,7 +266,7 @@ where
     C: Clone,
 {
     /// Classify outcomes with `classifier`. Starts a new, empty set of breakers.
-    pub fn classify<C2: Clone>(self, classifier: C2) -> KeyedCircuitBreakerLayer<F, K, P, C2> {
+    pub fn classifier<C2: Clone>(self, classifier: C2) -> KeyedCircuitBreakerLayer<F, K, P, C2> {
         let b = &self.breakers;
         KeyedCircuitBreakerLayer {
             breakers: Arc::new(KeyedBreakers {
@@ -308,7 +309,7 @@ impl<S, F: Clone, K, P, C> Layer<S> for KeyedCircuitBreakerLayer<F, K, P, C> {
 /// The key is only known in `call`, so `poll_ready` always polls the inner service, and a
 /// request whose breaker is open fails fast in `call` (leaving the inner service's readiness
 /// for the next request).
-pub struct KeyedCircuitBreakerService<S, F, K, P = ConsecutiveFailures, C = ErrIsTransient> {
+pub struct KeyedCircuitBreakerService<S, F, K, P = ConsecutiveFailures, C = ByError> {
     inner: S,
     breakers: Arc<KeyedBreakers<K, P, C>>,
     key_fn: F,

@@ -3,8 +3,9 @@
 use tower_layer::Layer;
 
 use super::policy::{ConsecutiveFailures, TripPolicy};
-use super::service::{CircuitBreakerService, ErrIsTransient};
+use super::service::CircuitBreakerService;
 use super::state::CircuitBreaker;
+use crate::classify::ByError;
 
 /// Wraps services in a [`CircuitBreakerService`] sharing one breaker.
 ///
@@ -15,7 +16,7 @@ use super::state::CircuitBreaker;
 ///
 /// let breaker = CircuitBreaker::builder().name("search").build()?;
 /// let svc = ServiceBuilder::new()
-///     .layer(CircuitBreakerLayer::new(breaker.clone()).classify(ByError))
+///     .layer(CircuitBreakerLayer::new(breaker.clone()).classifier(ByError))
 ///     .service_fn(|q: String| async move { Ok::<_, std::io::Error>(q.len()) });
 /// # drop(svc);
 /// // Later, from an admin endpoint:
@@ -23,25 +24,26 @@ use super::state::CircuitBreaker;
 /// # Ok::<(), riprap::ConfigError>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct CircuitBreakerLayer<P = ConsecutiveFailures, C = ErrIsTransient> {
+pub struct CircuitBreakerLayer<P = ConsecutiveFailures, C = ByError> {
     breaker: CircuitBreaker<P>,
     classifier: C,
 }
 
-impl<P: TripPolicy> CircuitBreakerLayer<P, ErrIsTransient> {
-    /// A layer for `breaker`, counting every `Err` as a transient failure until you set a
-    /// classifier with [`classify`](Self::classify).
+impl<P: TripPolicy> CircuitBreakerLayer<P, ByError> {
+    /// A layer for `breaker`, classifying outcomes with [`ByError`] (riprap's one default,
+    /// the same as every other layer's) until you set a classifier with
+    /// [`classifier`](Self::classifier).
     pub fn new(breaker: CircuitBreaker<P>) -> Self {
         CircuitBreakerLayer {
             breaker,
-            classifier: ErrIsTransient,
+            classifier: ByError,
         }
     }
 }
 
 impl<P: TripPolicy, C> CircuitBreakerLayer<P, C> {
     /// Classify outcomes with `classifier`, the same policy the rest of the stack uses.
-    pub fn classify<C2>(self, classifier: C2) -> CircuitBreakerLayer<P, C2> {
+    pub fn classifier<C2>(self, classifier: C2) -> CircuitBreakerLayer<P, C2> {
         CircuitBreakerLayer {
             breaker: self.breaker,
             classifier,

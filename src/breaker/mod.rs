@@ -6,8 +6,9 @@
 //! probe), and lets a few probes through to decide when to close.
 //!
 //! ```
+//! use std::io;
 //! use std::time::Duration;
-//! use riprap::breaker::{BreakerError, CircuitBreaker, CircuitBreakerLayer, ConsecutiveFailures, Rejected};
+//! use riprap::breaker::{CircuitBreaker, CircuitBreakerLayer, ConsecutiveFailures, Rejected};
 //! use tower::{Service, ServiceBuilder, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -18,14 +19,14 @@
 //!     .build()?;
 //! let mut svc = ServiceBuilder::new()
 //!     .layer(CircuitBreakerLayer::new(breaker.clone()))
-//!     .service_fn(|_: ()| async { Err::<(), _>("connection refused") });
+//!     .service_fn(|_: ()| async { Err::<(), _>(io::Error::from(io::ErrorKind::ConnectionRefused)) });
 //!
 //! for _ in 0..3 {
 //!     let _ = svc.ready().await.unwrap().call(()).await;
 //! }
 //! // Open: the inner service is not called, and the error says when to come back.
 //! let err = svc.ready().await.unwrap().call(()).await.unwrap_err();
-//! assert_eq!(err, BreakerError::Rejected(Rejected::Open { retry_in: Duration::from_secs(10) }));
+//! assert_eq!(err.rejection(), Some(Rejected::Open { retry_in: Duration::from_secs(10) }));
 //! # Ok(()) }
 //! ```
 //!
@@ -53,7 +54,7 @@
 //! ## What counts
 //!
 //! Outcomes are judged by the shared [`Classify`](crate::classify::Classify) policy (set it
-//! with [`CircuitBreakerLayer::classify`]): a transient failure counts against the
+//! with [`CircuitBreakerLayer::classifier`]): a transient failure counts against the
 //! dependency; a throttle and a permanent error do not, because the rate limiter and the
 //! caller own those ([`count_throttled_as`](BreakerBuilder::count_throttled_as),
 //! [`count_permanent_as`](BreakerBuilder::count_permanent_as) change that). Outcomes of calls
@@ -126,9 +127,10 @@
 //!   leaks nothing. See [`CircuitBreakerService`].
 //! - **Retry outside the breaker** (`retry(breaker(service))`): [`BreakerError`] and
 //!   [`Rejected`] implement [`Classified`](crate::classify::Classified): an open breaker is
-//!   `Throttled { retry_after: Some(retry_in) }`, so a retry layer honouring `retry_after`
-//!   waits for the next probe instead of hammering the breaker, and an isolated breaker is
-//!   `Permanent`. Boxed errors classify the same way through their source chain. Retry
+//!   `Refused { retry_after: Some(retry_in) }` (a local refusal, never mistaken for the
+//!   server's throttle), so a retry layer waits for the next probe instead of hammering the
+//!   breaker, or gives up at once when that is further off than it may wait; an isolated
+//!   breaker is `Permanent`. Boxed errors classify the same way through their source chain. Retry
 //!   *inside* the breaker counts one outcome per logical request, after the retries.
 //! - **Behind `tower::buffer::Buffer`**: the buffer's worker drives one breaker service;
 //!   rejections are immediate, so an open breaker drains the queue fast. Put the breaker
@@ -174,7 +176,7 @@ pub use future::ResponseFuture;
 pub use keyed::{KeyedBreakers, KeyedCircuitBreakerLayer, KeyedCircuitBreakerService};
 pub use layer::CircuitBreakerLayer;
 pub use policy::{AnyOf, ConsecutiveFailures, Outcome, PolicyStats, TripPolicy, TripPolicyExt};
-pub use service::{CircuitBreakerService, ErrIsTransient};
+pub use service::CircuitBreakerService;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use spec::{BreakerSpec, CountWindowSpec, TimeWindowSpec, TripPolicies};

@@ -9,23 +9,7 @@ use super::error::{BreakerError, Rejected};
 use super::future::ResponseFuture;
 use super::policy::{ConsecutiveFailures, TripPolicy};
 use super::state::{CircuitBreaker, Holder, Shared, Ticket};
-use crate::classify::{Class, Classify};
-
-/// The default classifier: `Ok` is a success, every `Err` a transient failure.
-///
-/// Set a real one with [`CircuitBreakerLayer::classify`](super::CircuitBreakerLayer::classify)
-/// so that throttles and permanent errors stop counting against the dependency.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ErrIsTransient;
-
-impl<Res, Err> Classify<Res, Err> for ErrIsTransient {
-    fn classify(&self, outcome: Result<&Res, &Err>) -> Class {
-        match outcome {
-            Ok(_) => Class::Success,
-            Err(_) => Class::Transient,
-        }
-    }
-}
+use crate::classify::{ByError, Classify};
 
 /// What a response future needs at completion, shared by every clone of one service.
 pub(crate) struct Handle<P, C> {
@@ -53,7 +37,7 @@ impl<P: TripPolicy, C> Holder for Arc<Handle<P, C>> {
 /// next call, as tower allows.
 ///
 /// Cloning is a reference-count increment; every clone shares the breaker.
-pub struct CircuitBreakerService<S, P = ConsecutiveFailures, C = ErrIsTransient> {
+pub struct CircuitBreakerService<S, P = ConsecutiveFailures, C = ByError> {
     inner: S,
     handle: Arc<Handle<P, C>>,
     refuse: Option<Rejected>,

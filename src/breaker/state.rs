@@ -548,6 +548,7 @@ impl<P> std::fmt::Debug for CircuitBreaker<P> {
 
 impl<P: TripPolicy> CircuitBreaker<P> {
     pub(crate) fn from_parts(policy: P, settings: Settings) -> Self {
+        super::error::register();
         let clock = policy.needs_clock();
         let opens = Opens {
             schedule: settings.open.make(),
@@ -720,9 +721,11 @@ impl Counting {
     pub(crate) fn of(&self, class: &Class) -> Counted {
         match class {
             Class::Success => Counted::Success,
-            Class::Transient => Counted::Failure,
+            Class::Transient | Class::TimedOut => Counted::Failure,
             Class::Throttled { .. } => self.throttled,
             Class::Permanent => self.permanent,
+            // A refusal by another of the caller's own layers says nothing about the dependency.
+            _ => Counted::Ignored,
         }
     }
 }

@@ -153,14 +153,21 @@ impl<B: Budget + ?Sized> Budget for Arc<B> {
     }
 }
 
-/// What a failed attempt was, as a budget sees it: its [`Class`], and whether it timed out.
-///
-/// The retry layer marks a failure as a timeout when the error is (or wraps) tower's or
-/// tokio's `Elapsed`, or an `io::Error` of kind `TimedOut`.
+/// What a failed attempt was, as a budget sees it: its [`Class`], and whether it timed out
+/// (a [`Class::TimedOut`] verdict, however deep in a stack the timeout happened).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Failure {
     class: Class,
     timed_out: bool,
+}
+
+impl From<Class> for Failure {
+    fn from(class: Class) -> Self {
+        Failure {
+            class,
+            timed_out: class.is_timeout(),
+        }
+    }
 }
 
 impl Failure {
@@ -172,12 +179,9 @@ impl Failure {
         }
     }
 
-    /// A transient failure that timed out.
+    /// A failure that timed out.
     pub fn timeout() -> Self {
-        Failure {
-            class: Class::Transient,
-            timed_out: true,
-        }
+        Failure::from(Class::TimedOut)
     }
 
     /// Mark whether the attempt timed out.

@@ -146,13 +146,12 @@ impl Budget for TokenThrottle {
                     Some(t.saturating_add(*ratio).min(*max))
                 })
             }
-            // gRPC counts only failures worth retrying; a permanent error says nothing about
-            // the server's health.
-            Outcome::Failure(f) if f.class().is_retryable() => {
-                tokens.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+            // gRPC counts only the server's failures worth retrying: a permanent error says
+            // nothing about the server's health, and a local refusal never reached it.
+            Outcome::Failure(f) if f.class().is_retryable() && !f.class().is_refused() => tokens
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
                     Some(t.saturating_sub(MILLI))
-                })
-            }
+                }),
             Outcome::Failure(_) => return,
         };
     }

@@ -61,36 +61,42 @@ impl Classified for io::Error {
         match self.kind() {
             InvalidInput | InvalidData | PermissionDenied | NotFound | AlreadyExists
             | Unsupported | OutOfMemory => Class::Permanent,
+            TimedOut => Class::TimedOut,
             ConnectionReset | ConnectionRefused | ConnectionAborted | NotConnected | BrokenPipe
-            | TimedOut | UnexpectedEof | Interrupted | WouldBlock | AddrNotAvailable => {
-                Class::Transient
-            }
+            | UnexpectedEof | Interrupted | WouldBlock | AddrNotAvailable => Class::Transient,
             _ => Class::Transient,
         }
+    }
+}
+
+/// An error that cannot happen: services that never fail work under every layer's default
+/// classifier.
+impl Classified for std::convert::Infallible {
+    fn class(&self) -> Class {
+        match *self {}
     }
 }
 
 /// A timed-out attempt may succeed on the next one.
 impl Classified for tower::timeout::error::Elapsed {
     fn class(&self) -> Class {
-        Class::Transient
+        Class::TimedOut
     }
 }
 
 /// A timed-out attempt may succeed on the next one.
 impl Classified for tokio::time::error::Elapsed {
     fn class(&self) -> Class {
-        Class::Transient
+        Class::TimedOut
     }
 }
 
 /// Boxed errors, as tower stacks produce them, are classified by the first error in their
-/// source chain that riprap recognises (I/O errors, timeouts, riprap's own typed errors);
-/// an error nobody recognises is transient, as in Polly and resilience4j, whose defaults retry
-/// every exception.
+/// source chain that riprap recognises (see [`recognize`](super::recognize)); an error nobody
+/// recognises is transient, as in Polly and resilience4j, whose defaults retry every exception.
 impl Classified for dyn StdError + Send + Sync + 'static {
     fn class(&self) -> Class {
-        classify_chain(self).unwrap_or(Class::Transient)
+        super::chain::classify_chain(self).unwrap_or(Class::Transient)
     }
 }
 
@@ -98,22 +104,4 @@ impl Classified for Box<dyn StdError + Send + Sync + 'static> {
     fn class(&self) -> Class {
         (**self).class()
     }
-}
-
-/// The verdict of the first error in `err`'s source chain that riprap recognises.
-pub(crate) fn classify_chain(err: &(dyn StdError + 'static)) -> Option<Class> {
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            return Some(io.class());
-        }
-        if e.is::<tower::timeout::error::Elapsed>() || e.is::<tokio::time::error::Elapsed>() {
-            return Some(Class::Transient);
-        }
-        if let Some(c) = crate::classify::known_error_class(e) {
-            return Some(c);
-        }
-        cur = e.source();
-    }
-    None
 }

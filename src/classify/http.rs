@@ -1,11 +1,9 @@
 //! Classifying `http::Response`s by status code and rate-limit headers.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use http::{HeaderMap, Response, StatusCode};
+use std::sync::Arc;
 
-use super::headers::{DEFAULT_CEILING, Now, Reader, Table};
+use super::headers::{MAX_SERVER_DELAY, Now, Reader, Table};
 use super::{Class, Classified, ClassifierExt, Classify};
 
 /// Classifies `http::Response`s by status code, reading `Retry-After` and the rate-limit
@@ -32,8 +30,8 @@ use super::{Class, Classified, ClassifierExt, Classify};
 /// everything; an override to `Throttled { retry_after: None }` gets the server's delay filled
 /// in from the headers.
 ///
-/// Every delay is capped by the [`ceiling`](HttpStatus::ceiling) ([`DEFAULT_CEILING`] unless
-/// set). Success statuses read no headers, and the wall clock is read only when a delay is an
+/// Delays are read as the server gave them, bounded only by [`MAX_SERVER_DELAY`]; how long to
+/// wait is the retry layer's decision. Success statuses read no headers, and the wall clock is read only when a delay is an
 /// HTTP-date, an epoch or an RFC 3339 timestamp. Cloning is cheap: overrides are shared.
 ///
 /// [`RateLimitSignal::pause`]: super::headers::RateLimitSignal::pause
@@ -59,7 +57,6 @@ use super::{Class, Classified, ClassifierExt, Classify};
 #[derive(Debug, Clone)]
 pub struct HttpStatus {
     overrides: Arc<[(u16, Class)]>,
-    ceiling: Duration,
 }
 
 impl Default for HttpStatus {
@@ -69,11 +66,10 @@ impl Default for HttpStatus {
 }
 
 impl HttpStatus {
-    /// The default classification described above, with the [`DEFAULT_CEILING`].
+    /// The default classification described above.
     pub fn new() -> Self {
         HttpStatus {
             overrides: Arc::new([]),
-            ceiling: DEFAULT_CEILING,
         }
     }
 
@@ -95,24 +91,7 @@ impl HttpStatus {
             .copied()
             .chain([(code, class)])
             .collect();
-        HttpStatus { overrides, ..self }
-    }
-
-    /// The longest delay a response may impose ([`DEFAULT_CEILING`] unless set).
-    ///
-    /// ```
-    /// use riprap::classify::{Class, Classify, HttpStatus};
-    /// use std::time::Duration;
-    ///
-    /// let classifier = HttpStatus::new().ceiling(Duration::from_secs(30));
-    /// let res = http::Response::builder().status(429).header("retry-after", "3600").body(()).unwrap();
-    /// assert_eq!(
-    ///     classifier.classify(Ok::<_, &std::io::Error>(&res)),
-    ///     Class::Throttled { retry_after: Some(Duration::from_secs(30)) },
-    /// );
-    /// ```
-    pub fn ceiling(self, ceiling: Duration) -> Self {
-        HttpStatus { ceiling, ..self }
+        HttpStatus { overrides }
     }
 
     /// The verdict on a response with `status` and `headers`, for clients whose response type
@@ -138,7 +117,7 @@ impl HttpStatus {
             return Class::Success;
         }
         let table = Table::from_headers(headers);
-        let headers = Reader::new(|h| table.get(h), Now::wall(), self.ceiling);
+        let headers = Reader::new(|h| table.get(h), Now::wall(), MAX_SERVER_DELAY);
         match overridden {
             Some(Class::Throttled { retry_after: None }) => {
                 return Class::Throttled {

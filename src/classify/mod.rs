@@ -46,6 +46,7 @@
 
 use std::time::Duration;
 
+mod chain;
 mod combinators;
 pub mod database;
 mod errors;
@@ -56,6 +57,8 @@ mod http;
 mod reqwest;
 mod through;
 
+pub(crate) use chain::marker;
+pub use chain::recognize;
 pub use combinators::{ClassifierExt, MapClass, Or, When};
 pub use errors::{ByError, Classified};
 #[cfg(feature = "http")]
@@ -65,6 +68,21 @@ pub use through::{LayerError, Through};
 
 /// What an outcome was, as every layer sees it.
 ///
+/// | class | retry | breaker | budget | rate limiter |
+/// |---|---|---|---|---|
+/// | `Success` | done | success | success | recover |
+/// | `Transient` | with backoff | failure | pays a retry | — |
+/// | `TimedOut` | with backoff | failure | pays a timeout's price | — |
+/// | `Throttled` | not before `retry_after` | not counted | pays a throttle's price | pauses every caller |
+/// | `Refused` | not before `retry_after` | not counted | pays a retry: no waiver | — |
+/// | `Permanent` | never | not counted | — | — |
+///
+/// `Throttled` is the **server's** signal (a 429, a 503 with `Retry-After`); `Refused` is the
+/// caller's **own** layer declining to send (an open breaker, an empty local quota, a full
+/// bulkhead). Budgets, trip policies and listeners tell the two apart, so a budget that is
+/// lenient with retries after a server throttle is not lenient with retries against the
+/// caller's own open breaker.
+///
 /// ```
 /// use riprap::classify::Class;
 /// use std::time::Duration;
@@ -73,17 +91,31 @@ pub use through::{LayerError, Through};
 /// assert!(slow_down.is_retryable());
 /// assert_eq!(slow_down.retry_after(), Some(Duration::from_secs(20)));
 /// assert!(!Class::Permanent.is_retryable());
+/// assert!(Class::TimedOut.is_failure());
+/// assert!(!Class::Refused { retry_after: None }.is_failure()); // not the dependency's fault
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Class {
     /// The call did what was asked.
     Success,
     /// A failure worth retrying (a dropped connection, a 503); counts against the dependency.
     Transient,
-    /// The server asked us to slow down (a 429), optionally saying for how long. Worth
-    /// retrying after that delay; not the dependency's fault, so it does not trip a breaker.
+    /// The attempt ran out of time (an attempt timeout, a client's own timeout): worth
+    /// retrying, counts against the dependency, and costs more in budgets that price timeouts.
+    TimedOut,
+    /// The server asked us to slow down (a 429), optionally saying for how long. Retried no
+    /// earlier than that delay; not the dependency's fault, so it does not trip a breaker.
     Throttled {
-        /// How long the server asked us to wait, already capped by the parser's ceiling.
+        /// How long the server asked us to wait (see
+        /// [`MAX_SERVER_DELAY`](headers::MAX_SERVER_DELAY) for the one bound on it).
+        retry_after: Option<Duration>,
+    },
+    /// One of the caller's own layers declined to send the call: an open breaker, an empty
+    /// local quota, a full bulkhead. The server never saw it. Retried no earlier than
+    /// `retry_after` when the layer knows when it will admit calls again.
+    Refused {
+        /// When the refusing layer expects to admit calls again, if it knows.
         retry_after: Option<Duration>,
     },
     /// A failure another try cannot fix (validation, auth, not found): never retried.
@@ -96,35 +128,58 @@ impl Class {
         matches!(self, Class::Success)
     }
 
-    /// `true` for [`Class::Transient`] and [`Class::Throttled`]: another attempt may succeed.
+    /// `true` for the classes another attempt may fix: [`Class::Transient`],
+    /// [`Class::TimedOut`], [`Class::Throttled`] and [`Class::Refused`].
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Class::Transient | Class::Throttled { .. })
+        matches!(
+            self,
+            Class::Transient | Class::TimedOut | Class::Throttled { .. } | Class::Refused { .. }
+        )
     }
 
-    /// `true` for [`Class::Throttled`].
+    /// `true` for the failures that count against the dependency: [`Class::Transient`] and
+    /// [`Class::TimedOut`].
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Class::Transient | Class::TimedOut)
+    }
+
+    /// `true` for [`Class::TimedOut`].
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Class::TimedOut)
+    }
+
+    /// `true` for [`Class::Throttled`]: the server's own signal.
     pub fn is_throttled(&self) -> bool {
         matches!(self, Class::Throttled { .. })
     }
 
-    /// The server's requested delay, if this is a throttle that carried one.
+    /// `true` for [`Class::Refused`]: a local refusal, never seen by the server.
+    pub fn is_refused(&self) -> bool {
+        matches!(self, Class::Refused { .. })
+    }
+
+    /// The earliest another attempt may go out, if the server (or the refusing layer) said:
+    /// the `retry_after` of [`Class::Throttled`] and [`Class::Refused`].
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Class::Throttled { retry_after } => *retry_after,
+            Class::Throttled { retry_after } | Class::Refused { retry_after } => *retry_after,
             _ => None,
         }
     }
 
     /// A short lowercase name for logs and metrics labels: `success`, `transient`,
-    /// `throttled` or `permanent`.
+    /// `timed_out`, `throttled`, `refused` or `permanent`.
     ///
     /// ```
-    /// assert_eq!(riprap::classify::Class::Transient.as_str(), "transient");
+    /// assert_eq!(riprap::classify::Class::TimedOut.as_str(), "timed_out");
     /// ```
     pub fn as_str(&self) -> &'static str {
         match self {
             Class::Success => "success",
             Class::Transient => "transient",
+            Class::TimedOut => "timed_out",
             Class::Throttled { .. } => "throttled",
+            Class::Refused { .. } => "refused",
             Class::Permanent => "permanent",
         }
     }
@@ -133,7 +188,7 @@ impl Class {
 impl std::fmt::Display for Class {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.retry_after() {
-            Some(d) => write!(f, "throttled (retry after {d:?})"),
+            Some(d) => write!(f, "{} (retry after {d:?})", self.as_str()),
             None => f.write_str(self.as_str()),
         }
     }
@@ -215,23 +270,3 @@ where
 }
 
 impl<F> ClassifierExt for ClassifyFn<F> {}
-
-/// Verdicts for riprap's own typed errors and feature-gated client errors met inside a boxed
-/// error's source chain.
-pub(crate) fn known_error_class(err: &(dyn std::error::Error + 'static)) -> Option<Class> {
-    if let Some(r) = err.downcast_ref::<crate::breaker::Rejected>() {
-        return Some(Classified::class(r));
-    }
-    if let Some(e) = err.downcast_ref::<crate::ratelimit::RateLimitError>() {
-        return Some(Classified::class(e));
-    }
-    #[cfg(feature = "reqwest")]
-    if let Some(e) = err.downcast_ref::<::reqwest::Error>() {
-        return Some(Classified::class(e));
-    }
-    #[cfg(feature = "rusqlite")]
-    if let Some(e) = err.downcast_ref::<rusqlite::Error>() {
-        return Some(Classified::class(e));
-    }
-    crate::retry::known_class(err)
-}

@@ -23,7 +23,7 @@
 //! let github = ServiceBuilder::new()
 //!     .layer(
 //!         RateLimitLayer::new(limiter)
-//!             .classify(HttpStatus::new())
+//!             .classifier(HttpStatus::new())
 //!             .read_signal(HeaderSignal::new()),
 //!     )
 //!     .service(client.clone()); // or: service_fn(move |req| client.execute(req))

@@ -1,4 +1,4 @@
-use super::{Class, Classified, Classify};
+use super::{Class, Classify};
 
 /// An error type a layer wraps around the error of the service below it: either the inner
 /// error, untouched, or the layer's own failure with its own verdict.
@@ -29,7 +29,7 @@ pub trait LayerError {
 /// let refused = TimeoutError::Inner(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
 /// let slow = TimeoutError::<std::io::Error>::Elapsed(Duration::from_secs(1));
 /// assert_eq!(classifier.classify(Err::<&(), _>(&refused)), Class::Permanent);
-/// assert_eq!(classifier.classify(Err::<&(), _>(&slow)), Class::Transient);
+/// assert_eq!(classifier.classify(Err::<&(), _>(&slow)), Class::TimedOut);
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Through<C>(pub C);
@@ -51,46 +51,3 @@ where
 }
 
 impl<C> super::ClassifierExt for Through<C> {}
-
-impl<E> LayerError for crate::timeout::TimeoutError<E> {
-    type Inner = E;
-
-    fn layer_class(&self) -> Result<&E, Class> {
-        match self {
-            crate::timeout::TimeoutError::Inner(e) => Ok(e),
-            crate::timeout::TimeoutError::Elapsed(_) => Err(Class::Transient),
-        }
-    }
-}
-
-impl<E> LayerError for crate::breaker::BreakerError<E> {
-    type Inner = E;
-
-    fn layer_class(&self) -> Result<&E, Class> {
-        match self {
-            crate::breaker::BreakerError::Inner(e) => Ok(e),
-            crate::breaker::BreakerError::Rejected(r) => Err(r.class()),
-        }
-    }
-}
-
-/// A retry layer that gave up has already spent its attempts: to anything above it the
-/// failure is final, whatever the last attempt's error was.
-impl<E> LayerError for crate::retry::RetryError<E> {
-    type Inner = E;
-
-    fn layer_class(&self) -> Result<&E, Class> {
-        Err(Class::Permanent)
-    }
-}
-
-impl<E> LayerError for crate::ratelimit::RateLimitedError<E> {
-    type Inner = E;
-
-    fn layer_class(&self) -> Result<&E, Class> {
-        match self {
-            crate::ratelimit::RateLimitedError::Inner(e) => Ok(e),
-            crate::ratelimit::RateLimitedError::Limited(l) => Err(l.class()),
-        }
-    }
-}

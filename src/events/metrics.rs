@@ -55,8 +55,8 @@ pub struct MetricsListener {
     series: Arc<Series>,
 }
 
-const CLASSES: usize = 4;
-const GIVE_UPS: usize = 7;
+const CLASSES: usize = 6;
+const GIVE_UPS: usize = 8;
 const STATES: usize = 6;
 const REJECTIONS: usize = 3;
 const LIMITS: usize = 4;
@@ -434,6 +434,8 @@ fn class_index(class: &Class) -> usize {
         Class::Transient => 1,
         Class::Throttled { .. } => 2,
         Class::Permanent => 3,
+        Class::TimedOut => 4,
+        _ => 5,
     }
 }
 
@@ -446,6 +448,7 @@ fn give_up_index(reason: GiveUp) -> usize {
         GiveUp::Deadline => 4,
         GiveUp::NotRetryable => 5,
         GiveUp::NotReady => 6,
+        _ => 7,
     }
 }
 
@@ -789,7 +792,10 @@ mod tests {
                 expected: 4,
                 found: 6,
             },
-            StreamEvent::GaveUp { attempts: 2 },
+            StreamEvent::GaveUp {
+                attempts: 2,
+                reason: GiveUp::AttemptsExhausted,
+            },
             StreamEvent::Committed { position: 6u64 },
         ] {
             m.on_event(&e);

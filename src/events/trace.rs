@@ -185,8 +185,8 @@ pub(crate) fn stream<O: std::fmt::Debug>(event: &StreamEvent<O>) {
             // Data the source no longer has: nothing downstream can bring it back.
             tracing::warn!(target: T, event = "gap", expected = ?expected, found = ?found, "offsets skipped: items lost")
         }
-        StreamEvent::GaveUp { attempts } => {
-            tracing::warn!(target: T, event = "gave_up", attempts, "gave up reconnecting")
+        StreamEvent::GaveUp { attempts, reason } => {
+            tracing::warn!(target: T, event = "gave_up", attempts, reason = reason.as_str(), "gave up reconnecting")
         }
         StreamEvent::Committed { position } => {
             tracing::debug!(target: T, event = "committed", position = ?position, "committed")

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::ConfigError;
-use crate::classify::headers::DEFAULT_CEILING;
+use crate::classify::headers::MAX_SERVER_DELAY;
 use crate::error::check_duration;
 
 /// A local quota: `rate` units per `per`, of which up to `burst` may be spent at once.
@@ -57,7 +57,6 @@ pub struct RateLimitConfig {
     pub(crate) requests: Option<QuotaConfig>,
     pub(crate) cost: Option<QuotaConfig>,
     pub(crate) max_wait: Duration,
-    pub(crate) ceiling: Duration,
     pub(crate) default_pause: Duration,
     pub(crate) reopen_jitter: Duration,
     pub(crate) probe_timeout: Duration,
@@ -67,7 +66,7 @@ pub struct RateLimitConfig {
 
 impl RateLimitConfig {
     /// A builder with no local quota (server signals only), a maximum wait of 30 s, the
-    /// header ceiling [`DEFAULT_CEILING`], a 1 s pause for throttles that name no delay, up
+    /// server's delays kept as given, a 1 s pause for throttles that name no delay, up
     /// to 100 ms of jitter on reopening and a 1 s probe timeout.
     pub fn builder() -> RateLimitConfigBuilder {
         RateLimitConfigBuilder {
@@ -76,7 +75,6 @@ impl RateLimitConfig {
             cost: None,
             cost_burst: None,
             max_wait: Duration::from_secs(30),
-            ceiling: DEFAULT_CEILING,
             default_pause: Duration::from_secs(1),
             reopen_jitter: Duration::from_millis(100),
             probe_timeout: Duration::from_secs(1),
@@ -104,11 +102,6 @@ impl RateLimitConfig {
         self.max_wait
     }
 
-    /// The longest pause a server may impose.
-    pub fn ceiling(&self) -> Duration {
-        self.ceiling
-    }
-
     /// The adaptive-rate settings, if enabled.
     pub fn adaptive(&self) -> Option<AdaptiveConfig> {
         self.adaptive
@@ -124,7 +117,6 @@ pub struct RateLimitConfigBuilder {
     cost: Option<(u32, Duration)>,
     cost_burst: Option<u32>,
     max_wait: Duration,
-    ceiling: Duration,
     default_pause: Duration,
     reopen_jitter: Duration,
     probe_timeout: Duration,
@@ -173,12 +165,6 @@ impl RateLimitConfigBuilder {
     /// Reject at once instead of waiting (same as `max_wait(Duration::ZERO)`).
     pub fn reject_when_limited(self) -> Self {
         self.max_wait(Duration::ZERO)
-    }
-
-    /// The longest pause a server's `Retry-After` or reset header may impose.
-    pub fn ceiling(mut self, ceiling: Duration) -> Self {
-        self.ceiling = ceiling;
-        self
     }
 
     /// How long a throttle that names no delay (a bare 429) pauses every caller.
@@ -251,20 +237,13 @@ impl RateLimitConfigBuilder {
             self.cost_burst,
         )?;
         check_duration("ratelimit.max_wait", self.max_wait)?;
-        check_duration("ratelimit.ceiling", self.ceiling)?;
-        if self.ceiling.is_zero() {
-            return Err(ConfigError::new(
-                "ratelimit.ceiling",
-                "must be positive: a zero ceiling ignores every server signal",
-            ));
-        }
         check_duration("ratelimit.default_pause", self.default_pause)?;
-        if self.default_pause > self.ceiling {
+        if self.default_pause > MAX_SERVER_DELAY {
             return Err(ConfigError::new(
                 "ratelimit.default_pause",
                 format!(
-                    "must not exceed the ceiling {:?} (got {:?})",
-                    self.ceiling, self.default_pause
+                    "must not exceed a day, the longest delay riprap keeps (got {:?})",
+                    self.default_pause
                 ),
             ));
         }
@@ -291,7 +270,6 @@ impl RateLimitConfigBuilder {
             requests,
             cost,
             max_wait: self.max_wait,
-            ceiling: self.ceiling,
             default_pause: self.default_pause,
             reopen_jitter: self.reopen_jitter,
             probe_timeout: self.probe_timeout,
@@ -414,10 +392,9 @@ mod tests {
         assert_eq!(knob(b().request_burst(3)), "ratelimit.request_burst");
         assert_eq!(knob(b().cost(0, s)), "ratelimit.cost");
         assert_eq!(knob(b().cost(5, Duration::MAX)), "ratelimit.cost");
-        assert_eq!(knob(b().ceiling(Duration::ZERO)), "ratelimit.ceiling");
         assert_eq!(knob(b().max_wait(Duration::MAX)), "ratelimit.max_wait");
         assert_eq!(
-            knob(b().default_pause(Duration::from_secs(999))),
+            knob(b().default_pause(Duration::from_secs(99_999))),
             "ratelimit.default_pause"
         );
         assert_eq!(knob(b().adaptive(f64::NAN)), "ratelimit.adaptive.max_rate");
@@ -446,7 +423,6 @@ mod tests {
             .unwrap();
         assert_eq!(c.request_quota().unwrap().burst, 10);
         assert_eq!(c.cost_quota(), None);
-        assert_eq!(c.ceiling(), DEFAULT_CEILING);
         let a = c.adaptive().unwrap();
         assert_eq!((a.min_rate, a.decrease, a.increase), (0.1, 0.5, 0.1));
     }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::classify::{Class, Classified};
+use crate::classify::{Class, Classified, LayerError};
 
 /// What held a request back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -85,18 +85,36 @@ impl fmt::Display for RateLimitError {
     }
 }
 
-impl std::error::Error for RateLimitError {}
+impl std::error::Error for RateLimitError {
+    // Boxed-chain classification asks every link for its description before it looks the
+    // link's type up, so an error made by hand (not by a limiter, which registers it when it
+    // is built) is recognised too.
+    fn description(&self) -> &str {
+        register();
+        "rate limited"
+    }
+}
 
-/// A local limit is a throttle with a known delay; an oversized request is permanent.
+/// A request the limiter held back is a local refusal with a known delay (even when the
+/// server's signal closed the gate, it is the caller's own limiter that refused, and the
+/// server never saw the request); an oversized request is permanent.
 impl Classified for RateLimitError {
     fn class(&self) -> Class {
         match self {
-            RateLimitError::Limited { retry_after, .. } => Class::Throttled {
+            RateLimitError::Limited { retry_after, .. } => Class::Refused {
                 retry_after: *retry_after,
             },
             RateLimitError::CostExceedsBurst { .. } => Class::Permanent,
         }
     }
+}
+
+/// Teach boxed-chain classification about [`RateLimitError`], once per process.
+pub(crate) fn register() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        crate::classify::recognize::<RateLimitError>();
+    });
 }
 
 /// The error of a [`RateLimit`](super::RateLimit) service: the limiter held the request back,
@@ -160,6 +178,18 @@ impl<E: Classified> Classified for RateLimitedError<E> {
         match self {
             RateLimitedError::Limited(e) => e.class(),
             RateLimitedError::Inner(e) => e.class(),
+        }
+    }
+}
+
+/// A refusal's verdict is the limiter's own; anything else is the inner service's.
+impl<E> LayerError for RateLimitedError<E> {
+    type Inner = E;
+
+    fn layer_class(&self) -> Result<&E, Class> {
+        match self {
+            RateLimitedError::Inner(e) => Ok(e),
+            RateLimitedError::Limited(l) => Err(l.class()),
         }
     }
 }

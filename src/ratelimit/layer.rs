@@ -5,6 +5,7 @@ use std::hash::Hash;
 use tower_layer::Layer;
 
 use super::{KeyedRateLimiter, NoSignal, RateLimit, RateLimiter, UnitCost};
+use crate::classify::ByError;
 
 /// Chooses the limiter a request goes through: one shared [`RateLimiter`], or one per key
 /// with [`ByKey`].
@@ -57,7 +58,7 @@ where
 ///     .layer(
 ///         RateLimitLayer::new(limiter)
 ///             .cost(|prompt: &String| prompt.len() as u32 / 4 + 256)
-///             .classify(classify_fn(|out: Result<&u16, &std::io::Error>| match out {
+///             .classifier(classify_fn(|out: Result<&u16, &std::io::Error>| match out {
 ///                 Ok(429) => Class::Throttled { retry_after: None },
 ///                 _ => Class::Success,
 ///             })),
@@ -68,7 +69,7 @@ where
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
-pub struct RateLimitLayer<L = RateLimiter, W = UnitCost, C = NoSignal, R = NoSignal> {
+pub struct RateLimitLayer<L = RateLimiter, W = UnitCost, C = ByError, R = NoSignal> {
     limiters: L,
     cost: W,
     classifier: C,
@@ -81,7 +82,7 @@ impl RateLimitLayer {
         RateLimitLayer {
             limiters: limiter,
             cost: UnitCost,
-            classifier: NoSignal,
+            classifier: ByError,
             signal: NoSignal,
         }
     }
@@ -93,7 +94,7 @@ impl<K, F> RateLimitLayer<ByKey<K, F>> {
         RateLimitLayer {
             limiters: ByKey { limiters, key },
             cost: UnitCost,
-            classifier: NoSignal,
+            classifier: ByError,
             signal: NoSignal,
         }
     }
@@ -111,8 +112,9 @@ impl<L, W, C, R> RateLimitLayer<L, W, C, R> {
     }
 
     /// The classifier whose [`Class::Throttled`](crate::classify::Class::Throttled) closes the
-    /// gate and cuts the adaptive rate, and whose successes let it recover.
-    pub fn classify<C2>(self, classifier: C2) -> RateLimitLayer<L, W, C2, R> {
+    /// gate and cuts the adaptive rate, and whose successes let it recover (default
+    /// [`ByError`], riprap's one default).
+    pub fn classifier<C2>(self, classifier: C2) -> RateLimitLayer<L, W, C2, R> {
         RateLimitLayer {
             limiters: self.limiters,
             cost: self.cost,

@@ -23,7 +23,7 @@ use super::gate::{Gate, Verdict};
 use super::{LimitedBy, RateLimitError, RateLimitEvent};
 use crate::backoff::SplitMix64;
 use crate::classify::Class;
-use crate::classify::headers::RateLimitSignal;
+use crate::classify::headers::{MAX_SERVER_DELAY, RateLimitSignal};
 use crate::events::{SharedListener, trace};
 
 type Direct = Gcra<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Tick>>;
@@ -120,6 +120,7 @@ impl RateLimiter {
     }
 
     fn build(config: RateLimitConfig, listener: Option<SharedListener<RateLimitEvent>>) -> Self {
+        super::error::register();
         let clock = TokioClock::new();
         let seed = config.seed.unwrap_or_else(|| SplitMix64::random_seed(0));
         RateLimiter {
@@ -185,7 +186,7 @@ impl RateLimiter {
     }
 
     /// Tell the limiter how an admitted request went: a throttle closes the gate for every
-    /// clone (for its `retry_after`, capped by the ceiling, or the default pause), and
+    /// clone (for its `retry_after`, never shortened, or the default pause), and
     /// cuts the adaptive rate; a success lets the adaptive rate recover. The `signal` read
     /// from the response's headers closes the gate when a quota is at zero and paces the
     /// quota left until its reset.
@@ -204,7 +205,7 @@ impl RateLimiter {
             Class::Throttled { retry_after } => {
                 let pause = retry_after
                     .unwrap_or(s.config.default_pause)
-                    .min(s.config.ceiling);
+                    .min(MAX_SERVER_DELAY);
                 s.close_until(now, now.after(pause));
                 if let Some(a) = &s.adaptive {
                     s.rate_changed(a.on_throttle(admitted.sent_at, now));
@@ -215,7 +216,8 @@ impl RateLimiter {
                     s.rate_changed(a.on_success());
                 }
             }
-            Class::Transient | Class::Permanent => {}
+            // Failures, timeouts and refusals by other layers say nothing about the quota.
+            _ => {}
         }
         if let Some(signal) = signal {
             s.apply_signal(now, signal);
@@ -224,11 +226,12 @@ impl RateLimiter {
         s.end_probe(admitted, class);
     }
 
-    /// Close the gate for `pause` (capped by the ceiling), as a server's throttle would.
+    /// Close the gate for `pause` (at most [`MAX_SERVER_DELAY`]), as a server's throttle
+    /// would.
     pub fn close_for(&self, pause: Duration) {
         let s = &*self.shared;
         let now = s.clock.now();
-        s.close_until(now, now.after(pause.min(s.config.ceiling)));
+        s.close_until(now, now.after(pause.min(MAX_SERVER_DELAY)));
     }
 
     /// How long until the gate reopens, if it is closed.
@@ -427,7 +430,7 @@ impl Shared {
     }
 
     fn apply_signal(&self, now: Tick, signal: &RateLimitSignal) {
-        let ceiling = self.config.ceiling;
+        let ceiling = MAX_SERVER_DELAY;
         // The same pause the HTTP classifier puts in a throttle: `Retry-After`, or else the
         // latest reset of a quota at zero.
         if let Some(d) = signal.pause() {

@@ -23,8 +23,9 @@
 //! small seeded jitter, so they do not all fire on one tick and a server whose window has
 //! not quite reset answers one 429, not one per clone. Headers
 //! reporting quota *left* **pace** requests evenly until the reset, so the quota lasts instead
-//! of being burnt and answered with a 429. Every server-imposed wait is capped by the
-//! `ceiling`.
+//! of being burnt and answered with a 429. A server's delay is never shortened: a caller
+//! whose wait for the gate would exceed `max_wait` is refused at once with
+//! [`RateLimitError::Limited`] saying when the gate reopens.
 //!
 //! Pacing spreads what is left over the time to the reset: exact for fixed windows (GitHub,
 //! IETF `RateLimit`), conservative for token buckets (OpenAI and Anthropic report the time
@@ -56,8 +57,7 @@
 //! requests = { rate = 500, per = "1m" }                # burst defaults to the rate
 //! cost = { rate = 30000, per = "1m", burst = 10000 }   # tokens
 //! max_wait = "10s"
-//! ceiling = "5m"
-//! default_pause = "1s"
+//! //! default_pause = "1s"
 //! adaptive = { max_rate = 8.0, min_rate = 0.5, decrease = 0.5, increase = 0.1 }
 //! ```
 //!

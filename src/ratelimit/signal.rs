@@ -1,10 +1,9 @@
 //! What a response says about rate limits, and what a request costs.
 
 #[cfg(feature = "http")]
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use crate::classify::headers::RateLimitSignal;
-use crate::classify::{Class, Classify};
 
 /// Reads a server's rate-limit signal (`Retry-After`, remaining quota and reset) from a
 /// response.
@@ -39,15 +38,12 @@ where
     }
 }
 
-/// Reads nothing: no header signal, and as a classifier, `Ok` is a success and `Err` is
-/// transient (which the limiter ignores). The layer's default for both.
+/// Reads no header signal. The layer's default.
 ///
 /// ```
-/// use riprap::classify::{Class, Classify};
 /// use riprap::ratelimit::{NoSignal, ReadSignal};
 ///
 /// assert_eq!(ReadSignal::<u16>::signal(&NoSignal, &429), None);
-/// assert_eq!(Classify::<u16, ()>::classify(&NoSignal, Ok(&429)), Class::Success);
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoSignal;
@@ -58,18 +54,9 @@ impl<Res> ReadSignal<Res> for NoSignal {
     }
 }
 
-impl<Res, Err> Classify<Res, Err> for NoSignal {
-    fn classify(&self, outcome: Result<&Res, &Err>) -> Class {
-        match outcome {
-            Ok(_) => Class::Success,
-            Err(_) => Class::Transient,
-        }
-    }
-}
-
 /// Reads the server's signal from response headers: `Retry-After` and `retry-after-ms`, and
 /// the OpenAI, Anthropic, GitHub and IETF rate-limit headers (see
-/// [`headers`](crate::classify::headers)), every delay capped by the ceiling.
+/// [`headers`](crate::classify::headers)).
 ///
 /// Implemented for `http::Response` and, with the `reqwest` feature, `reqwest::Response`.
 ///
@@ -90,21 +77,14 @@ impl<Res, Err> Classify<Res, Err> for NoSignal {
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 #[derive(Debug, Clone, Copy)]
 pub struct HeaderSignal {
-    ceiling: Duration,
+    _private: (),
 }
 
 #[cfg(feature = "http")]
 impl HeaderSignal {
-    /// Read headers with the [`DEFAULT_CEILING`](crate::classify::headers::DEFAULT_CEILING).
+    /// Read every dialect of rate-limit header riprap knows.
     pub fn new() -> Self {
-        HeaderSignal {
-            ceiling: crate::classify::headers::DEFAULT_CEILING,
-        }
-    }
-
-    /// The longest delay a response may impose.
-    pub fn ceiling(self, ceiling: Duration) -> Self {
-        HeaderSignal { ceiling }
+        HeaderSignal { _private: () }
     }
 
     /// The signal in `headers`, if they carry any.
@@ -112,7 +92,11 @@ impl HeaderSignal {
         if headers.is_empty() {
             return None;
         }
-        let signal = RateLimitSignal::from_headers(headers, SystemTime::now(), self.ceiling);
+        let signal = RateLimitSignal::from_headers(
+            headers,
+            SystemTime::now(),
+            crate::classify::headers::MAX_SERVER_DELAY,
+        );
         (!signal.is_empty()).then_some(signal)
     }
 }

@@ -10,7 +10,7 @@ use crate::error::ConfigError;
 /// A [`RateLimitConfig`] as plain data, readable from TOML, YAML or JSON (feature `serde`).
 ///
 /// A knob left out keeps the builder's default: no local quota (server signals only), wait up
-/// to 30 s for capacity, the header ceiling, a 1 s pause for a bare 429, up to 100 ms of
+/// to 30 s for capacity, a 1 s pause for a bare 429, up to 100 ms of
 /// reopening jitter, a 1 s probe timeout, no adaptive rate.
 ///
 /// ```
@@ -48,13 +48,6 @@ pub struct RateLimitSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub max_wait: Option<Duration>,
-    /// The longest pause a server's headers may impose (default the header ceiling).
-    #[serde(
-        default,
-        with = "crate::config::duration::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub ceiling: Option<Duration>,
     /// How long a throttle that names no delay pauses every caller (default 1 s).
     #[serde(
         default,
@@ -134,9 +127,6 @@ impl RateLimitSpec {
         }
         if let Some(d) = self.max_wait {
             b = b.max_wait(d);
-        }
-        if let Some(d) = self.ceiling {
-            b = b.ceiling(d);
         }
         if let Some(d) = self.default_pause {
             b = b.default_pause(d);

@@ -7,16 +7,12 @@ use super::{ByClone, RetryEvent, RetryLayer};
 use crate::backoff::{BackoffBuilder, BackoffPolicy, Jitter, MakeBackoff};
 use crate::budget::{Budget, RatioBudget};
 use crate::classify::ByError;
+use crate::engine::{DEFAULT_MAX_RETRY_AFTER, Rules};
 use crate::error::{ConfigError, check_duration};
 use crate::events::{Listener, SharedListener};
 
 /// Attempts made unless configured otherwise: one call and two retries.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
-
-/// The longest a server's `Retry-After` is obeyed unless configured otherwise: 60 s, enough
-/// for the per-minute windows most APIs meter by. A longer request is waited out for 60 s and
-/// the retry asks again.
-pub const DEFAULT_RETRY_AFTER_CEILING: Duration = Duration::from_secs(60);
 
 /// The most attempts a config accepts: beyond this a retry loop is an outage amplifier.
 pub const MAX_ATTEMPTS_LIMIT: u32 = 100;
@@ -52,7 +48,7 @@ pub struct RetryConfig<C = ByError, P = BackoffPolicy, B = RatioBudget, R = ByCl
     requests: R,
     max_attempts: u32,
     deadline: Option<Duration>,
-    retry_after_ceiling: Duration,
+    max_retry_after: Duration,
     listener: Option<SharedListener<RetryEvent>>,
 }
 
@@ -61,7 +57,7 @@ impl std::fmt::Debug for RetryConfig {
         f.debug_struct("RetryConfig")
             .field("max_attempts", &self.max_attempts)
             .field("deadline", &self.deadline)
-            .field("retry_after_ceiling", &self.retry_after_ceiling)
+            .field("max_retry_after", &self.max_retry_after)
             .finish_non_exhaustive()
     }
 }
@@ -78,7 +74,7 @@ fn backoff(b: BackoffBuilder) -> Result<BackoffPolicy, ConfigError> {
 
 impl RetryConfig {
     /// The defaults: 3 attempts, exponential backoff from 100 ms capped at 5 s with full
-    /// jitter, a fresh default [`RatioBudget`] (20 %), `Retry-After` obeyed up to 60 s, no
+    /// jitter, a fresh default [`RatioBudget`] (20 %), server delays sat out up to 60 s, no
     /// deadline, errors classified by [`ByError`], requests copied by `Clone`.
     pub fn new() -> Self {
         RetryConfig {
@@ -91,7 +87,7 @@ impl RetryConfig {
             requests: ByClone,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             deadline: None,
-            retry_after_ceiling: DEFAULT_RETRY_AFTER_CEILING,
+            max_retry_after: DEFAULT_MAX_RETRY_AFTER,
             listener: None,
         }
     }
@@ -114,7 +110,7 @@ impl RetryConfig {
                     .max_delay(Duration::from_secs(8)),
             ),
             max_attempts: 3,
-            retry_after_ceiling: Duration::from_secs(60),
+            max_retry_after: Duration::from_secs(60),
             ..RetryConfig::new()
         }
     }
@@ -179,10 +175,13 @@ impl<C, P, B, R> RetryConfig<C, P, B, R> {
         self
     }
 
-    /// The longest wait a server's `Retry-After` can impose (default 60 s); longer requests
-    /// are capped to it.
-    pub fn retry_after_ceiling(mut self, ceiling: Duration) -> Self {
-        self.retry_after_ceiling = ceiling;
+    /// The longest server-requested wait (a `Retry-After`, an open breaker's time to its next
+    /// probe) this layer sits out (default 60 s). A longer one is never shortened: the layer
+    /// gives up at once with [`GiveUp::WaitTooLong`](super::GiveUp::WaitTooLong), and
+    /// [`RetryError::retry_at`](super::RetryError::retry_at) says when the server will take
+    /// calls again.
+    pub fn max_retry_after(mut self, max: Duration) -> Self {
+        self.max_retry_after = max;
         self
     }
 
@@ -201,7 +200,7 @@ impl<C, P, B, R> RetryConfig<C, P, B, R> {
             requests: self.requests,
             max_attempts: self.max_attempts,
             deadline: self.deadline,
-            retry_after_ceiling: self.retry_after_ceiling,
+            max_retry_after: self.max_retry_after,
             listener: self.listener,
         }
     }
@@ -215,7 +214,7 @@ impl<C, P, B, R> RetryConfig<C, P, B, R> {
             requests: self.requests,
             max_attempts: self.max_attempts,
             deadline: self.deadline,
-            retry_after_ceiling: self.retry_after_ceiling,
+            max_retry_after: self.max_retry_after,
             listener: self.listener,
         }
     }
@@ -230,7 +229,7 @@ impl<C, P, B, R> RetryConfig<C, P, B, R> {
             requests: self.requests,
             max_attempts: self.max_attempts,
             deadline: self.deadline,
-            retry_after_ceiling: self.retry_after_ceiling,
+            max_retry_after: self.max_retry_after,
             listener: self.listener,
         }
     }
@@ -245,7 +244,7 @@ impl<C, P, B, R> RetryConfig<C, P, B, R> {
             requests,
             max_attempts: self.max_attempts,
             deadline: self.deadline,
-            retry_after_ceiling: self.retry_after_ceiling,
+            max_retry_after: self.max_retry_after,
             listener: self.listener,
         }
     }
@@ -275,21 +274,19 @@ impl<C, P, B, R> RetryConfig<C, P, B, R> {
                 ));
             }
         }
-        if check_duration("retry.retry_after_ceiling", self.retry_after_ceiling)? == 0 {
-            return Err(ConfigError::new(
-                "retry.retry_after_ceiling",
-                "must be greater than zero: a zero ceiling would retry a throttled call at once",
-            ));
-        }
+        // Zero is allowed: it means "never sit out a server's delay, give up at once".
+        check_duration("retry.max_retry_after", self.max_retry_after)?;
         let backoff = self.backoff?;
         Ok(RetryLayer::from_shared(Arc::new(super::Shared {
             classifier: self.classifier,
-            backoff,
-            budget: self.budget,
+            rules: Rules {
+                backoff,
+                budget: self.budget,
+                max_attempts: self.max_attempts,
+                deadline: self.deadline,
+                max_retry_after: self.max_retry_after,
+            },
             requests: self.requests,
-            max_attempts: self.max_attempts,
-            deadline: self.deadline,
-            retry_after_ceiling: self.retry_after_ceiling,
             listener: self.listener,
         })))
     }

@@ -2,62 +2,12 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::time::Duration;
 
-use crate::classify::{Class, Classified};
+use tokio::time::Instant;
 
-/// Why the retry layer stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum GiveUp {
-    /// The classifier said no retry can help (or called the error a success).
-    Permanent,
-    /// Every attempt allowed by `max_attempts` was made.
-    AttemptsExhausted,
-    /// The backoff schedule ran out (its own `max_retries` or `max_elapsed`).
-    BackoffExhausted,
-    /// The shared retry budget refused to pay for another attempt.
-    BudgetRefused,
-    /// The next attempt could not start before the request's deadline.
-    Deadline,
-    /// The request cannot be sent twice: the clone policy declined to copy it (a streaming
-    /// body, or a non-idempotent method without an `Idempotency-Key`).
-    NotRetryable,
-    /// The inner service failed while getting ready for an attempt.
-    NotReady,
-}
-
-impl GiveUp {
-    /// A short snake_case name for logs and metrics labels.
-    ///
-    /// ```
-    /// assert_eq!(riprap::retry::GiveUp::BudgetRefused.as_str(), "budget_refused");
-    /// ```
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            GiveUp::Permanent => "permanent",
-            GiveUp::AttemptsExhausted => "attempts_exhausted",
-            GiveUp::BackoffExhausted => "backoff_exhausted",
-            GiveUp::BudgetRefused => "budget_refused",
-            GiveUp::Deadline => "deadline",
-            GiveUp::NotRetryable => "not_retryable",
-            GiveUp::NotReady => "not_ready",
-        }
-    }
-}
-
-impl fmt::Display for GiveUp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            GiveUp::Permanent => "the error is permanent",
-            GiveUp::AttemptsExhausted => "attempts exhausted",
-            GiveUp::BackoffExhausted => "backoff schedule exhausted",
-            GiveUp::BudgetRefused => "retry budget refused another attempt",
-            GiveUp::Deadline => "the next attempt would start past the deadline",
-            GiveUp::NotRetryable => "the request cannot be replayed",
-            GiveUp::NotReady => "the inner service failed to get ready",
-        })
-    }
-}
+use super::GiveUp;
+use crate::classify::{Class, Classified, LayerError, marker};
 
 /// The error of a [`Retry`](super::Retry) service: the last attempt's error, why the layer gave
 /// up, and how many attempts it made.
@@ -78,6 +28,7 @@ impl fmt::Display for GiveUp {
 pub struct RetryError<E> {
     reason: GiveUp,
     attempts: u32,
+    retry_at: Option<Instant>,
     inner: E,
 }
 
@@ -86,13 +37,32 @@ impl<E> RetryError<E> {
         RetryError {
             reason,
             attempts,
+            retry_at: None,
             inner,
         }
+    }
+
+    pub(crate) fn retrying_at(mut self, retry_at: Option<Instant>) -> Self {
+        self.retry_at = retry_at;
+        self
     }
 
     /// Why the layer stopped.
     pub fn reason(&self) -> GiveUp {
         self.reason
+    }
+
+    /// When the server (or an open breaker) said it will take calls again, if the last
+    /// failure said. With [`GiveUp::WaitTooLong`] this is the instant the layer would not wait
+    /// for: come back then, not sooner.
+    pub fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    /// How long from now until [`retry_at`](Self::retry_at), if known (zero once it passed).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_at
+            .map(|at| at.saturating_duration_since(Instant::now()))
     }
 
     /// How many attempts were sent (0 if the service failed before the first).
@@ -126,6 +96,12 @@ impl<E: StdError + 'static> StdError for RetryError<E> {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         Some(&self.inner)
     }
+
+    // How a boxed chain recognises a give-up whatever `E` is: `ByError` reads this marker
+    // and classifies the chain as final instead of retrying it again.
+    fn description(&self) -> &str {
+        marker::GAVE_UP
+    }
 }
 
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -146,6 +122,7 @@ impl<E: Into<BoxError>> RetryError<E> {
         Box::new(RetryError {
             reason: self.reason,
             attempts: self.attempts,
+            retry_at: self.retry_at,
             inner: Boxed(self.inner.into()),
         })
     }
@@ -171,15 +148,19 @@ impl StdError for Boxed {
 /// Always [`Class::Permanent`]: this request has already been retried as far as its policy and
 /// budget allow, and a layer above that retried it again would multiply the load, which is the
 /// 64× of three stacked layers. A breaker belongs below the retry layer, where it sees each
-/// attempt.
+/// attempt. Boxed, it classifies the same way whatever `E` is.
 impl<E> Classified for RetryError<E> {
     fn class(&self) -> Class {
         Class::Permanent
     }
 }
 
-/// The verdict on riprap's retry errors met in a boxed error's source chain.
-pub(crate) fn known_class(err: &(dyn StdError + 'static)) -> Option<Class> {
-    let found = err.is::<RetryError<Boxed>>() || err.is::<RetryError<std::io::Error>>();
-    found.then_some(Class::Permanent)
+/// A retry layer that gave up has already spent its attempts: to anything above it the
+/// failure is final, whatever the last attempt's error was.
+impl<E> LayerError for RetryError<E> {
+    type Inner = E;
+
+    fn layer_class(&self) -> Result<&E, Class> {
+        Err(Class::Permanent)
+    }
 }

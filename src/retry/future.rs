@@ -1,7 +1,5 @@
-//! The retry state machine.
+//! The retry state machine: the engine's rules, driven over a tower service.
 
-use std::any::Any;
-use std::error::Error as StdError;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,21 +11,23 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use super::{CloneRequest, GiveUp, RetryError, RetryEvent, Shared};
-use crate::backoff::{Backoff, MakeBackoff};
-use crate::budget::{Budget, Failure, Outcome, Withdrawal};
+use crate::backoff::MakeBackoff;
+use crate::budget::Budget;
 use crate::classify::{Class, Classify};
+use crate::engine::{Retries, Stop};
 use crate::events::trace;
 
 pin_project! {
     /// The response future of [`Retry`](super::Retry): calls, sleeps and calls again until an
     /// attempt succeeds or a rule says stop.
     ///
-    /// Dropping it at any point is safe: budget withdrawals happen only at the instant a retry
-    /// is sent, so a future dropped while it waits has spent nothing, and it owns no task.
+    /// Dropping it at any point is safe: a retry's budget withdrawal is held while it waits
+    /// and handed back if the future is dropped before the retry is sent, and it owns no task.
     pub struct ResponseFuture<S, Req, C, P, B, R>
     where
         S: Service<Req>,
         P: MakeBackoff,
+        B: Budget,
     {
         #[pin]
         state: State<S::Future>,
@@ -40,18 +40,15 @@ pin_project! {
         span: tracing::Span,
         // Everything only a retry needs, allocated at the first failure so the success path
         // stays small (the future is moved on every call) and allocation-free.
-        retrying: Option<Box<Retrying<P::Backoff, S::Response, S::Error>>>,
+        retrying: Option<Box<Retrying<P::Backoff, B>>>,
     }
 }
 
-struct Retrying<K, Res, Err> {
-    backoff: K,
+struct Retrying<K, B: Budget> {
+    // The engine's state for this request; dropping it hands back a held withdrawal.
+    retries: Option<Retries<K, B>>,
     // Kept across retries and reset, so a request allocates at most one timer.
     sleep: Option<Pin<Box<Sleep>>>,
-    // The failed outcome a pending retry follows, returned if that retry is never made.
-    last: Option<Result<Res, Err>>,
-    failure: Failure,
-    spent: Withdrawal,
 }
 
 pin_project! {
@@ -68,17 +65,16 @@ impl<S, Req, C, P, B, R> ResponseFuture<S, Req, C, P, B, R>
 where
     S: Service<Req>,
     P: MakeBackoff,
-    B: Budget,
+    B: Budget + Clone,
     R: CloneRequest<Req>,
 {
     pub(crate) fn start(mut service: S, req: Req, shared: Arc<Shared<C, P, B, R>>) -> Self {
-        shared.budget.deposit();
-        let request = if shared.max_attempts > 1 {
+        let started = shared.rules.begin();
+        let request = if shared.rules.max_attempts > 1 {
             shared.requests.clone_request(&req)
         } else {
             None
         };
-        let started = shared.deadline.map(|_| Instant::now());
         let span = if debug_enabled() {
             tracing::debug_span!(target: "riprap::retry", "riprap.retry", attempts = tracing::field::Empty)
         } else {
@@ -104,10 +100,9 @@ where
 impl<S, Req, C, P, B, R> Future for ResponseFuture<S, Req, C, P, B, R>
 where
     S: Service<Req>,
-    S::Error: 'static,
     C: Classify<S::Response, S::Error>,
     P: MakeBackoff,
-    B: Budget,
+    B: Budget + Clone,
     R: CloneRequest<Req>,
 {
     type Output = Result<S::Response, RetryError<S::Error>>;
@@ -123,37 +118,33 @@ where
                     let attempt = *this.attempts;
                     let class = shared.classifier.classify(outcome.as_ref());
                     if class.is_success() {
-                        let spent = this.retrying.as_ref().map_or(Withdrawal::NONE, |r| r.spent);
-                        shared.budget.record(Outcome::Success { spent });
+                        let retries = this.retrying.as_mut().and_then(|r| r.retries.as_mut());
+                        shared.rules.succeeded(retries);
                         shared.attempt(attempt, class, None);
                         this.state.set(State::Done);
-                        break outcome.map_err(|e| shared.give_up(GiveUp::Permanent, attempt, e));
+                        break outcome.map_err(|e| shared.give_up(Stop::permanent(), attempt, e));
                     }
-                    let timed_out = matches!(&outcome, Err(e) if is_timeout(e));
-                    let failure = Failure::new(class).with_timeout(timed_out);
-                    shared.budget.record(Outcome::Failure(failure));
-                    let delay = match next_delay(
-                        shared,
-                        this.retrying,
-                        this.request.is_some(),
-                        *this.started,
+                    let retrying = this.retrying.get_or_insert_with(|| {
+                        Box::new(Retrying {
+                            retries: None,
+                            sleep: None,
+                        })
+                    });
+                    let delay = match shared.rules.after_failure(
+                        &mut retrying.retries,
                         attempt,
-                        failure,
+                        *this.started,
+                        class,
+                        this.request.is_some(),
                     ) {
                         Ok(delay) => delay,
-                        Err(reason) => {
+                        Err(stop) => {
                             shared.attempt(attempt, class, None);
                             this.state.set(State::Done);
-                            break finish(shared, outcome, reason, attempt);
+                            break finish(shared, outcome, stop, attempt);
                         }
                     };
                     shared.attempt(attempt, class, Some(delay));
-                    // `next_delay` made the retry state when it drew the first delay.
-                    let Some(retrying) = this.retrying.as_deref_mut() else {
-                        unreachable_state()
-                    };
-                    retrying.failure = failure;
-                    retrying.last = Some(outcome);
                     match (retrying.sleep.as_mut(), Instant::now().checked_add(delay)) {
                         (Some(sleep), Some(at)) => sleep.as_mut().reset(at),
                         _ => retrying.sleep = Some(Box::pin(tokio::time::sleep(delay))),
@@ -169,38 +160,31 @@ where
                 StateProj::Readying => {
                     let attempts = *this.attempts;
                     if let Err(e) = ready!(this.service.poll_ready(cx)) {
+                        // Dropping the retry state hands the held withdrawal back.
+                        *this.retrying = None;
                         this.state.set(State::Done);
-                        break Err(shared.give_up(GiveUp::NotReady, attempts, e));
+                        break Err(shared.give_up(Stop::because(GiveUp::NotReady), attempts, e));
                     }
                     let next = attempts + 1;
                     let req = match this.request.take() {
-                        Some(kept) if next < shared.max_attempts => {
+                        Some(kept) if next < shared.rules.max_attempts => {
                             match shared.requests.clone_request(&kept) {
                                 Some(copy) => {
                                     *this.request = Some(kept);
-                                    Some(copy)
+                                    copy
                                 }
-                                None => Some(kept),
+                                None => kept,
                             }
                         }
-                        kept => kept,
+                        Some(kept) => kept,
+                        // A retry is scheduled only while a copy is kept.
+                        None => unreachable_state(),
                     };
-                    let Some(retrying) = this.retrying.as_deref_mut() else {
+                    let Some(retries) = this.retrying.as_mut().and_then(|r| r.retries.as_mut())
+                    else {
                         unreachable_state()
                     };
-                    // Withdraw at the instant the retry is sent: a request dropped while it
-                    // slept or waited for readiness has spent nothing.
-                    let paid = req
-                        .and_then(|r| shared.budget.try_withdraw(retrying.failure).map(|w| (r, w)));
-                    let Some((req, withdrawal)) = paid else {
-                        this.state.set(State::Done);
-                        break match retrying.last.take() {
-                            Some(last) => finish(shared, last, GiveUp::BudgetRefused, attempts),
-                            None => unreachable_state(),
-                        };
-                    };
-                    retrying.spent += withdrawal;
-                    retrying.last = None;
+                    shared.rules.sending(retries);
                     *this.attempts = next;
                     let fut = this.service.call(req);
                     this.state.set(State::Calling { fut });
@@ -213,65 +197,11 @@ where
     }
 }
 
-/// A state the machine never reaches: the retry state and its last outcome are always set
-/// while a retry is pending.
+/// A state the machine never reaches: the retry state and the kept copy are always set while
+/// a retry is pending.
 #[cold]
 fn unreachable_state<T>() -> T {
     panic!("retry future lost its pending retry")
-}
-
-/// The wait before the next attempt, or why there is none. Makes the retry state (and draws
-/// the backoff schedule) at the first failure.
-fn next_delay<C, P, B, R, Res, Err>(
-    shared: &Shared<C, P, B, R>,
-    retrying: &mut Option<Box<Retrying<P::Backoff, Res, Err>>>,
-    can_copy: bool,
-    started: Option<Instant>,
-    attempt: u32,
-    failure: Failure,
-) -> Result<Duration, GiveUp>
-where
-    P: MakeBackoff,
-    B: Budget,
-{
-    let class = failure.class();
-    if !class.is_retryable() {
-        return Err(GiveUp::Permanent);
-    }
-    if attempt >= shared.max_attempts {
-        return Err(GiveUp::AttemptsExhausted);
-    }
-    if !can_copy {
-        return Err(GiveUp::NotRetryable);
-    }
-    let state = retrying.get_or_insert_with(|| {
-        Box::new(Retrying {
-            backoff: shared.backoff.make_backoff(),
-            sleep: None,
-            last: None,
-            failure,
-            spent: Withdrawal::NONE,
-        })
-    });
-    let drawn = state.backoff.next_delay().ok_or(GiveUp::BackoffExhausted)?;
-    // The server knows when it will have capacity; the backoff is only a guess.
-    let delay = match class.retry_after() {
-        Some(asked) => asked.min(shared.retry_after_ceiling),
-        None => drawn,
-    };
-    if let (Some(deadline), Some(started)) = (shared.deadline, started) {
-        let resume = Instant::now().checked_add(delay);
-        let end = started.checked_add(deadline);
-        if let (Some(resume), Some(end)) = (resume, end) {
-            if resume >= end {
-                return Err(GiveUp::Deadline);
-            }
-        }
-    }
-    if !shared.budget.can_withdraw(failure) {
-        return Err(GiveUp::BudgetRefused);
-    }
-    Ok(delay)
 }
 
 /// End on a failed outcome: a failing response is handed back as it is; an error is wrapped
@@ -279,39 +209,13 @@ where
 fn finish<C, P, B, R, Res, E>(
     shared: &Shared<C, P, B, R>,
     outcome: Result<Res, E>,
-    reason: GiveUp,
+    stop: Stop,
     attempts: u32,
 ) -> Result<Res, RetryError<E>> {
     if outcome.is_ok() {
-        shared.gave_up(reason, attempts);
+        shared.gave_up(stop.reason, attempts);
     }
-    outcome.map_err(|e| shared.give_up(reason, attempts, e))
-}
-
-/// Whether an error is (or wraps, boxed) a timeout, which costs more in some budgets.
-fn is_timeout<E: 'static>(err: &E) -> bool {
-    let any = err as &dyn Any;
-    if let Some(boxed) = any.downcast_ref::<Box<dyn StdError + Send + Sync>>() {
-        let mut cur: Option<&(dyn StdError + 'static)> = Some(&**boxed);
-        while let Some(e) = cur {
-            let io_timeout = e
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
-            if io_timeout
-                || e.is::<tower::timeout::error::Elapsed>()
-                || e.is::<tokio::time::error::Elapsed>()
-            {
-                return true;
-            }
-            cur = e.source();
-        }
-        return false;
-    }
-    any.is::<tower::timeout::error::Elapsed>()
-        || any.is::<tokio::time::error::Elapsed>()
-        || any
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+    outcome.map_err(|e| shared.give_up(stop, attempts, e))
 }
 
 /// Whether `tracing` output at `level` can be wanted at all: one relaxed load, so the success
@@ -357,8 +261,8 @@ impl<C, P, B, R> Shared<C, P, B, R> {
         self.report(RetryEvent::GaveUp { attempts, reason });
     }
 
-    fn give_up<E>(&self, reason: GiveUp, attempts: u32, err: E) -> RetryError<E> {
-        self.gave_up(reason, attempts);
-        RetryError::new(reason, attempts, err)
+    fn give_up<E>(&self, stop: Stop, attempts: u32, err: E) -> RetryError<E> {
+        self.gave_up(stop.reason, attempts);
+        RetryError::new(stop.reason, attempts, err).retrying_at(stop.retry_at)
     }
 }

@@ -40,7 +40,7 @@ impl<C, P, B, R> RetryLayer<C, P, B, R> {
 
     /// The budget every wrapped service draws on.
     pub fn budget(&self) -> &B {
-        &self.shared.budget
+        &self.shared.rules.budget
     }
 }
 
@@ -55,9 +55,9 @@ impl<C, P, B, R> Clone for RetryLayer<C, P, B, R> {
 impl<C, P, B, R> fmt::Debug for RetryLayer<C, P, B, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryLayer")
-            .field("max_attempts", &self.shared.max_attempts)
-            .field("deadline", &self.shared.deadline)
-            .field("retry_after_ceiling", &self.shared.retry_after_ceiling)
+            .field("max_attempts", &self.shared.rules.max_attempts)
+            .field("deadline", &self.shared.rules.deadline)
+            .field("max_retry_after", &self.shared.rules.max_retry_after)
             .finish_non_exhaustive()
     }
 }

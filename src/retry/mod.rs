@@ -15,10 +15,13 @@
 //!    of failing requests cannot multiply the load on a struggling dependency. See
 //!    [`budget`](crate::budget) for the arithmetic and the choice of budget.
 //!
-//! Between attempts it waits the [backoff](crate::backoff) delay or, when the server sent a
-//! `Retry-After`, exactly that long, capped by
-//! [`retry_after_ceiling`](RetryConfig::retry_after_ceiling). A throttle without a
-//! `Retry-After` waits the backoff delay.
+//! Between attempts it waits the [backoff](crate::backoff) delay, and never less than a delay
+//! the server asked for (a `Retry-After`, or an open breaker's time to its next probe): the
+//! server's delay is a floor, not a hint. When honouring it would take longer than
+//! [`max_retry_after`](RetryConfig::max_retry_after) (60 s by default) or run past the
+//! deadline, the layer does not send early and buy another refusal: it gives up at once with
+//! [`GiveUp::WaitTooLong`], and [`RetryError::retry_at`] says when the server will take calls
+//! again. A throttle without a delay waits the backoff delay.
 //!
 //! ```
 //! use std::time::Duration;
@@ -71,13 +74,13 @@
 //! ## From a config file
 //!
 //! With the `serde` feature, `RetrySpec` holds the knobs that are data (attempts, deadline,
-//! `Retry-After` ceiling, backoff, budget) and reads them from TOML, YAML or JSON with human
+//! the longest server delay sat out, backoff, budget) and reads them from TOML, YAML or JSON with human
 //! durations; `RetrySpec::config()` gives a [`RetryConfig`] to add the classifier to:
 //!
 //! ```toml
 //! max_attempts = 4
 //! deadline = "30s"
-//! retry_after_ceiling = "1m"
+//! max_retry_after = "1m"
 //! backoff = { base = "250ms", max_delay = "8s" }   # see `BackoffSpec`
 //! budget = { ratio_budget = { ratio = 0.1 } }      # see `BudgetSpec`
 //! ```
@@ -92,13 +95,12 @@
 //!
 //! ## Cancellation and cost
 //!
-//! Dropping a [`ResponseFuture`] at any point leaks nothing: the budget is paid at the instant
-//! a retry is sent (after its backoff sleep), so a request abandoned mid-backoff spends no
-//! token, and no task is spawned. On the success path the layer reads no clock (unless a
+//! Dropping a [`ResponseFuture`] at any point leaks nothing: the budget pays for a retry when
+//! it is scheduled and the withdrawal is held while the request waits, so a request abandoned
+//! mid-backoff hands it back and spends nothing; no task is spawned. On the success path the layer reads no clock (unless a
 //! deadline is set), allocates nothing, and touches the budget with one atomic add.
 
-use std::time::Duration;
-
+use crate::engine::Rules;
 use crate::events::SharedListener;
 
 mod config;
@@ -111,10 +113,9 @@ mod service;
 #[cfg(feature = "serde")]
 mod spec;
 
-pub use config::{
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_RETRY_AFTER_CEILING, MAX_ATTEMPTS_LIMIT, RetryConfig,
-};
-pub use error::{Boxed, GiveUp, RetryError};
+pub use crate::engine::{DEFAULT_MAX_RETRY_AFTER, GiveUp};
+pub use config::{DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS_LIMIT, RetryConfig};
+pub use error::{Boxed, RetryError};
 pub use event::RetryEvent;
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;
@@ -126,16 +127,10 @@ pub use service::Retry;
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use spec::{RetrySpec, SpecRetryConfig};
 
-pub(crate) use error::known_class;
-
 /// Everything the services of one layer share.
 pub(crate) struct Shared<C, P, B, R> {
     pub(crate) classifier: C,
-    pub(crate) backoff: P,
-    pub(crate) budget: B,
+    pub(crate) rules: Rules<P, B>,
     pub(crate) requests: R,
-    pub(crate) max_attempts: u32,
-    pub(crate) deadline: Option<Duration>,
-    pub(crate) retry_after_ceiling: Duration,
     pub(crate) listener: Option<SharedListener<RetryEvent>>,
 }

@@ -17,9 +17,7 @@ use crate::classify::Classify;
 /// Each call is one logical request: a first attempt, then retries while the classifier calls
 /// the failure retryable, attempts remain, the deadline allows the wait, the request can be
 /// copied and the budget pays. The inner service is cloned per call, as `tower::retry` does,
-/// so every retry can wait for it to be ready. The inner error type must be `'static`: the
-/// layer looks inside errors for timeouts (tower's and tokio's `Elapsed`, `io::ErrorKind::TimedOut`,
-/// also inside a boxed error's source chain) to tell the budget, which may price them higher.
+/// so every retry can wait for it to be ready.
 pub struct Retry<S, C, P, B, R> {
     inner: S,
     shared: Arc<Shared<C, P, B, R>>,
@@ -47,7 +45,7 @@ impl<S, C, P, B, R> Retry<S, C, P, B, R> {
 
     /// The budget this service draws on.
     pub fn budget(&self) -> &B {
-        &self.shared.budget
+        &self.shared.rules.budget
     }
 }
 
@@ -64,7 +62,7 @@ impl<S: fmt::Debug, C, P, B, R> fmt::Debug for Retry<S, C, P, B, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")
             .field("inner", &self.inner)
-            .field("max_attempts", &self.shared.max_attempts)
+            .field("max_attempts", &self.shared.rules.max_attempts)
             .finish_non_exhaustive()
     }
 }
@@ -72,10 +70,9 @@ impl<S: fmt::Debug, C, P, B, R> fmt::Debug for Retry<S, C, P, B, R> {
 impl<S, Req, C, P, B, R> Service<Req> for Retry<S, C, P, B, R>
 where
     S: Service<Req> + Clone,
-    S::Error: 'static,
     C: Classify<S::Response, S::Error>,
     P: MakeBackoff,
-    B: Budget,
+    B: Budget + Clone,
     R: CloneRequest<Req>,
 {
     type Response = S::Response;

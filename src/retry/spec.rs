@@ -12,10 +12,10 @@ use crate::error::ConfigError;
 use crate::retry::ByClone;
 
 /// The knobs of a [`RetryConfig`] that are plain data, readable from TOML, YAML or JSON
-/// (feature `serde`): attempts, deadline, `Retry-After` ceiling, the backoff and the budget.
+/// (feature `serde`): attempts, deadline, the longest server delay sat out, the backoff and the budget.
 ///
-/// A knob left out keeps [`RetryConfig::new`]'s default: 3 attempts, no deadline, a 60 s
-/// ceiling, exponential backoff from 100 ms capped at 5 s with full jitter, and a fresh
+/// A knob left out keeps [`RetryConfig::new`]'s default: 3 attempts, no deadline, server delays
+/// sat out up to 60 s, exponential backoff from 100 ms capped at 5 s with full jitter, and a fresh
 /// default [`RatioBudget`](crate::budget::RatioBudget). The classifier, the listener and
 /// request copying are code, not data: set them on the config that
 /// [`config`](RetrySpec::config) returns. To share one budget between several layers (as you
@@ -29,7 +29,7 @@ use crate::retry::ByClone;
 /// let spec: RetrySpec = toml::from_str(r#"
 ///     max_attempts = 4
 ///     deadline = "30s"
-///     retry_after_ceiling = "2m"
+///     max_retry_after = "2m"
 ///
 ///     [backoff]
 ///     base = "250ms"
@@ -60,13 +60,13 @@ pub struct RetrySpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub deadline: Option<Duration>,
-    /// The longest wait a server's `Retry-After` can impose (default 60 s).
+    /// The longest server-requested wait sat out (default 60 s); a longer one gives up at once.
     #[serde(
         default,
         with = "crate::config::duration::option",
         skip_serializing_if = "Option::is_none"
     )]
-    pub retry_after_ceiling: Option<Duration>,
+    pub max_retry_after: Option<Duration>,
     /// The delays between attempts (default exponential from 100 ms, capped at 5 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff: Option<BackoffSpec>,
@@ -93,8 +93,8 @@ impl RetrySpec {
         if let Some(d) = self.deadline {
             config = config.deadline(d);
         }
-        if let Some(d) = self.retry_after_ceiling {
-            config = config.retry_after_ceiling(d);
+        if let Some(d) = self.max_retry_after {
+            config = config.max_retry_after(d);
         }
         if let Some(b) = &self.backoff {
             config = config.backoff(b.build()?);

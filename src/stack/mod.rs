@@ -439,11 +439,11 @@ where
         let attempt = self.attempt.layer(client);
         let limited = RateLimitLayer::new(self.limiter.clone())
             .cost(self.cost.clone())
-            .classify(Through(self.classifier.clone()))
+            .classifier(Through(self.classifier.clone()))
             .read_signal(self.signal.clone())
             .layer(attempt);
         let guarded = CircuitBreakerLayer::new(self.breaker.clone())
-            .classify(Through(Through(self.classifier.clone())))
+            .classifier(Through(Through(self.classifier.clone())))
             .layer(limited);
         StackService::new(self.total.layer(self.retry.layer(guarded)))
     }

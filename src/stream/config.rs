@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::engine::DEFAULT_MAX_RETRY_AFTER;
 use crate::error::{ConfigError, check_duration};
 
 /// What an end of the source's stream means.
@@ -38,6 +39,11 @@ pub struct ResumeConfig {
     pub on_end: OnEnd,
     /// What a jump in dense offsets means.
     pub on_gap: OnGap,
+    /// The longest server-requested wait sat out before a reconnect (default 60 s, as for the
+    /// retry layer). A longer one is never shortened: the stream ends with
+    /// [`GiveUp::WaitTooLong`](crate::retry::GiveUp::WaitTooLong) and the instant the server
+    /// named.
+    pub max_retry_after: Duration,
 }
 
 impl Default for ResumeConfig {
@@ -46,6 +52,7 @@ impl Default for ResumeConfig {
             max_reconnects: 10,
             on_end: OnEnd::Reconnect,
             on_gap: OnGap::Fail,
+            max_retry_after: DEFAULT_MAX_RETRY_AFTER,
         }
     }
 }
@@ -103,6 +110,12 @@ impl ResumeConfigBuilder {
         self
     }
 
+    /// The longest server-requested wait sat out before a reconnect (default 60 s).
+    pub fn max_retry_after(mut self, max: Duration) -> Self {
+        self.config.max_retry_after = max;
+        self
+    }
+
     /// Check the knobs.
     pub fn build(self) -> Result<ResumeConfig, ConfigError> {
         if self.config.max_reconnects == 0 {
@@ -111,6 +124,7 @@ impl ResumeConfigBuilder {
                 "must be at least 1 (a stream that never reconnects needs no Resumable)",
             ));
         }
+        check_duration("stream.max_retry_after", self.config.max_retry_after)?;
         Ok(self.config)
     }
 }

@@ -4,7 +4,10 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::io;
 
+use tokio::time::Instant;
+
 use crate::classify::{Class, Classified};
+use crate::engine::GiveUp;
 
 /// Why a [`Resumable`](super::Resumable) or [`Checkpointed`](super::Checkpointed) stream ended.
 ///
@@ -14,19 +17,18 @@ use crate::classify::{Class, Classified};
 pub enum ResumeError<E, O> {
     /// The source failed in a way the classifier says another connection cannot fix.
     Permanent(E),
-    /// The reconnect bound (or the backoff schedule) ran out before the source delivered a
-    /// new item.
+    /// Reconnecting stopped before the source delivered a new item, by the same rules as the
+    /// retry layer: the reconnect bound or the backoff schedule ran out, the
+    /// [retry budget](super::Resumable::budget) refused, or the server asked for a wait longer
+    /// than [`max_retry_after`](super::ResumeConfig::max_retry_after).
     GaveUp {
+        /// Why it stopped.
+        reason: GiveUp,
         /// Reconnect attempts made in this outage.
         attempts: u32,
+        /// When the server said it will take calls again, if the last failure said.
+        retry_at: Option<Instant>,
         /// The last error, or `None` if the source kept ending instead of failing.
-        last: Option<E>,
-    },
-    /// The [retry budget](super::Resumable::budget) refused to pay for another reconnect.
-    BudgetRefused {
-        /// Reconnect attempts made in this outage before the refusal.
-        attempts: u32,
-        /// The last error, or `None` if the source ended instead of failing.
         last: Option<E>,
     },
     /// Dense offsets jumped: the items from `expected` up to (not including) `found` never
@@ -46,26 +48,18 @@ impl<E: fmt::Display, O: fmt::Debug> fmt::Display for ResumeError<E, O> {
         match self {
             ResumeError::Permanent(e) => write!(f, "source failed permanently: {e}"),
             ResumeError::GaveUp {
+                reason,
                 attempts,
-                last: Some(e),
-            } => write!(f, "gave up after {attempts} reconnects: {e}"),
-            ResumeError::GaveUp {
-                attempts,
-                last: None,
+                last,
+                ..
             } => {
                 write!(
                     f,
-                    "gave up after {attempts} reconnects: the source kept ending"
-                )
-            }
-            ResumeError::BudgetRefused { attempts, last } => {
-                write!(
-                    f,
-                    "the retry budget refused a reconnect after {attempts} reconnects"
+                    "gave up reconnecting after {attempts} reconnects ({reason})"
                 )?;
                 match last {
                     Some(e) => write!(f, ": {e}"),
-                    None => write!(f, ": the source ended"),
+                    None => write!(f, ": the source kept ending"),
                 }
             }
             ResumeError::Gap { expected, found } => {
@@ -83,9 +77,7 @@ where
 {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
-            ResumeError::Permanent(e)
-            | ResumeError::GaveUp { last: Some(e), .. }
-            | ResumeError::BudgetRefused { last: Some(e), .. } => Some(e),
+            ResumeError::Permanent(e) | ResumeError::GaveUp { last: Some(e), .. } => Some(e),
             ResumeError::Checkpoint(e) => Some(e),
             _ => None,
         }
@@ -97,7 +89,7 @@ where
 impl<E, O> Classified for ResumeError<E, O> {
     fn class(&self) -> Class {
         match self {
-            ResumeError::GaveUp { .. } | ResumeError::BudgetRefused { .. } => Class::Transient,
+            ResumeError::GaveUp { .. } => Class::Transient,
             ResumeError::Checkpoint(e) => e.class(),
             _ => Class::Permanent,
         }

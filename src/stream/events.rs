@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::offset::Offset;
 use crate::classify::Class;
+use crate::engine::GiveUp;
 use crate::events::SharedListener;
 
 /// Something a [`Resumable`](super::Resumable) or [`Checkpointed`](super::Checkpointed)
@@ -42,6 +43,8 @@ pub enum StreamEvent<O> {
     GaveUp {
         /// Attempts made in the outage.
         attempts: u32,
+        /// Why it stopped.
+        reason: GiveUp,
     },
     /// A position was durably committed.
     Committed {
@@ -102,8 +105,9 @@ impl<O: Offset> StreamEvent<O> {
                 expected: OffsetRef::new(expected),
                 found: OffsetRef::new(found),
             },
-            StreamEvent::GaveUp { attempts } => StreamEvent::GaveUp {
+            StreamEvent::GaveUp { attempts, reason } => StreamEvent::GaveUp {
                 attempts: *attempts,
+                reason: *reason,
             },
             StreamEvent::Committed { position } => StreamEvent::Committed {
                 position: OffsetRef::new(position),

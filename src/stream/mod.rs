@@ -113,8 +113,10 @@
 //! A fleet of streams dropped at once (a broker restart) reconnects at once. To bound that,
 //! give every stream reading from the same dependency one shared retry
 //! [budget](crate::budget) with [`Resumable::budget`]: each reconnect is paid for out of it,
-//! and a refused one ends that stream with [`ResumeError::BudgetRefused`] instead of adding to
-//! the stampede.
+//! and a refused one ends that stream with [`ResumeError::GaveUp`] (reason
+//! [`GiveUp::BudgetRefused`]) instead of adding to the stampede. Reconnects follow the retry
+//! layer's rules, from the same engine: a server's delay is a floor, and one longer than
+//! [`ResumeConfig::max_retry_after`] ends the stream at once rather than reconnecting early.
 //!
 //! # Watching it
 //!
@@ -135,6 +137,7 @@ mod offset;
 mod resumable;
 mod store;
 
+pub use crate::engine::GiveUp;
 pub use ack::{Ack, AckHandle, AckTracker};
 pub use checkpointed::{Checkpointed, Delivery};
 pub use config::{

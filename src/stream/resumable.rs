@@ -14,10 +14,14 @@ use super::config::{OnEnd, OnGap, ResumeConfig};
 use super::error::ResumeError;
 use super::events::{StreamEvent, StreamStats, emit};
 use super::offset::Offset;
-use crate::backoff::{Backoff, MakeBackoff};
-use crate::budget::{Budget, Failure, Outcome, Withdrawal};
+use crate::backoff::MakeBackoff;
+use crate::budget::{Budget, Unlimited};
 use crate::classify::{ByError, Class, Classify};
+use crate::engine::{GiveUp, Retries, Rules};
 use crate::events::SharedListener;
+
+/// How a stream's budget is held: any budget, shared.
+type SharedBudget = Arc<dyn Budget>;
 
 pin_project! {
     /// A stream over a source that reconnects after the last delivered offset.
@@ -29,15 +33,17 @@ pin_project! {
     ///
     /// `Resumable` yields `(offset, item)` pairs whose offsets strictly advance:
     /// - an error the classifier calls retryable, or an end of the source's stream (with
-    ///   [`OnEnd::Reconnect`]), makes it wait out the backoff and call the source again after
-    ///   the last delivered offset; a new item ends the outage and resets the schedule;
+    ///   [`OnEnd::Reconnect`]), makes it wait out the backoff (never less than a server's
+    ///   requested delay) and call the source again after the last delivered offset; a new
+    ///   item ends the outage and resets the schedule. Reconnects follow the same rules as the
+    ///   retry layer, from the same engine;
     /// - items that are not [after](Offset::is_after) the last delivered offset are replays
     ///   and are dropped;
     /// - dense offsets that jump are a gap: an error or an event, per [`OnGap`];
     /// - a permanent error, a gap with [`OnGap::Fail`], running out of reconnects
-    ///   ([`ResumeConfig::max_reconnects`] per outage, or the backoff schedule stopping), or a
-    ///   [budget](Resumable::budget) refusing a reconnect ends the stream with a
-    ///   [`ResumeError`].
+    ///   ([`ResumeConfig::max_reconnects`] per outage, or the backoff schedule stopping), a
+    ///   [budget](Resumable::budget) refusing a reconnect, or a server delay beyond
+    ///   [`ResumeConfig::max_retry_after`] ends the stream with a [`ResumeError`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -76,40 +82,29 @@ pin_project! {
         state: State<S::Future, S::Response>,
         last: Option<O>,
         classifier: C,
-        policy: B,
-        backoff: Option<B::Backoff>,
+        // The retry engine's rules: one attempt per connection, the first included.
+        rules: Rules<B, SharedBudget>,
+        // This outage's reconnect state; dropping it hands back a withdrawal still held.
+        retries: Option<Retries<B::Backoff, SharedBudget>>,
+        // Reconnects made in the current outage; zero while streaming normally.
         attempts: u32,
         config: ResumeConfig,
         replays: u64,
         stats: StreamStats,
         listener: Option<SharedListener<StreamEvent<O>>>,
-        budget: Option<Arc<dyn Budget>>,
-        // What this outage's reconnects withdrew, reported to the budget when it ends.
-        spent: Withdrawal,
-        // The withdrawal paying for the reconnect being waited for.
-        held: Option<Held>,
     }
 }
 
-/// A withdrawal for a reconnect not sent yet: handed back to the budget if the stream is
-/// dropped (or fails again) before the reconnect goes out.
-struct Held {
-    budget: Arc<dyn Budget>,
-    withdrawal: Withdrawal,
-    sent: bool,
-}
-
-impl Held {
-    fn sent(mut self) {
-        self.sent = true;
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        if !self.sent {
-            self.budget.refund(self.withdrawal);
-        }
+/// The engine's rules for a stream with `config`, reconnecting with `backoff` and paying out of
+/// `budget`.
+fn rules<B>(config: &ResumeConfig, backoff: B, budget: SharedBudget) -> Rules<B, SharedBudget> {
+    Rules {
+        backoff,
+        budget,
+        // Reconnects per outage, plus the connection that failed first.
+        max_attempts: config.max_reconnects.saturating_add(1),
+        deadline: None,
+        max_retry_after: config.max_retry_after,
     }
 }
 
@@ -136,21 +131,19 @@ where
     /// errors with [`ByError`], with the default [`ResumeConfig`]. Nothing happens until it is
     /// polled.
     pub fn new(source: S, backoff: B) -> Self {
+        let config = ResumeConfig::default();
         Resumable {
             source,
             state: State::Idle,
             last: None,
             classifier: ByError,
-            policy: backoff,
-            backoff: None,
+            rules: rules(&config, backoff, Arc::new(Unlimited)),
+            retries: None,
             attempts: 0,
-            config: ResumeConfig::default(),
+            config,
             replays: 0,
             stats: StreamStats::default(),
             listener: None,
-            budget: None,
-            spent: Withdrawal::NONE,
-            held: None,
         }
     }
 }
@@ -168,21 +161,20 @@ where
             state: self.state,
             last: self.last,
             classifier,
-            policy: self.policy,
-            backoff: self.backoff,
+            rules: self.rules,
+            retries: self.retries,
             attempts: self.attempts,
             config: self.config,
             replays: self.replays,
             stats: self.stats,
             listener: self.listener,
-            budget: self.budget,
-            spent: self.spent,
-            held: self.held,
         }
     }
 
     /// Use `config` (see [`ResumeConfig::builder`]).
     pub fn config(mut self, config: ResumeConfig) -> Self {
+        self.rules.max_attempts = config.max_reconnects.saturating_add(1);
+        self.rules.max_retry_after = config.max_retry_after;
         self.config = config;
         self
     }
@@ -201,7 +193,8 @@ where
     /// reconnect withdraws (before the backoff wait, handed back if the stream is dropped
     /// before the reconnect goes out), every failure is recorded, and the new item that ends
     /// the outage is recorded as a success with what the outage spent. A refused withdrawal
-    /// ends the stream with [`ResumeError::BudgetRefused`]: with the whole fleet over budget,
+    /// ends the stream with [`ResumeError::GaveUp`] (reason
+    /// [`GiveUp::BudgetRefused`](crate::retry::GiveUp::BudgetRefused)): with the whole fleet over budget,
     /// failing fast beats every stream waiting out its backoff only to be refused again.
     ///
     /// ```
@@ -229,7 +222,7 @@ where
     /// # }
     /// ```
     pub fn budget(mut self, budget: impl Budget + 'static) -> Self {
-        self.budget = Some(Arc::new(budget));
+        self.rules.budget = Arc::new(budget);
         self
     }
 
@@ -358,11 +351,8 @@ where
                         if *this.attempts != 0 {
                             // New data: the outage is over, and the next starts a fresh schedule.
                             *this.attempts = 0;
-                            *this.backoff = None;
-                            if let Some(budget) = this.budget.as_ref() {
-                                let spent = std::mem::take(this.spent);
-                                budget.record(Outcome::Success { spent });
-                            }
+                            this.rules.succeeded(this.retries.as_mut());
+                            *this.retries = None;
                         }
                         *this.last = Some(offset.clone());
                         this.stats.bump_delivered();
@@ -380,8 +370,8 @@ where
             }
             StateProj::Idle => match ready!(this.source.poll_ready(cx)) {
                 Ok(()) => {
-                    if let Some(held) = this.held.take() {
-                        held.sent();
+                    if let Some(retries) = this.retries.as_mut() {
+                        this.rules.sending(retries);
                     }
                     let future = this.source.call(this.last.clone());
                     this.state.set(State::Connecting {
@@ -412,58 +402,40 @@ where
             StateProj::Done => return Poll::Ready(None),
         };
 
-        // The source failed or ended: reconnect, or end the stream.
+        // The source failed or ended: reconnect, or end the stream, by the engine's rules.
         let (class, error) = failure;
         let attempts = *this.attempts;
-        // A withdrawal still held paid for a reconnect that never went out (the source was
-        // not ready): hand it back now, whatever happens next.
-        *this.held = None;
-        if let Some(budget) = this.budget.as_ref() {
-            if attempts == 0 {
-                // The connection that just failed was the outage's first attempt.
-                budget.deposit();
-            }
-            budget.record(Outcome::Failure(Failure::new(class)));
+        if attempts == 0 {
+            // The connection that just failed was the outage's first attempt.
+            this.rules.begin();
         }
-        if class == Class::Permanent {
-            if let Some(e) = error {
+        let delay = match this.rules.after_failure(
+            this.retries,
+            attempts.saturating_add(1),
+            None,
+            class,
+            true,
+        ) {
+            Ok(delay) => delay,
+            Err(stop) => {
                 this.state.set(State::Done);
-                return Poll::Ready(Some(Err(ResumeError::Permanent(e))));
-            }
-        }
-        let delay = if attempts < this.config.max_reconnects {
-            this.backoff
-                .get_or_insert_with(|| this.policy.make_backoff())
-                .next_delay()
-        } else {
-            None
-        };
-        let Some(delay) = delay else {
-            this.state.set(State::Done);
-            emit(this.listener.as_ref(), StreamEvent::GaveUp { attempts });
-            return Poll::Ready(Some(Err(ResumeError::GaveUp {
-                attempts,
-                last: error,
-            })));
-        };
-        if let Some(budget) = this.budget.as_ref() {
-            let Some(withdrawal) = budget.try_withdraw(Failure::new(class)) else {
-                this.state.set(State::Done);
-                emit(this.listener.as_ref(), StreamEvent::GaveUp { attempts });
-                return Poll::Ready(Some(Err(ResumeError::BudgetRefused {
-                    attempts,
-                    last: error,
+                return Poll::Ready(Some(Err(match (stop.reason, error) {
+                    (GiveUp::Permanent, Some(e)) => ResumeError::Permanent(e),
+                    (reason, last) => {
+                        emit(
+                            this.listener.as_ref(),
+                            StreamEvent::GaveUp { attempts, reason },
+                        );
+                        ResumeError::GaveUp {
+                            reason,
+                            attempts,
+                            retry_at: stop.retry_at,
+                            last,
+                        }
+                    }
                 })));
-            };
-            *this.spent += withdrawal;
-            *this.held = Some(Held {
-                budget: Arc::clone(budget),
-                withdrawal,
-                sent: false,
-            });
-        }
-        // A server's requested pause outranks a shorter computed delay.
-        let delay = class.retry_after().map_or(delay, |ra| ra.max(delay));
+            }
+        };
         *this.attempts = attempts + 1;
         this.stats.add_reconnect();
         emit(

@@ -2,7 +2,7 @@
 //!
 //! `tower::timeout` boxes every error, so a classifier written for your client's error type
 //! can no longer see it. riprap's [`TimeoutLayer`] returns [`TimeoutError<E>`]: either
-//! [`Elapsed`](TimeoutError::Elapsed), classified as transient, or your
+//! [`Elapsed`](TimeoutError::Elapsed), classified as [`TimedOut`](crate::classify::Class::TimedOut), or your
 //! [`Inner`](TimeoutError::Inner) error, untouched. The stack uses it for the attempt timeout
 //! below the retry layer and for the total deadline above it.
 //!
@@ -38,7 +38,7 @@ use tokio::time::Sleep;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::classify::{Class, Classified};
+use crate::classify::{Class, Classified, LayerError, marker};
 
 /// Fail a call that takes longer than a limit; see the [module docs](self).
 #[derive(Debug, Clone, Copy)]
@@ -174,14 +174,35 @@ impl<E: std::error::Error + 'static> std::error::Error for TimeoutError<E> {
             TimeoutError::Inner(e) => Some(e),
         }
     }
+
+    // How a boxed chain learns that this link is a timeout, whatever `E` is; see
+    // `ByError`'s chain rules.
+    fn description(&self) -> &str {
+        match self {
+            TimeoutError::Elapsed(_) => marker::TIMED_OUT,
+            TimeoutError::Inner(_) => "the service behind a timeout failed",
+        }
+    }
 }
 
-/// A timeout is transient; an inner error classifies itself.
+/// A timeout is [`Class::TimedOut`]; an inner error classifies itself.
 impl<E: Classified> Classified for TimeoutError<E> {
     fn class(&self) -> Class {
         match self {
-            TimeoutError::Elapsed(_) => Class::Transient,
+            TimeoutError::Elapsed(_) => Class::TimedOut,
             TimeoutError::Inner(e) => e.class(),
+        }
+    }
+}
+
+/// A timeout's own verdict is [`Class::TimedOut`]; anything else is the inner service's.
+impl<E> LayerError for TimeoutError<E> {
+    type Inner = E;
+
+    fn layer_class(&self) -> Result<&E, Class> {
+        match self {
+            TimeoutError::Inner(e) => Ok(e),
+            TimeoutError::Elapsed(_) => Err(Class::TimedOut),
         }
     }
 }

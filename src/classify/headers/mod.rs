@@ -12,16 +12,19 @@
 //! | Anthropic | `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,remaining,reset}` (RFC 3339) |
 //! | GitHub | `x-ratelimit-{limit,remaining,reset}` (reset in epoch seconds) |
 //!
-//! Every delay is capped by a ceiling ([`DEFAULT_CEILING`] unless you pass another), so a hostile
-//! `Retry-After: 99999999999` cannot park a client for years. A malformed value gives `None`
-//! and a `tracing` debug event, never a panic; numbers too large to represent saturate (and are
-//! then capped) rather than wrap.
+//! Every delay is kept as the server said it, up to one bound, [`MAX_SERVER_DELAY`] (a day),
+//! so that a hostile `Retry-After: 99999999999` is bounded arithmetic rather than an
+//! overflow. Whether a caller waits that long is the caller's decision, made in one place: the
+//! retry engine gives up at once when a delay exceeds its `max_retry_after`, and the rate
+//! limiter refuses callers whose wait would exceed its `max_wait`. Nothing ever shortens a
+//! server's delay. A malformed value gives `None` and a `tracing` debug event, never a panic;
+//! numbers too large to represent saturate rather than wrap.
 //!
 //! ```
-//! use riprap::classify::headers::{RateLimitSignal, DEFAULT_CEILING};
+//! use riprap::classify::headers::{RateLimitSignal, MAX_SERVER_DELAY};
 //! use std::time::{Duration, SystemTime};
 //!
-//! // An OpenAI 429: the token quota is spent and resets in 6 minutes, capped at 5.
+//! // An OpenAI 429: the token quota is spent and resets in 6 minutes.
 //! let headers = [
 //!     ("x-ratelimit-limit-tokens", "40000"),
 //!     ("x-ratelimit-remaining-tokens", "0"),
@@ -31,9 +34,9 @@
 //! let get = |name: &str| {
 //!     headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_bytes())
 //! };
-//! let signal = RateLimitSignal::from_lookup(get, SystemTime::now(), DEFAULT_CEILING);
+//! let signal = RateLimitSignal::from_lookup(get, SystemTime::now(), MAX_SERVER_DELAY);
 //! assert_eq!(signal.tokens.and_then(|q| q.remaining), Some(0));
-//! assert_eq!(signal.pause(), Some(Duration::from_secs(300)));
+//! assert_eq!(signal.pause(), Some(Duration::from_secs(360)));
 //! ```
 //!
 //! The parsers are also usable one by one:
@@ -76,11 +79,14 @@ pub(crate) use names::Table;
 #[cfg(feature = "http")]
 pub(crate) use signal::{Now, Reader};
 
-/// The longest delay a server may impose through headers unless configured otherwise: 5 minutes.
+/// The one bound on a delay read from a server: a day. A longer one is read as a day.
 ///
-/// Long enough for every provider's per-minute windows; a client told to wait longer simply
-/// waits this long and asks again.
-pub const DEFAULT_CEILING: Duration = Duration::from_secs(300);
+/// This is arithmetic hygiene, not a policy: no layer waits anywhere near this long by
+/// default (the retry engine's `max_retry_after` is 60 s, the rate limiter's `max_wait` 30 s),
+/// and a caller that would have to wait longer than it allows gives up at once, told when the
+/// server will take calls again. A delay is never shortened below what the server asked,
+/// except to this bound.
+pub const MAX_SERVER_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// One quota window a server reported: how many calls (or tokens) it allows, how many are left,
 /// and when the window resets.
@@ -90,14 +96,14 @@ pub struct Quota {
     pub limit: Option<u64>,
     /// What is left in the window, if reported.
     pub remaining: Option<u64>,
-    /// Time until the window resets (capped by the ceiling), if reported.
+    /// Time until the window resets (at most [`MAX_SERVER_DELAY`]), if reported.
     pub reset_after: Option<Duration>,
 }
 
 /// Everything a response's headers said about rate limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RateLimitSignal {
-    /// The server's explicit `Retry-After` / `retry-after-ms` (capped by the ceiling).
+    /// The server's explicit `Retry-After` / `retry-after-ms` (at most [`MAX_SERVER_DELAY`]).
     pub retry_after: Option<Duration>,
     /// `x-should-retry`: the server's own opinion of whether a retry can succeed.
     pub should_retry: Option<bool>,

@@ -211,12 +211,12 @@ impl RateLimitSignal {
     ///
     /// ```
     /// use http::HeaderMap;
-    /// use riprap::classify::headers::{RateLimitSignal, DEFAULT_CEILING};
+    /// use riprap::classify::headers::{RateLimitSignal, MAX_SERVER_DELAY};
     /// use std::time::{Duration, SystemTime};
     ///
     /// let mut headers = HeaderMap::new();
     /// headers.insert("retry-after", "20".parse().unwrap());
-    /// let signal = RateLimitSignal::from_headers(&headers, SystemTime::now(), DEFAULT_CEILING);
+    /// let signal = RateLimitSignal::from_headers(&headers, SystemTime::now(), MAX_SERVER_DELAY);
     /// assert_eq!(signal.pause(), Some(Duration::from_secs(20)));
     /// ```
     #[cfg(feature = "http")]
