@@ -1,7 +1,7 @@
 //! What a listener costs on the request path: one retry event delivered to a listener the way
-//! a layer holds it (`Arc<dyn Listener<RetryEvent>>`), directly, through a `Forward` (to a
-//! concrete listener and to an `Arc<dyn>` one), and to a `MetricsListener` over a recorder
-//! whose counters are plain atomics; then a retry layer's success path with each.
+//! a layer holds it (`Arc<dyn Listener>`): a closure over every event, one narrowed to retry
+//! events with `events::only`, a named one, and a `MetricsListener` over a recorder whose
+//! counters are plain atomics; then a retry layer's success path with each.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -16,7 +16,7 @@ use metrics::{
     SharedString, Unit,
 };
 use riprap::classify::Class;
-use riprap::events::{self, Event, EventListener, MetricsListener, SharedListener};
+use riprap::events::{self, Event, ListenerExt, MetricsListener, SharedListener};
 use riprap::retry::{RetryConfig, RetryEvent};
 use tower::{Layer, Service, service_fn};
 
@@ -53,37 +53,32 @@ impl Recorder for AtomicRecorder {
     }
 }
 
-fn listeners() -> Vec<(&'static str, Option<SharedListener<RetryEvent>>)> {
+fn listeners() -> Vec<(&'static str, Option<SharedListener>)> {
     let direct = Arc::new(AtomicU64::new(0));
-    let via_forward = Arc::new(AtomicU64::new(0));
-    let via_dyn = Arc::new(AtomicU64::new(0));
-    let concrete = {
-        let n = Arc::clone(&via_forward);
-        move |_: &Event<'_>| {
-            n.fetch_add(1, Ordering::Relaxed);
-        }
-    };
-    let erased: Arc<EventListener> = {
-        let n = Arc::clone(&via_dyn);
-        Arc::new(move |_: &Event<'_>| {
-            n.fetch_add(1, Ordering::Relaxed);
-        })
-    };
+    let only = Arc::new(AtomicU64::new(0));
+    let named = Arc::new(AtomicU64::new(0));
     vec![
         ("none", None),
         (
             "closure",
-            Some(Arc::new(move |_: &RetryEvent| {
+            Some(Arc::new(move |_: &Event<'_>| {
                 direct.fetch_add(1, Ordering::Relaxed);
             })),
         ),
         (
-            "forward",
-            Some(Arc::new(events::forward(Arc::new(concrete)).named("llm"))),
+            "only_retry",
+            Some(Arc::new(events::only(move |_: &RetryEvent| {
+                only.fetch_add(1, Ordering::Relaxed);
+            }))),
         ),
         (
-            "forward_dyn",
-            Some(Arc::new(events::forward(erased).named("llm"))),
+            "named",
+            Some(Arc::new(
+                (move |_: &Event<'_>| {
+                    named.fetch_add(1, Ordering::Relaxed);
+                })
+                .named("llm"),
+            )),
         ),
         ("metrics", Some(Arc::new(MetricsListener::new("llm")))),
     ]
@@ -100,8 +95,10 @@ fn deliver(c: &mut Criterion) {
         let mut group = c.benchmark_group("events/deliver");
         for (name, listener) in listeners() {
             let Some(listener) = listener else { continue };
-            listener.on_event(&event); // registers the metrics series
-            group.bench_function(name, |b| b.iter(|| listener.on_event(black_box(&event))));
+            listener.on_event(&Event::new(&event)); // registers the metrics series
+            group.bench_function(name, |b| {
+                b.iter(|| listener.on_event(&Event::new(black_box(&event))))
+            });
         }
         group.finish();
     });
@@ -115,25 +112,23 @@ fn retry_success_path(c: &mut Criterion) {
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         let count = Arc::new(AtomicU64::new(0));
-        let erased: Arc<EventListener> = {
+        let named = {
             let n = Arc::clone(&count);
-            Arc::new(move |_: &Event<'_>| {
+            (move |_: &Event<'_>| {
                 n.fetch_add(1, Ordering::Relaxed);
             })
+            .named("llm")
         };
         let closure = {
             let n = Arc::clone(&count);
-            move |_: &RetryEvent| {
+            events::only(move |_: &RetryEvent| {
                 n.fetch_add(1, Ordering::Relaxed);
-            }
+            })
         };
         let configs = [
             ("none", RetryConfig::new()),
-            ("closure", RetryConfig::new().listener(closure)),
-            (
-                "forward_dyn",
-                RetryConfig::new().listener(events::forward(erased).named("llm")),
-            ),
+            ("only_retry", RetryConfig::new().listener(closure)),
+            ("named", RetryConfig::new().listener(named)),
             (
                 "metrics",
                 RetryConfig::new().listener(MetricsListener::new("llm")),

@@ -71,7 +71,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             }
         }
     };
-    let listener: Arc<dyn riprap::events::Listener<StreamEvent<BytePosition>>> = Arc::new(listener);
+    let listener: riprap::events::SharedListener = Arc::new(riprap::events::only(listener));
 
     // Run 1: download until 40% is on disk, then the process dies (no flush).
     let mut body: Vec<u8> = Vec::with_capacity(SIZE);

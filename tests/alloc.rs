@@ -11,7 +11,7 @@ use riprap::backoff::{Backoff, BackoffPolicy, Jitter, MakeBackoff};
 use riprap::breaker::{BreakerEvent, BreakerState};
 use riprap::cache::CacheEvent;
 use riprap::classify::Class;
-use riprap::events::{self, Event, EventListener, SharedListener};
+use riprap::events::{Event, Listener, ListenerExt, SharedListener};
 use riprap::ratelimit::RateLimitEvent;
 use riprap::retry::RetryEvent;
 
@@ -102,44 +102,34 @@ fn sample() -> Sample {
     }
 }
 
-/// Delivers 1,000 events of each layer through listeners shaped as the layers hold them.
-fn deliver(
-    retry: &SharedListener<RetryEvent>,
-    breaker: &SharedListener<BreakerEvent>,
-    ratelimit: &SharedListener<RateLimitEvent>,
-    cache: &SharedListener<CacheEvent>,
-    s: &Sample,
-) {
+/// Delivers 1,000 events of each layer through a listener shaped as the layers hold it.
+fn deliver(listener: &SharedListener, s: &Sample) {
     for _ in 0..1_000 {
-        retry.on_event(&s.retry);
-        breaker.on_event(&s.breaker);
-        ratelimit.on_event(&s.ratelimit);
-        cache.on_event(&s.cache);
+        listener.on_event(&Event::new(&s.retry));
+        listener.on_event(&Event::new(&s.breaker));
+        listener.on_event(&Event::new(&s.ratelimit));
+        listener.on_event(&Event::new(&s.cache));
     }
 }
 
 #[test]
-fn a_forward_delivers_every_layers_events_without_allocating() {
+fn a_named_listener_hears_every_layers_events_without_allocating() {
     let seen = Arc::new(AtomicU64::new(0));
     let named = Arc::new(AtomicU64::new(0));
     let (count, count_named) = (Arc::clone(&seen), Arc::clone(&named));
-    // Chosen at run time, as a trait object: the costlier of the two shapes.
-    let listener: Arc<EventListener> = Arc::new(move |e: &Event<'_>| {
+    let listener = (move |e: &Event<'_>| {
         count.fetch_add(1, Ordering::Relaxed);
         if e.name() == Some("llm") && !e.kind().is_empty() {
             count_named.fetch_add(1, Ordering::Relaxed);
         }
-    });
-    let forward = events::forward(listener).named("llm");
+    })
+    .named("llm");
     let s = sample();
-    // Handing the forward to the layers is paid once, here.
-    let retry: SharedListener<RetryEvent> = Arc::new(forward.clone());
-    let breaker: SharedListener<BreakerEvent> = Arc::new(forward.clone());
-    let ratelimit: SharedListener<RateLimitEvent> = Arc::new(forward.clone());
-    let cache: SharedListener<CacheEvent> = Arc::new(forward);
+    // Handing the listener to the layers is paid once, here.
+    let listener: SharedListener = Arc::new(listener);
 
-    let (allocs, ()) = allocations_during(|| deliver(&retry, &breaker, &ratelimit, &cache, &s));
-    assert_eq!(allocs, 0, "the forward allocated {allocs} times");
+    let (allocs, ()) = allocations_during(|| deliver(&listener, &s));
+    assert_eq!(allocs, 0, "delivering allocated {allocs} times");
     assert_eq!(seen.load(Ordering::Relaxed), 4_000);
     assert_eq!(named.load(Ordering::Relaxed), 4_000);
 }
@@ -203,11 +193,7 @@ fn metrics_listener_allocates_only_to_register_a_series() {
     let totals = Arc::new(totals::Totals::default());
     let recorder = totals::Summing(Arc::clone(&totals));
     let _guard = metrics::set_default_local_recorder(&recorder);
-    let metrics = MetricsListener::new("llm");
-    let retry: SharedListener<RetryEvent> = Arc::new(metrics.clone());
-    let breaker: SharedListener<BreakerEvent> = Arc::new(metrics.clone());
-    let ratelimit: SharedListener<RateLimitEvent> = Arc::new(metrics.clone());
-    let cache: SharedListener<CacheEvent> = Arc::new(metrics);
+    let listener: SharedListener = Arc::new(MetricsListener::new("llm"));
     let s = sample();
     let gave_up = RetryEvent::GaveUp {
         attempts: 3,
@@ -218,9 +204,9 @@ fn metrics_listener_allocates_only_to_register_a_series() {
         rejected: Rejected::HalfOpen,
     };
     let round = || {
-        deliver(&retry, &breaker, &ratelimit, &cache, &s);
-        retry.on_event(&gave_up);
-        breaker.on_event(&rejected);
+        deliver(&listener, &s);
+        listener.on_event(&Event::new(&gave_up));
+        listener.on_event(&Event::new(&rejected));
     };
 
     // The first event of each series registers it (its key's labels are allocated once).

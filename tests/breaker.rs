@@ -84,13 +84,13 @@ impl Service<()> for Dependency {
 
 fn recorder() -> (
     Arc<Mutex<Vec<BreakerEvent>>>,
-    riprap::events::SharedListener<BreakerEvent>,
+    impl riprap::events::Listener + Clone,
 ) {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&events);
     (
         events,
-        Arc::new(move |e: &BreakerEvent| sink.lock().unwrap().push(e.clone())),
+        riprap::events::only(move |e: &BreakerEvent| sink.lock().unwrap().push(e.clone())),
     )
 }
 

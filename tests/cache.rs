@@ -636,7 +636,9 @@ async fn capacity_bounds_the_entries_and_counts_evictions() {
     let cache: Cache<u32, u64, DbError> = Cache::new(
         config()
             .capacity(100)
-            .listener(move |e: &CacheEvent| sink.lock().unwrap().push(*e))
+            .listener(riprap::events::only(move |e: &CacheEvent| {
+                sink.lock().unwrap().push(*e)
+            }))
             .build()
             .unwrap(),
     );
@@ -661,7 +663,9 @@ async fn events_and_metrics_count_what_happened() {
     db.set(1, 1);
     let cache = Cache::new(
         config()
-            .listener(move |e: &CacheEvent| sink.lock().unwrap().push(e.as_str()))
+            .listener(riprap::events::only(move |e: &CacheEvent| {
+                sink.lock().unwrap().push(e.as_str())
+            }))
             .build()
             .unwrap(),
     );

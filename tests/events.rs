@@ -1,6 +1,7 @@
 //! One listener for a whole stack: events from retry, breaker, rate limiter and cache reach
-//! one `Listener<Event>` in order; `tracing` follows the documented scheme; with the `metrics`
-//! feature, the counts published match what the layers did.
+//! one `Listener` in order; `tracing` follows the documented scheme; with the `metrics`
+//! feature, the counts published match what the layers did, and every metric is documented in
+//! its layer's guide.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -12,8 +13,7 @@ use riprap::backoff::BackoffPolicy;
 use riprap::breaker::{BreakerEvent, CircuitBreaker, CircuitBreakerLayer, ConsecutiveFailures};
 use riprap::cache::{Cache, CacheConfig, CacheEvent};
 use riprap::classify::{ByError, Class, Classified, Through};
-use riprap::events::SharedListener;
-use riprap::events::{self, Event, Listener};
+use riprap::events::{self, Event, Listener, ListenerExt};
 use riprap::ratelimit::{RateLimitConfig, RateLimitEvent, RateLimitLayer, RateLimiter};
 use riprap::retry::{RetryConfig, RetryEvent};
 use riprap::stream::{CommitConfig, MemoryStore, OnEnd, Resumable, ResumeConfig, StreamEvent};
@@ -59,25 +59,6 @@ impl Classified for Upstream {
     }
 }
 
-/// Everything a listener of every layer is.
-trait AllLayers:
-    Listener<RetryEvent>
-    + Listener<BreakerEvent>
-    + Listener<RateLimitEvent>
-    + Listener<CacheEvent>
-    + Clone
-{
-}
-
-impl<T> AllLayers for T where
-    T: Listener<RetryEvent>
-        + Listener<BreakerEvent>
-        + Listener<RateLimitEvent>
-        + Listener<CacheEvent>
-        + Clone
-{
-}
-
 /// cache → retry → breaker → rate limit → upstream, every layer reporting to `listener`.
 ///
 /// The quota is one request a second. Upstream calls, by number: 1 ok; 2 answers 429 with
@@ -85,7 +66,7 @@ impl<T> AllLayers for T where
 /// waits a second for the quota, is throttled, retried after 5 s, loads), `c` (miss; waits
 /// for the quota, fails twice, which opens the breaker, whose refusal ends the third
 /// attempt). Returns when each upstream call was made, from the start.
-async fn scenario(listener: impl AllLayers) -> Vec<Duration> {
+async fn scenario(listener: impl Listener + Clone) -> Vec<Duration> {
     let start = Instant::now();
     let calls = Arc::new(AtomicU32::new(0));
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -105,20 +86,20 @@ async fn scenario(listener: impl AllLayers) -> Vec<Duration> {
         })
     };
 
-    let limiter = RateLimiter::with_listener(
+    let limiter = RateLimiter::new(
         RateLimitConfig::builder()
             .requests(1, secs(1))
             .reopen_jitter(Duration::from_millis(1))
             .seed(7)
+            .listener(listener.clone())
             .build()
             .unwrap(),
-        Arc::new(listener.clone()),
     );
     let breaker = CircuitBreaker::builder()
         .policy(ConsecutiveFailures::new(2).unwrap())
         .open_for(secs(10))
         .name("upstream")
-        .listener(Arc::new(listener.clone()))
+        .listener(listener.clone())
         .build()
         .unwrap();
     let retry = RetryConfig::new()
@@ -157,42 +138,37 @@ async fn scenario(listener: impl AllLayers) -> Vec<Duration> {
 
 /// One line per event, with the details that make the sequence exact.
 fn describe(e: &Event<'_>) -> String {
-    match *e {
-        Event::Retry {
-            event:
-                RetryEvent::Attempt {
-                    attempt,
-                    class,
-                    delay,
-                },
-            ..
-        } => format!("retry attempt {attempt} {} {delay:?}", class.as_str()),
-        Event::Retry {
-            event: RetryEvent::GaveUp { attempts, reason },
-            ..
-        } => format!("retry gave_up {attempts} {}", reason.as_str()),
-        Event::Breaker {
-            event: BreakerEvent::Transition {
+    if let Some(retry) = e.downcast_ref::<RetryEvent>() {
+        return match *retry {
+            RetryEvent::Attempt {
+                attempt,
+                class,
+                delay,
+            } => format!("retry attempt {attempt} {} {delay:?}", class.as_str()),
+            RetryEvent::GaveUp { attempts, reason } => {
+                format!("retry gave_up {attempts} {}", reason.as_str())
+            }
+            _ => format!("{} {}", e.layer(), e.kind()),
+        };
+    }
+    match (e.downcast_ref(), e.downcast_ref(), e.downcast_ref()) {
+        (
+            Some(BreakerEvent::Transition {
                 from, to, open_for, ..
-            },
-            ..
-        } => format!("breaker {from} -> {to} {open_for:?}"),
-        Event::Breaker {
-            event: BreakerEvent::Rejected { rejected, .. },
-            ..
-        } => format!("breaker rejected {}", rejected.as_str()),
-        Event::RateLimit {
-            event: RateLimitEvent::GateClosed { reopens_in },
-            ..
-        } => format!("ratelimit gate_closed {reopens_in:?}"),
-        Event::RateLimit {
-            event: RateLimitEvent::Waited { waited },
-            ..
-        } => format!("ratelimit waited {waited:?}"),
-        Event::Cache {
-            event: CacheEvent::LoadFailed { class },
-            ..
-        } => format!("cache load_failed {}", class.as_str()),
+            }),
+            _,
+            _,
+        ) => format!("breaker {from} -> {to} {open_for:?}"),
+        (Some(BreakerEvent::Rejected { rejected, .. }), _, _) => {
+            format!("breaker rejected {}", rejected.as_str())
+        }
+        (_, Some(RateLimitEvent::GateClosed { reopens_in }), _) => {
+            format!("ratelimit gate_closed {reopens_in:?}")
+        }
+        (_, Some(RateLimitEvent::Waited { waited }), _) => format!("ratelimit waited {waited:?}"),
+        (_, _, Some(CacheEvent::LoadFailed { class })) => {
+            format!("cache load_failed {}", class.as_str())
+        }
         _ => format!("{} {}", e.layer(), e.kind()),
     }
 }
@@ -203,10 +179,10 @@ async fn one_listener_hears_every_layer_in_order() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let names = Arc::new(Mutex::new(Vec::new()));
     let (sink, name_sink) = (Arc::clone(&seen), Arc::clone(&names));
-    let events = events::forward(Arc::new(move |e: &Event<'_>| {
+    let events = (move |e: &Event<'_>| {
         sink.lock().unwrap().push(describe(e));
         name_sink.lock().unwrap().push(e.name().map(str::to_owned));
-    }))
+    })
     .named("llm");
 
     let calls = scenario(events).await;
@@ -255,43 +231,39 @@ async fn one_listener_hears_every_layer_in_order() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn per_layer_listeners_and_the_forward_hear_the_same_events() {
+async fn listeners_of_one_layer_hear_that_layers_events_typed() {
     let _serial = SERIAL.lock().await;
-    // The per-layer listener APIs still work: the same scenario heard layer by layer.
-    #[derive(Clone, Default)]
-    struct PerLayer(Arc<Mutex<Vec<&'static str>>>);
-    impl Listener<RetryEvent> for PerLayer {
-        fn on_event(&self, e: &RetryEvent) {
-            self.0.lock().unwrap().push(e.as_str());
-        }
-    }
-    impl Listener<BreakerEvent> for PerLayer {
-        fn on_event(&self, e: &BreakerEvent) {
-            self.0.lock().unwrap().push(e.as_str());
-        }
-    }
-    impl Listener<RateLimitEvent> for PerLayer {
-        fn on_event(&self, e: &RateLimitEvent) {
-            self.0.lock().unwrap().push(e.as_str());
-        }
-    }
-    impl Listener<CacheEvent> for PerLayer {
-        fn on_event(&self, e: &CacheEvent) {
-            self.0.lock().unwrap().push(e.as_str());
-        }
-    }
-    let direct = PerLayer::default();
-    scenario(direct.clone()).await;
+    // `events::only` narrows a listener to one layer's events, typed; four of them hear what
+    // one listener of everything hears, in the same order.
+    let typed = Arc::new(Mutex::new(Vec::new()));
+    let (r, b, l, c) = (
+        Arc::clone(&typed),
+        Arc::clone(&typed),
+        Arc::clone(&typed),
+        Arc::clone(&typed),
+    );
+    let per_layer = events::only(move |e: &RetryEvent| r.lock().unwrap().push(e.as_str()));
+    let breaker = events::only(move |e: &BreakerEvent| b.lock().unwrap().push(e.as_str()));
+    let limiter = events::only(move |e: &RateLimitEvent| l.lock().unwrap().push(e.as_str()));
+    let cache = events::only(move |e: &CacheEvent| c.lock().unwrap().push(e.as_str()));
+    let all = Arc::new(move |e: &Event<'_>| {
+        per_layer.on_event(e);
+        breaker.on_event(e);
+        limiter.on_event(e);
+        cache.on_event(e);
+    });
+    scenario(all).await;
 
-    let forwarded = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&forwarded);
-    let listener: Arc<events::EventListener> =
-        Arc::new(move |e: &Event<'_>| sink.lock().unwrap().push(e.kind()));
-    scenario(events::forward(listener)).await;
+    let untyped = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&untyped);
+    scenario(Arc::new(move |e: &Event<'_>| {
+        sink.lock().unwrap().push(e.kind())
+    }))
+    .await;
 
-    let direct = direct.0.lock().unwrap().clone();
-    assert_eq!(direct.len(), 20);
-    assert_eq!(direct, *forwarded.lock().unwrap());
+    let typed = typed.lock().unwrap().clone();
+    assert_eq!(typed.len(), 20);
+    assert_eq!(typed, *untyped.lock().unwrap());
 }
 
 /// A `tracing` subscriber that keeps everything: spans, their recorded fields, and events with
@@ -428,7 +400,7 @@ async fn tracing_follows_one_scheme_and_is_quiet_at_info_on_success() {
 
     let capture = capture::Capture::default();
     let _guard = tracing::subscriber::set_default(capture.clone());
-    scenario(events::forward(Arc::new(|_: &Event<'_>| {}))).await;
+    scenario(Arc::new(|_: &Event<'_>| {})).await;
 
     let lines: Vec<_> = capture
         .lines()
@@ -535,7 +507,7 @@ async fn tracing_follows_one_scheme_and_is_quiet_at_info_on_success() {
 
 /// A log of 0..6 whose connection drops after 0, 1, 2 (once), read with every item acked
 /// and a commit every 3 acks; every stream event goes to `listener`.
-async fn stream_scenario(listener: SharedListener<StreamEvent<u64>>) {
+async fn stream_scenario(listener: impl Listener) {
     let calls = Arc::new(AtomicU32::new(0));
     let source = tower::service_fn(move |after: Option<u64>| {
         let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
@@ -574,43 +546,32 @@ async fn stream_scenario(listener: SharedListener<StreamEvent<u64>>) {
 }
 
 #[tokio::test(start_paused = true)]
-async fn one_forward_hears_a_resumable_stream() {
+async fn one_listener_hears_a_resumable_stream() {
     let _serial = SERIAL.lock().await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
-    let events = events::forward(Arc::new(move |e: &Event<'_>| {
-        let line = match *e {
-            Event::Stream {
-                event:
-                    StreamEvent::Reconnecting {
-                        after,
-                        attempt,
-                        delay,
-                        class,
-                    },
-                ..
-            } => format!(
-                "reconnecting after {:?} #{attempt} in {delay:?} ({})",
-                after.and_then(|a| a.downcast_ref::<u64>()),
+    let events = (move |e: &Event<'_>| {
+        let line = match e.downcast_ref::<StreamEvent<u64>>() {
+            Some(StreamEvent::Reconnecting {
+                after,
+                attempt,
+                delay,
+                class,
+            }) => format!(
+                "reconnecting after {after:?} #{attempt} in {delay:?} ({})",
                 class.as_str()
             ),
-            Event::Stream {
-                event: StreamEvent::Committed { position },
-                ..
-            } => format!("committed {position:?}"),
-            Event::Stream {
-                event: StreamEvent::Loaded { position },
-                ..
-            } => format!("loaded {position:?}"),
+            Some(StreamEvent::Committed { position }) => format!("committed {position:?}"),
+            Some(StreamEvent::Loaded { position }) => format!("loaded {position:?}"),
             _ => format!("{}.{}", e.layer(), e.kind()),
         };
         sink.lock()
             .unwrap()
             .push(format!("{} {line}", e.name().unwrap_or("-")));
-    }))
+    })
     .named("logs");
 
-    stream_scenario(Arc::new(events)).await;
+    stream_scenario(events).await;
 
     assert_eq!(
         seen.lock().unwrap().as_slice(),
@@ -629,7 +590,7 @@ mod metrics_feature {
     use std::sync::Arc;
 
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-    use riprap::events::{self, MetricsListener};
+    use riprap::events::{ListenerExt, MetricsListener};
 
     use super::scenario;
 
@@ -705,13 +666,12 @@ mod metrics_feature {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn through_a_forward_the_counts_are_the_same() {
+    async fn through_a_named_listener_the_counts_are_the_same() {
         let _serial = crate::SERIAL.lock().await;
         let recorder = DebuggingRecorder::new();
         let _guard = metrics::set_default_local_recorder(&recorder);
-        // The metrics listener's own name labels the series, whatever the forward is called.
-        let forward = events::forward(Arc::new(MetricsListener::new("db"))).named("other");
-        scenario(forward).await;
+        // The metrics listener's own name labels the series, whatever a `Named` wrapper says.
+        scenario(MetricsListener::new("db").named("other")).await;
         assert_eq!(published(&recorder, "db"), expected());
     }
 
@@ -720,10 +680,9 @@ mod metrics_feature {
         let _serial = crate::SERIAL.lock().await;
         let recorder = DebuggingRecorder::new();
         let _guard = metrics::set_default_local_recorder(&recorder);
-        // Typed, and through a forward: the same series.
-        super::stream_scenario(Arc::new(MetricsListener::new("logs"))).await;
-        let forward = events::forward(Arc::new(MetricsListener::new("logs")));
-        super::stream_scenario(Arc::new(forward)).await;
+        // Directly, and named: the same series.
+        super::stream_scenario(MetricsListener::new("logs")).await;
+        super::stream_scenario(Arc::new(MetricsListener::new("logs").named("other"))).await;
         let expected: BTreeMap<_, _> = [
             ("riprap_stream_loads_total{from=start}", Ok(2)),
             ("riprap_stream_reconnects_total{class=transient}", Ok(2)),
@@ -737,5 +696,145 @@ mod metrics_feature {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         assert_eq!(published(&recorder, "logs"), expected);
+    }
+}
+
+/// Every metric a layer publishes is in its layer's module guide, with its type: adding a
+/// metric touches that layer's folder, and this keeps the guide honest.
+#[cfg(feature = "metrics")]
+#[test]
+fn every_metric_published_is_in_its_layers_guide() {
+    use riprap::classify::Class;
+    use riprap::events::{Measure, Metric, MetricKind};
+    use riprap::retry::GiveUp;
+
+    #[derive(Default)]
+    struct Names(Mutex<Vec<(&'static str, MetricKind, &'static str)>>);
+    impl Measure for Names {
+        fn count(&self, m: &'static Metric, v: usize, _: &[&'static str], _: u64) {
+            assert!(v < m.variants(), "{}: variant {v}", m.name());
+            self.0.lock().unwrap().push((m.name(), m.kind(), m.help()));
+        }
+        fn record(&self, m: &'static Metric, v: usize, _: &[&'static str], _: Duration) {
+            assert!(v < m.variants(), "{}: variant {v}", m.name());
+            self.0.lock().unwrap().push((m.name(), m.kind(), m.help()));
+        }
+    }
+    let d = Duration::from_millis(5);
+    let names = Names::default();
+    let guide = |layer: &str| match layer {
+        "retry" => include_str!("../src/retry/mod.rs"),
+        "breaker" => include_str!("../src/breaker/mod.rs"),
+        "ratelimit" => include_str!("../src/ratelimit/mod.rs"),
+        "cache" => include_str!("../src/cache/mod.rs"),
+        "stream" => include_str!("../src/stream/mod.rs"),
+        other => panic!("no guide for {other}"),
+    };
+    let check = |e: &dyn riprap::events::LayerEvent| {
+        names.0.lock().unwrap().clear();
+        Event::new(e).measure(&names);
+        for (name, kind, help) in names.0.lock().unwrap().drain(..) {
+            let kind = match kind {
+                MetricKind::Histogram => "histogram",
+                _ => "counter",
+            };
+            let row = format!("| `{name}` | {kind} |");
+            assert!(
+                guide(e.layer()).contains(&row),
+                "{row} not in the {} guide",
+                e.layer()
+            );
+            assert!(!help.is_empty(), "{name}");
+            assert_eq!(kind == "histogram", name.ends_with("_seconds"), "{name}");
+            assert_eq!(kind == "counter", name.ends_with("_total"), "{name}");
+        }
+    };
+    for class in [
+        Class::Transient,
+        Class::TimedOut,
+        Class::Refused { retry_after: None },
+    ] {
+        check(&RetryEvent::Attempt {
+            attempt: 1,
+            class,
+            delay: Some(d),
+        });
+        check(&CacheEvent::LoadFailed { class });
+    }
+    check(&RetryEvent::GaveUp {
+        attempts: 1,
+        reason: GiveUp::WaitTooLong,
+    });
+    check(&BreakerEvent::Transition {
+        name: None,
+        from: riprap::breaker::BreakerState::Closed,
+        to: riprap::breaker::BreakerState::Open,
+        open_for: Some(d),
+        generation: 1,
+    });
+    check(&BreakerEvent::WouldTrip { name: None });
+    check(&BreakerEvent::Rejected {
+        name: None,
+        rejected: riprap::breaker::Rejected::Isolated,
+    });
+    for e in [
+        RateLimitEvent::GateClosed { reopens_in: d },
+        RateLimitEvent::GateReopened,
+        RateLimitEvent::Pacing {
+            interval: d,
+            lasts: d,
+        },
+        RateLimitEvent::Waited { waited: d },
+        RateLimitEvent::Rejected { by: None },
+        RateLimitEvent::RateDecreased { rate: 1.0 },
+        RateLimitEvent::RateRecovered { rate: 1.0 },
+    ] {
+        check(&e);
+    }
+    for e in [
+        CacheEvent::Hit,
+        CacheEvent::StaleHit,
+        CacheEvent::NegativeHit,
+        CacheEvent::Miss,
+        CacheEvent::Loaded { took: d },
+        CacheEvent::StaleIfError,
+        CacheEvent::BatchLoaded {
+            keys: 3,
+            stored: 2,
+            took: d,
+        },
+        CacheEvent::BatchFailed {
+            keys: 3,
+            class: Class::Transient,
+        },
+        CacheEvent::RefreshDropped,
+        CacheEvent::Overloaded,
+        CacheEvent::Evicted,
+        CacheEvent::Inserted,
+        CacheEvent::InvalidatedAll,
+    ] {
+        check(&e);
+    }
+    for e in [
+        StreamEvent::Loaded {
+            position: Some(3u64),
+        },
+        StreamEvent::Reconnecting {
+            after: Some(3),
+            attempt: 1,
+            delay: d,
+            class: Class::Transient,
+        },
+        StreamEvent::Gap {
+            expected: 4,
+            found: 6,
+        },
+        StreamEvent::GaveUp {
+            attempts: 2,
+            reason: GiveUp::AttemptsExhausted,
+        },
+        StreamEvent::Committed { position: 6 },
+    ] {
+        check(&e);
     }
 }

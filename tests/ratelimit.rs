@@ -406,16 +406,18 @@ async fn waiters_are_served_in_order() {
 async fn adaptive_rate_cuts_on_throttle_and_recovers() {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&events);
-    let limiter = RateLimiter::with_listener(
+    let limiter = RateLimiter::new(
         RateLimitConfig::builder()
             .adaptive(100.0)
             .adaptive_floor(5.0)
             .adaptive_increase(10.0)
             .default_pause(Duration::from_millis(1))
             .probe_timeout(Duration::ZERO)
+            .listener(riprap::events::only(move |e: &RateLimitEvent| {
+                sink.lock().unwrap().push(*e)
+            }))
             .build()
             .unwrap(),
-        Arc::new(move |e: &RateLimitEvent| sink.lock().unwrap().push(*e)),
     );
     assert_eq!(limiter.current_rate(), Some(100.0));
     let throttled = Class::Throttled { retry_after: None };
@@ -448,14 +450,16 @@ async fn adaptive_rate_cuts_on_throttle_and_recovers() {
 async fn events_report_the_gate() {
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&events);
-    let limiter = RateLimiter::with_listener(
+    let limiter = RateLimiter::new(
         RateLimitConfig::builder()
             .requests(1, SEC)
             .max_wait(secs(2))
             .reopen_jitter(Duration::ZERO)
+            .listener(riprap::events::only(move |e: &RateLimitEvent| {
+                sink.lock().unwrap().push(*e)
+            }))
             .build()
             .unwrap(),
-        Arc::new(move |e: &RateLimitEvent| sink.lock().unwrap().push(*e)),
     );
     limiter.close_for(secs(3));
     assert!(limiter.try_acquire(1).is_err());

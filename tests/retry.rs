@@ -298,7 +298,9 @@ async fn a_failing_response_is_returned_as_ok_when_retries_end() {
     let mut svc = RetryConfig::new()
         .classifier(statuses(None))
         .backoff(constant(ms(10)))
-        .listener(move |e: &RetryEvent| sink.lock().unwrap().push(*e))
+        .listener(riprap::events::only(move |e: &RetryEvent| {
+            sink.lock().unwrap().push(*e)
+        }))
         .build()
         .unwrap()
         .layer(svc);
@@ -404,7 +406,9 @@ async fn every_attempt_is_reported_with_its_class_and_delay() {
     let (svc, _) = scripted(|n| if n < 3 { Err(reset()) } else { Ok(()) });
     let mut svc = RetryConfig::new()
         .backoff(constant(ms(50)))
-        .listener(move |e: &RetryEvent| sink.lock().unwrap().push(*e))
+        .listener(riprap::events::only(move |e: &RetryEvent| {
+            sink.lock().unwrap().push(*e)
+        }))
         .build()
         .unwrap()
         .layer(svc);

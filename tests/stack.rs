@@ -7,6 +7,7 @@ use riprap::backoff::BackoffPolicy;
 use riprap::breaker::{BreakerEvent, BreakerState, CircuitBreaker, ConsecutiveFailures};
 use riprap::chaos::{ChaosError, ChaosLayer};
 use riprap::classify::{ByError, Class};
+use riprap::events::Event;
 use riprap::ratelimit::{RateLimitConfig, RateLimitEvent};
 use riprap::retry::{RetryConfig, RetryEvent};
 use riprap::stack::{Failure, Stack};
@@ -45,31 +46,28 @@ async fn run_scenario(seed: u64) -> Counts {
                         .seed(seed)
                         .build()
                         .unwrap(),
-                )
-                .listener(move |e: &RetryEvent| {
-                    if let RetryEvent::Attempt { delay: Some(_), .. } = e {
-                        *r.lock().unwrap() += 1;
-                    }
-                }),
+                ),
         )
         .breaker(
             CircuitBreaker::builder()
                 .policy(ConsecutiveFailures::new(5).unwrap())
                 .open_for(Duration::from_secs(3))
                 .half_open_probes(1)
-                .close_after(1)
-                .listener(Arc::new(move |e: &BreakerEvent| {
-                    if let BreakerEvent::Transition { from, to, .. } = e {
-                        t.lock().unwrap().push((*from, *to));
-                    }
-                })),
+                .close_after(1),
         )
         .rate_limit(RateLimitConfig::builder().seed(seed))
-        .rate_limit_listener(Arc::new(move |e: &RateLimitEvent| {
-            if let RateLimitEvent::GateClosed { .. } = e {
+        // One listener for every layer of the stack.
+        .listener(move |e: &Event<'_>| {
+            if let Some(RetryEvent::Attempt { delay: Some(_), .. }) = e.downcast_ref() {
+                *r.lock().unwrap() += 1;
+            }
+            if let Some(BreakerEvent::Transition { from, to, .. }) = e.downcast_ref() {
+                t.lock().unwrap().push((*from, *to));
+            }
+            if let Some(RateLimitEvent::GateClosed { .. }) = e.downcast_ref() {
                 *g.lock().unwrap() += 1;
             }
-        }))
+        })
         .build()
         .unwrap();
 

@@ -22,7 +22,7 @@ use riprap::backoff::{BackoffPolicy, Jitter};
 use riprap::classify::{Class, Classified, classify_fn};
 use riprap::stream::{
     AckError, AckTracker, BytePosition, CheckpointError, CommitConfig, Corruption, FileStore,
-    GiveUp, MemoryStore, OffsetStore, OnEnd, OnGap, Resumable, ResumeConfig, ResumeError,
+    GiveUp, MemoryStore, Offset, OffsetStore, OnEnd, OnGap, Resumable, ResumeConfig, ResumeError,
     ResumeToken, StreamEvent, codec,
 };
 use tokio::time::Instant;
@@ -45,12 +45,11 @@ fn config(max_reconnects: u32, on_end: OnEnd, on_gap: OnGap) -> ResumeConfig {
         .unwrap()
 }
 
-fn recorder<O: Send + Sync + Clone + 'static>()
--> (Events<O>, Arc<dyn riprap::events::Listener<StreamEvent<O>>>) {
+fn recorder<O: Offset>() -> (Events<O>, impl riprap::events::Listener) {
     let events: Events<O> = Arc::default();
     let sink = Arc::clone(&events);
     let listener = move |e: &StreamEvent<O>| sink.lock().unwrap().push(e.clone());
-    (events, Arc::new(listener))
+    (events, riprap::events::only(listener))
 }
 
 fn reset() -> io::Error {
@@ -81,7 +80,7 @@ async fn reconnects_follow_the_backoff_and_stop_at_the_bound() {
         .jitter(Jitter::None)
         .build()
         .unwrap();
-    let (events, listener) = recorder();
+    let (events, listener) = recorder::<u64>();
     let start = Instant::now();
     let mut s = Resumable::new(source, backoff)
         .config(config(4, OnEnd::Reconnect, OnGap::Fail))
@@ -331,7 +330,7 @@ async fn a_gap_in_dense_offsets_fails_by_default() {
 
 #[tokio::test(start_paused = true)]
 async fn a_gap_can_be_reported_instead() {
-    let (events, listener) = recorder();
+    let (events, listener) = recorder::<u64>();
     let s = Resumable::new(gappy_source(), constant(1))
         .config(config(3, OnEnd::Finish, OnGap::Report))
         .listener(listener);
@@ -557,7 +556,7 @@ async fn a_parked_stream_wakes_when_acks_make_a_commit_due() {
 #[tokio::test(start_paused = true)]
 async fn a_restart_resumes_after_the_committed_position() {
     let store = MemoryStore::with_position(41u64);
-    let (events, listener) = recorder();
+    let (events, listener) = recorder::<u64>();
     let mut s = Resumable::new(finite_log(50), constant(1))
         .config(config_finish())
         .listener(listener)
@@ -1077,7 +1076,7 @@ fn crash_child() {
             .unwrap();
         let mut s = Resumable::new(source, constant(1))
             .config(config(5, OnEnd::Finish, OnGap::Fail))
-            .listener(Arc::new(listener))
+            .listener(riprap::events::only(listener))
             .checkpointed(
                 FileStore::new(std::path::Path::new(&dir).join("ckpt")),
                 commit,

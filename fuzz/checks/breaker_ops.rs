@@ -411,7 +411,7 @@ fn build(cfg: &Config, events: Arc<Mutex<Vec<BreakerEvent>>>) -> CircuitBreaker<
         .close_after(cfg.close_after)
         .count_throttled_as(cfg.throttled)
         .count_permanent_as(cfg.permanent)
-        .listener(Arc::new(move |e: &BreakerEvent| {
+        .listener(riprap::events::only(move |e: &BreakerEvent| {
             events.lock().unwrap().push(e.clone())
         }))
         .build()

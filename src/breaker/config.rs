@@ -3,12 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::TripPolicyExt;
 use super::policy::{ConsecutiveFailures, TripPolicy};
 use super::state::CircuitBreaker;
-use super::{BreakerEvent, TripPolicyExt};
 use crate::backoff::{Backoff, BackoffPolicy, Jitter, MakeBackoff};
 use crate::error::{ConfigError, check_duration};
-use crate::events::SharedListener;
+use crate::events::{Listener, SharedListener};
 
 /// How an outcome of a given class counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +69,7 @@ pub(crate) struct Settings {
     pub(crate) counting: Counting,
     pub(crate) open: OpenSchedule,
     pub(crate) name: Option<Arc<str>>,
-    pub(crate) listener: Option<SharedListener<BreakerEvent>>,
+    pub(crate) listener: Option<SharedListener>,
 }
 
 #[derive(Clone)]
@@ -121,7 +121,7 @@ pub struct BreakerBuilder<P = ConsecutiveFailures> {
     close_after: u16,
     counting: Counting,
     name: Option<Arc<str>>,
-    listener: Option<SharedListener<BreakerEvent>>,
+    listener: Option<SharedListener>,
 }
 
 impl<P> std::fmt::Debug for BreakerBuilder<P> {
@@ -246,9 +246,9 @@ impl<P: TripPolicy> BreakerBuilder<P> {
         self
     }
 
-    /// Receive every [`BreakerEvent`].
-    pub fn listener(mut self, listener: SharedListener<BreakerEvent>) -> Self {
-        self.listener = Some(listener);
+    /// Receive every [`BreakerEvent`](super::BreakerEvent).
+    pub fn listener(mut self, listener: impl Listener) -> Self {
+        self.listener = Some(Arc::new(listener));
         self
     }
 

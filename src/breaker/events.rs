@@ -1,10 +1,12 @@
 //! What the breaker reports: state-transition events and a metrics snapshot.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::Rejected;
+use crate::events::{LayerEvent, Measure, Metric, ms};
 
 /// The state of a breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,6 +28,19 @@ pub enum BreakerState {
 }
 
 impl BreakerState {
+    const STATES: usize = 6;
+
+    const fn ordinal(&self) -> usize {
+        match self {
+            BreakerState::Closed => 0,
+            BreakerState::Open => 1,
+            BreakerState::HalfOpen => 2,
+            BreakerState::Isolated => 3,
+            BreakerState::ForcedClosed => 4,
+            BreakerState::Disabled => 5,
+        }
+    }
+
     /// A short lowercase name for logs and metrics labels.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -46,7 +61,7 @@ impl fmt::Display for BreakerState {
 }
 
 /// Something a breaker did, reported through `tracing` (target `riprap::breaker`; the
-/// [events guide](crate::events) lists levels and fields) and an optional
+/// [module guide](super#observability) lists levels, fields and metrics) and an optional
 /// [`Listener`](crate::events::Listener).
 ///
 /// Events are emitted after the transition is made, by the caller that made it, so two
@@ -116,6 +131,102 @@ impl BreakerEvent {
             | BreakerEvent::WouldTrip { name }
             | BreakerEvent::Rejected { name, .. } => name.as_deref(),
         }
+    }
+}
+
+impl BreakerEvent {
+    /// Emit the event through `tracing`. `name` is the breaker's own name, passed apart from
+    /// the event so that a breaker without a listener does not clone it into one.
+    pub(crate) fn trace(&self, name: Option<&str>) {
+        const T: &str = "riprap::breaker";
+        match self {
+            BreakerEvent::Transition {
+                from,
+                to,
+                open_for: Some(open_for),
+                generation,
+                ..
+            } => {
+                tracing::warn!(target: T, event = "transition", name, state.from = from.as_str(), state.to = to.as_str(), open_ms = ms(*open_for), generation, "circuit opened");
+            }
+            BreakerEvent::Transition {
+                from,
+                to,
+                generation,
+                ..
+            } => {
+                tracing::info!(target: T, event = "transition", name, state.from = from.as_str(), state.to = to.as_str(), generation, "circuit state changed");
+            }
+            BreakerEvent::WouldTrip { .. } => {
+                tracing::warn!(target: T, event = "would_trip", name, "circuit would have opened (disabled: metrics only)");
+            }
+            BreakerEvent::Rejected { rejected, .. } => {
+                // One per refused call: the transition that caused it was logged at warn.
+                tracing::debug!(target: T, event = "rejected", name, reason = rejected.as_str(), "call rejected");
+            }
+        }
+    }
+}
+
+static TRANSITIONS: Metric = Metric::counter(
+    "riprap_breaker_transitions_total",
+    "Circuit breaker state changes",
+    &["from", "to"],
+    BreakerState::STATES * BreakerState::STATES,
+);
+static REJECTIONS: Metric = Metric::counter(
+    "riprap_breaker_rejections_total",
+    "Calls a circuit breaker refused, by reason",
+    &["reason"],
+    3,
+);
+static WOULD_TRIP: Metric = Metric::counter(
+    "riprap_breaker_would_trip_total",
+    "Times a disabled (metrics-only) breaker would have opened",
+    &[],
+    1,
+);
+static OPEN: Metric = Metric::histogram(
+    "riprap_breaker_open_seconds",
+    "How long each opening of a circuit breaker lasts",
+    &[],
+    1,
+);
+
+impl LayerEvent for BreakerEvent {
+    fn layer(&self) -> &'static str {
+        "breaker"
+    }
+
+    fn kind(&self) -> &'static str {
+        self.as_str()
+    }
+
+    fn measure(&self, into: &dyn Measure) {
+        match self {
+            BreakerEvent::Transition {
+                from, to, open_for, ..
+            } => {
+                let variant = from.ordinal() * BreakerState::STATES + to.ordinal();
+                into.count(&TRANSITIONS, variant, &[from.as_str(), to.as_str()], 1);
+                if let Some(d) = open_for {
+                    into.record(&OPEN, 0, &[], *d);
+                }
+            }
+            BreakerEvent::WouldTrip { .. } => into.count(&WOULD_TRIP, 0, &[], 1),
+            BreakerEvent::Rejected { rejected, .. } => {
+                let variant = match rejected {
+                    Rejected::Open { .. } => 0,
+                    Rejected::HalfOpen => 1,
+                    Rejected::Isolated => 2,
+                };
+                into.count(&REJECTIONS, variant, &[rejected.as_str()], 1)
+            }
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 

@@ -149,12 +149,31 @@
 //!
 //! ## Observability
 //!
-//! Every transition and rejection is logged through `tracing` (target `riprap::breaker`:
-//! opening at warn, other transitions at info, rejections at debug; see the
-//! [events guide](crate::events)) and sent to the optional
+//! Every transition and rejection is logged through `tracing` and sent to the optional
 //! [`listener`](BreakerBuilder::listener) as a [`BreakerEvent`];
 //! [`CircuitBreaker::metrics`] gives a [`BreakerMetrics`] snapshot (state, failure rate, slow
-//! rate, calls in window, rejected count, probes).
+//! rate, calls in window, rejected count, probes). The scheme is the
+//! [events guide](crate::events)'s; `name` is the breaker's own (set with
+//! [`BreakerBuilder::name`]; a keyed breaker's is its key):
+//!
+//! | target | message | level | fields |
+//! |---|---|---|---|
+//! | `riprap::breaker` | `circuit opened` | warn | `event="transition"`, `name`, `state.from`, `state.to`, `open_ms`, `generation` |
+//! | `riprap::breaker` | `circuit state changed` (other transitions) | info | `event="transition"`, `name`, `state.from`, `state.to`, `generation` |
+//! | `riprap::breaker` | `circuit would have opened (disabled: metrics only)` | warn | `event="would_trip"`, `name` |
+//! | `riprap::breaker` | `call rejected` (one per refused call: the opening was logged at warn) | debug | `event="rejected"`, `name`, `reason` |
+//!
+//! With the `metrics` feature, a `MetricsListener` publishes:
+//!
+//! | metric | type | labels | counts |
+//! |---|---|---|---|
+//! | `riprap_breaker_transitions_total` | counter | `from`, `to` (`closed`, `open`, `half_open`, `isolated`, `forced_closed`, `disabled`) | state changes |
+//! | `riprap_breaker_rejections_total` | counter | `reason` (`open`, `half_open`, `isolated`) | calls refused |
+//! | `riprap_breaker_would_trip_total` | counter | | would-be trips of a disabled breaker |
+//! | `riprap_breaker_open_seconds` | histogram | | how long each opening lasts |
+//!
+//! A keyed breaker shares one listener across keys, so state is read from
+//! [`CircuitBreaker::metrics`], not from a gauge fed by events.
 
 mod config;
 mod error;

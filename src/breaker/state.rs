@@ -13,7 +13,7 @@ use super::events::{BreakerEvent, BreakerMetrics, BreakerState};
 use super::policy::{Outcome, TripPolicy};
 use crate::backoff::Backoff;
 use crate::classify::Class;
-use crate::events::trace;
+use crate::events;
 
 /// The mode in the low bits of the state word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,10 +189,10 @@ impl<P: TripPolicy> Shared<P> {
         match &self.settings.listener {
             Some(l) => {
                 let event = event(self.settings.name.clone());
-                trace::breaker(name, &event);
-                l.on_event(&event);
+                event.trace(name);
+                l.on_event(&events::Event::new(&event));
             }
-            None => trace::breaker(name, &event(None)),
+            None => event(None).trace(name),
         }
     }
 

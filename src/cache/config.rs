@@ -4,7 +4,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::CacheEvent;
 use crate::error::{ConfigError, check_duration};
 use crate::events::{Listener, SharedListener};
 
@@ -44,7 +43,7 @@ pub struct CacheConfig {
     pub(crate) early_refresh: Option<f64>,
     pub(crate) clock_resolution: Duration,
     pub(crate) seed: Option<u64>,
-    pub(crate) listener: Option<SharedListener<CacheEvent>>,
+    pub(crate) listener: Option<SharedListener>,
     // The same durations in nanoseconds, as the entries store them.
     pub(crate) refresh_nanos: u64,
     pub(crate) expire_nanos: u64,
@@ -141,7 +140,7 @@ pub struct CacheConfigBuilder {
     early_refresh: Option<f64>,
     clock_resolution: Duration,
     seed: Option<u64>,
-    listener: Option<SharedListener<CacheEvent>>,
+    listener: Option<SharedListener>,
 }
 
 impl fmt::Debug for CacheConfigBuilder {
@@ -222,9 +221,9 @@ impl CacheConfigBuilder {
         self
     }
 
-    /// Receive every [`CacheEvent`]. Called inline, some calls under a lock: keep it cheap and
+    /// Receive every [`CacheEvent`](super::CacheEvent). Called inline, some calls under a lock: keep it cheap and
     /// do not call back into the cache from it.
-    pub fn listener(mut self, listener: impl Listener<CacheEvent>) -> Self {
+    pub fn listener(mut self, listener: impl Listener) -> Self {
         self.listener = Some(Arc::new(listener));
         self
     }

@@ -1,25 +1,29 @@
 //! What the cache reports: events for listeners and `tracing`, counters for snapshots.
 
+use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::classify::Class;
-use crate::events::{SharedListener, trace};
+use crate::events::{self, LayerEvent, Measure, Metric, SharedListener, ms};
 
 /// Something the cache did. Emitted through `tracing` (target `riprap::cache`; the
-/// [events guide](crate::events) lists levels and fields) and to the config's
+/// [module guide](super#observing) lists levels, fields and metrics) and to the config's
 /// [`listener`](super::CacheConfigBuilder::listener).
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
 /// use riprap::cache::{Cache, CacheConfig, CacheEvent};
+/// use riprap::events::Event;
 ///
-/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let seen: Arc<Mutex<Vec<CacheEvent>>> = Arc::default();
 /// let sink = Arc::clone(&seen);
 /// let config = CacheConfig::builder()
-///     .listener(move |e: &CacheEvent| sink.lock().unwrap().push(*e))
+///     .listener(move |e: &Event<'_>| {
+///         sink.lock().unwrap().extend(e.downcast_ref::<CacheEvent>().copied())
+///     })
 ///     .build()?;
 /// let cache: Cache<u32, &str, ()> = Cache::new(config);
 /// cache.insert(1, "one");
@@ -213,6 +217,193 @@ impl CacheMetrics {
 
 const STRIPES: usize = 16;
 
+impl CacheEvent {
+    /// Emit the event through `tracing`.
+    #[inline]
+    pub(crate) fn trace(&self) {
+        const T: &str = "riprap::cache";
+        match *self {
+            CacheEvent::Hit => tracing::trace!(target: T, event = "hit", "hit"),
+            CacheEvent::StaleHit => {
+                tracing::trace!(target: T, event = "stale_hit", "stale hit, refreshing")
+            }
+            CacheEvent::NegativeHit => {
+                tracing::trace!(target: T, event = "negative_hit", "negative hit")
+            }
+            CacheEvent::Miss => tracing::trace!(target: T, event = "miss", "miss"),
+            CacheEvent::Evicted => tracing::trace!(target: T, event = "evicted", "evicted"),
+            CacheEvent::Loaded { took } => {
+                tracing::debug!(target: T, event = "loaded", took_ms = ms(took), "loaded")
+            }
+            CacheEvent::LoadFailed { class } => {
+                tracing::debug!(target: T, event = "load_failed", class = class.as_str(), "load failed")
+            }
+            CacheEvent::StaleIfError => {
+                tracing::debug!(target: T, event = "stale_if_error", "served stale after a failed load")
+            }
+            CacheEvent::BatchLoaded { keys, stored, took } => {
+                tracing::debug!(target: T, event = "batch_loaded", keys, stored, took_ms = ms(took), "batch loaded")
+            }
+            CacheEvent::BatchFailed { keys, class } => {
+                // A background refresh: nobody else sees this error.
+                tracing::warn!(target: T, event = "batch_failed", keys, class = class.as_str(), "batch refresh failed")
+            }
+            CacheEvent::RefreshDropped => {
+                tracing::debug!(target: T, event = "refresh_dropped", "refresh dropped: queue full")
+            }
+            CacheEvent::Overloaded => {
+                tracing::warn!(target: T, event = "overloaded", "miss turned away: too many loads in flight")
+            }
+            CacheEvent::Inserted => tracing::debug!(target: T, event = "inserted", "inserted"),
+            CacheEvent::Invalidated => {
+                tracing::debug!(target: T, event = "invalidated", "invalidated")
+            }
+            CacheEvent::InvalidatedAll => {
+                tracing::debug!(target: T, event = "invalidated_all", "invalidated all")
+            }
+        }
+    }
+}
+
+macro_rules! counter {
+    ($name:ident, $metric:literal, $help:literal) => {
+        static $name: Metric = Metric::counter($metric, $help, &[], 1);
+    };
+}
+
+counter!(HITS_M, "riprap_cache_hits_total", "Fresh cache hits");
+counter!(
+    STALE_HITS_M,
+    "riprap_cache_stale_hits_total",
+    "Cache hits due for refresh (a refresh was started)"
+);
+counter!(
+    NEGATIVE_HITS_M,
+    "riprap_cache_negative_hits_total",
+    "Remembered permanent failures served from the cache"
+);
+counter!(
+    MISSES_M,
+    "riprap_cache_misses_total",
+    "Cache reads that found nothing usable"
+);
+counter!(
+    LOADS_M,
+    "riprap_cache_loads_total",
+    "Per-key cache loads that succeeded"
+);
+counter!(
+    STALE_IF_ERROR_M,
+    "riprap_cache_stale_if_error_total",
+    "Expired entries served because a load failed"
+);
+counter!(
+    BATCH_LOADS_M,
+    "riprap_cache_batch_loads_total",
+    "Batch loads that returned"
+);
+counter!(
+    BATCH_KEYS_M,
+    "riprap_cache_batch_keys_total",
+    "Keys stored by batch loads"
+);
+counter!(
+    REFRESH_DROPPED_M,
+    "riprap_cache_refresh_dropped_total",
+    "Keys due for refresh that found the refresh queue full"
+);
+counter!(
+    OVERLOADED_M,
+    "riprap_cache_overloaded_total",
+    "Misses turned away at max_in_flight"
+);
+counter!(
+    EVICTIONS_M,
+    "riprap_cache_evictions_total",
+    "Cache entries evicted for capacity"
+);
+counter!(
+    INSERTS_M,
+    "riprap_cache_inserts_total",
+    "Cache insert calls"
+);
+counter!(
+    INVALIDATIONS_M,
+    "riprap_cache_invalidations_total",
+    "Cache invalidate and invalidate_all calls"
+);
+static LOAD_M: Metric = Metric::histogram(
+    "riprap_cache_load_seconds",
+    "Duration of per-key cache loads that succeeded",
+    &[],
+    1,
+);
+static LOAD_ERRORS_M: Metric = Metric::counter(
+    "riprap_cache_load_errors_total",
+    "Per-key cache loads that failed, by class",
+    &["class"],
+    Class::CLASSES,
+);
+static BATCH_LOAD_M: Metric = Metric::histogram(
+    "riprap_cache_batch_load_seconds",
+    "Duration of batch loads that returned",
+    &[],
+    1,
+);
+static BATCH_ERRORS_M: Metric = Metric::counter(
+    "riprap_cache_batch_errors_total",
+    "Batch loads that failed, by class",
+    &["class"],
+    Class::CLASSES,
+);
+
+impl LayerEvent for CacheEvent {
+    fn layer(&self) -> &'static str {
+        "cache"
+    }
+
+    fn kind(&self) -> &'static str {
+        self.as_str()
+    }
+
+    #[inline]
+    fn measure(&self, into: &dyn Measure) {
+        let metric = match *self {
+            CacheEvent::Hit => &HITS_M,
+            CacheEvent::StaleHit => &STALE_HITS_M,
+            CacheEvent::NegativeHit => &NEGATIVE_HITS_M,
+            CacheEvent::Miss => &MISSES_M,
+            CacheEvent::Loaded { took } => {
+                into.record(&LOAD_M, 0, &[], took);
+                &LOADS_M
+            }
+            CacheEvent::LoadFailed { class } => {
+                return into.count(&LOAD_ERRORS_M, class.ordinal(), &[class.as_str()], 1);
+            }
+            CacheEvent::StaleIfError => &STALE_IF_ERROR_M,
+            CacheEvent::BatchLoaded { stored, took, .. } => {
+                let stored = u64::try_from(stored).unwrap_or(u64::MAX);
+                into.count(&BATCH_KEYS_M, 0, &[], stored);
+                into.record(&BATCH_LOAD_M, 0, &[], took);
+                &BATCH_LOADS_M
+            }
+            CacheEvent::BatchFailed { class, .. } => {
+                return into.count(&BATCH_ERRORS_M, class.ordinal(), &[class.as_str()], 1);
+            }
+            CacheEvent::RefreshDropped => &REFRESH_DROPPED_M,
+            CacheEvent::Overloaded => &OVERLOADED_M,
+            CacheEvent::Evicted => &EVICTIONS_M,
+            CacheEvent::Inserted => &INSERTS_M,
+            CacheEvent::Invalidated | CacheEvent::InvalidatedAll => &INVALIDATIONS_M,
+        };
+        into.count(metric, 0, &[], 1);
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
 /// Counters striped per thread, each stripe on its own cache lines, so two threads counting
 /// hits never write the same line.
 #[repr(align(128))]
@@ -220,7 +411,7 @@ struct Stripe([AtomicU64; COUNTERS]);
 
 pub(crate) struct Observer {
     stripes: Box<[Stripe]>,
-    listener: Option<SharedListener<CacheEvent>>,
+    listener: Option<SharedListener>,
 }
 
 static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
@@ -243,7 +434,7 @@ fn stripe_index() -> usize {
 }
 
 impl Observer {
-    pub(crate) fn new(listener: Option<SharedListener<CacheEvent>>) -> Observer {
+    pub(crate) fn new(listener: Option<SharedListener>) -> Observer {
         Observer {
             stripes: (0..STRIPES)
                 .map(|_| Stripe(std::array::from_fn(|_| AtomicU64::new(0))))
@@ -261,10 +452,8 @@ impl Observer {
     #[inline]
     pub(crate) fn hit(&self) {
         self.count(HITS, 1);
-        trace::cache(&CacheEvent::Hit);
-        if let Some(l) = &self.listener {
-            l.on_event(&CacheEvent::Hit);
-        }
+        CacheEvent::Hit.trace();
+        events::deliver(self.listener.as_ref(), &CacheEvent::Hit);
     }
 
     pub(crate) fn emit(&self, event: CacheEvent) {
@@ -272,10 +461,8 @@ impl Observer {
         if let CacheEvent::BatchLoaded { stored, .. } = event {
             self.count(BATCH_KEYS, stored as u64);
         }
-        trace::cache(&event);
-        if let Some(l) = &self.listener {
-            l.on_event(&event);
-        }
+        event.trace();
+        events::deliver(self.listener.as_ref(), &event);
     }
 
     pub(crate) fn snapshot(&self) -> CacheMetrics {

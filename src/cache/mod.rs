@@ -107,6 +107,48 @@
 //!   sharded lookup, one read of a coarse clock, two integer comparisons and a counter
 //!   increment on a per-thread cache line.
 //!
+//! # Observing
+//!
+//! [`CacheEvent`]s go to `tracing` and to the config's
+//! [`listener`](CacheConfigBuilder::listener); [`Cache::metrics`] gives a [`CacheMetrics`]
+//! snapshot. The scheme is the [events guide](crate::events)'s:
+//!
+//! | target | message | level | fields |
+//! |---|---|---|---|
+//! | `riprap::cache` | `hit`, `stale hit, refreshing`, `negative hit`, `miss`, `evicted` | trace | `event` |
+//! | `riprap::cache` | `loaded` | debug | `event="loaded"`, `took_ms` |
+//! | `riprap::cache` | `load failed` | debug | `event="load_failed"`, `class` |
+//! | `riprap::cache` | `served stale after a failed load`, `refresh dropped: queue full`, `inserted`, `invalidated`, `invalidated all` | debug | `event` |
+//! | `riprap::cache` | `batch loaded` | debug | `event="batch_loaded"`, `keys`, `stored`, `took_ms` |
+//! | `riprap::cache` | `batch refresh failed` (a background load: nobody else sees its error) | warn | `event="batch_failed"`, `keys`, `class` |
+//! | `riprap::cache` | `miss turned away: too many loads in flight` | warn | `event="overloaded"` |
+//!
+//! With the `metrics` feature, a `MetricsListener` publishes:
+//!
+//! | metric | type | labels | counts |
+//! |---|---|---|---|
+//! | `riprap_cache_hits_total` | counter | | fresh hits |
+//! | `riprap_cache_stale_hits_total` | counter | | hits due for refresh (a refresh was started) |
+//! | `riprap_cache_negative_hits_total` | counter | | remembered permanent failures served |
+//! | `riprap_cache_misses_total` | counter | | reads that found nothing usable |
+//! | `riprap_cache_loads_total` | counter | | per-key loads that succeeded |
+//! | `riprap_cache_load_seconds` | histogram | | their duration |
+//! | `riprap_cache_load_errors_total` | counter | `class` | per-key loads that failed |
+//! | `riprap_cache_stale_if_error_total` | counter | | expired entries served because a load failed |
+//! | `riprap_cache_batch_loads_total` | counter | | batch loads that returned |
+//! | `riprap_cache_batch_keys_total` | counter | | keys those batches stored |
+//! | `riprap_cache_batch_load_seconds` | histogram | | their duration |
+//! | `riprap_cache_batch_errors_total` | counter | `class` | batch loads that failed |
+//! | `riprap_cache_refresh_dropped_total` | counter | | due keys that found the refresh queue full |
+//! | `riprap_cache_overloaded_total` | counter | | misses turned away at `max_in_flight` |
+//! | `riprap_cache_evictions_total` | counter | | entries evicted for capacity |
+//! | `riprap_cache_inserts_total` | counter | | `insert` calls |
+//! | `riprap_cache_invalidations_total` | counter | | `invalidate` and `invalidate_all` calls |
+//!
+//! A hit through `MetricsListener` costs the recorder's counter increment on top of the
+//! cache's own per-thread count; for a very hot cache, export [`Cache::metrics`] periodically
+//! instead and leave hits out of the listener.
+//!
 //! # Design notes
 //!
 //! **Storage: quick_cache.** The storage is `quick_cache::sync::Cache`, chosen by benchmark

@@ -167,6 +167,22 @@ impl Class {
         }
     }
 
+    /// Where this class sits among the classes, for tables indexed by class: from 0 to
+    /// [`CLASSES`](Self::CLASSES) - 1.
+    pub(crate) const fn ordinal(&self) -> usize {
+        match self {
+            Class::Success => 0,
+            Class::Transient => 1,
+            Class::TimedOut => 2,
+            Class::Throttled { .. } => 3,
+            Class::Refused { .. } => 4,
+            Class::Permanent => 5,
+        }
+    }
+
+    /// How many classes there are.
+    pub(crate) const CLASSES: usize = 6;
+
     /// A short lowercase name for logs and metrics labels: `success`, `transient`,
     /// `timed_out`, `throttled`, `refused` or `permanent`.
     ///

@@ -58,6 +58,23 @@ pub enum GiveUp {
 }
 
 impl GiveUp {
+    /// How many reasons there are, for tables indexed by [`ordinal`](Self::ordinal).
+    pub(crate) const REASONS: usize = 8;
+
+    /// Where this reason sits among the reasons, from 0.
+    pub(crate) const fn ordinal(&self) -> usize {
+        match self {
+            GiveUp::Permanent => 0,
+            GiveUp::AttemptsExhausted => 1,
+            GiveUp::BackoffExhausted => 2,
+            GiveUp::BudgetRefused => 3,
+            GiveUp::Deadline => 4,
+            GiveUp::WaitTooLong => 5,
+            GiveUp::NotRetryable => 6,
+            GiveUp::NotReady => 7,
+        }
+    }
+
     /// A short snake_case name for logs and metrics labels.
     ///
     /// ```

@@ -1,137 +1,121 @@
-//! The one event type every layer's events travel in.
+//! The one event type every listener hears, and what a layer's event must say about itself.
 
-use crate::breaker::BreakerEvent;
-use crate::cache::CacheEvent;
-use crate::ratelimit::RateLimitEvent;
-use crate::retry::RetryEvent;
-use crate::stream::{OffsetRef, StreamEvent};
+use std::any::Any;
+use std::fmt;
 
-/// One thing a layer did, tagged with the layer and the name it was given, as a
-/// [`Forward`](super::Forward) hands it to a listener for every layer.
+use super::Measure;
+
+/// What every layer's event type says about itself, so that one [`Listener`](super::Listener),
+/// one metrics exporter and one log scheme serve every layer without knowing any of them.
 ///
-/// It borrows the layer's own event rather than owning a copy: listeners run inline on the
-/// request path, and building an `Event` is two pointer writes, never a clone (the breaker's
-/// events hold an `Arc`) or an allocation.
+/// Each layer implements it for its own event type, next to the type: adding an event or a
+/// layer touches that layer's folder and nothing here.
+pub trait LayerEvent: fmt::Debug + Send + Sync + 'static {
+    /// Which layer it came from, as the last segment of its `tracing` target: `"retry"`,
+    /// `"breaker"`, `"ratelimit"`, `"cache"`, `"stream"`, ...
+    fn layer(&self) -> &'static str;
+
+    /// What happened, in snake case: `"attempt"`, `"transition"`, `"gate_closed"`, ...
+    fn kind(&self) -> &'static str;
+
+    /// Feed the metrics this event counts into `into`. The default feeds none.
+    fn measure(&self, into: &dyn Measure) {
+        let _ = into;
+    }
+
+    /// The event as [`Any`], so [`Event::downcast_ref`] can give it back typed.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// One thing a layer did, as a [`Listener`](super::Listener) hears it: the layer's own event,
+/// borrowed, and the name of the [`Named`](super::Named) listener that delivered it, if any.
 ///
-/// `name` is the name given to the [`Forward`](super::Forward) that delivered it, so one
-/// listener can tell two stacks apart. A breaker's own name (for a keyed breaker, its key) is
-/// in its [`BreakerEvent`].
+/// Building one is two pointer writes: listeners run inline on the request path, and nothing
+/// is cloned or allocated on the way to them. Get the layer's event back, typed, with
+/// [`downcast_ref`](Self::downcast_ref).
 ///
 /// ```
 /// use riprap::events::Event;
 /// use riprap::retry::{GiveUp, RetryEvent};
 ///
 /// let gave_up = RetryEvent::GaveUp { attempts: 3, reason: GiveUp::AttemptsExhausted };
-/// let event = Event::Retry { name: Some("llm"), event: &gave_up };
-/// assert_eq!((event.layer(), event.kind(), event.name()), ("retry", "gave_up", Some("llm")));
+/// let event = Event::new(&gave_up);
+/// assert_eq!((event.layer(), event.kind(), event.name()), ("retry", "gave_up", None));
 ///
-/// match event {
-///     Event::Retry { event: RetryEvent::GaveUp { reason, .. }, .. } => {
-///         assert_eq!(reason.as_str(), "attempts_exhausted")
-///     }
-///     _ => unreachable!(),
+/// if let Some(RetryEvent::GaveUp { reason, .. }) = event.downcast_ref() {
+///     assert_eq!(reason.as_str(), "attempts_exhausted");
 /// }
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
-pub enum Event<'a> {
-    /// From a [`Retry`](crate::retry::Retry) layer.
-    Retry {
-        /// The name of the forward that delivered it.
-        name: Option<&'a str>,
-        /// What the retry layer did.
-        event: &'a RetryEvent,
-    },
-    /// From a [`CircuitBreaker`](crate::breaker::CircuitBreaker).
-    Breaker {
-        /// The name of the forward that delivered it.
-        name: Option<&'a str>,
-        /// What the breaker did (it carries the breaker's own name too).
-        event: &'a BreakerEvent,
-    },
-    /// From a [`RateLimiter`](crate::ratelimit::RateLimiter).
-    RateLimit {
-        /// The name of the forward that delivered it.
-        name: Option<&'a str>,
-        /// What the rate limiter did.
-        event: &'a RateLimitEvent,
-    },
-    /// From a [`Cache`](crate::cache::Cache).
-    Cache {
-        /// The name of the forward that delivered it.
-        name: Option<&'a str>,
-        /// What the cache did.
-        event: &'a CacheEvent,
-    },
-    /// From a [`Resumable`](crate::stream::Resumable) or
-    /// [`Checkpointed`](crate::stream::Checkpointed) stream.
-    ///
-    /// Streams are generic over their offset type, so the offsets arrive as [`OffsetRef`]s
-    /// (see [`StreamEvent::erased`]); [`OffsetRef::downcast_ref`] gives them back typed.
-    Stream {
-        /// The name of the forward that delivered it.
-        name: Option<&'a str>,
-        /// What the stream did.
-        event: &'a StreamEvent<OffsetRef<'a>>,
-    },
+#[derive(Clone, Copy)]
+pub struct Event<'a> {
+    name: Option<&'a str>,
+    event: &'a dyn LayerEvent,
 }
 
 impl<'a> Event<'a> {
-    /// The name of the [`Forward`](super::Forward) that delivered the event, if it has one.
-    ///
-    /// ```
-    /// use riprap::cache::CacheEvent;
-    /// use riprap::events::Event;
-    ///
-    /// assert_eq!(Event::Cache { name: None, event: &CacheEvent::Hit }.name(), None);
-    /// ```
+    /// An event carrying `event`, with no name.
+    #[inline]
+    pub fn new(event: &'a dyn LayerEvent) -> Self {
+        Event { name: None, event }
+    }
+
+    /// The same event, tagged with `name`.
+    #[inline]
+    pub fn with_name(self, name: &'a str) -> Self {
+        Event {
+            name: Some(name),
+            event: self.event,
+        }
+    }
+
+    /// The name of the [`Named`](super::Named) listener that delivered it, if any: one
+    /// listener can tell two stacks apart by it.
     pub fn name(&self) -> Option<&'a str> {
-        match *self {
-            Event::Retry { name, .. }
-            | Event::Breaker { name, .. }
-            | Event::RateLimit { name, .. }
-            | Event::Cache { name, .. }
-            | Event::Stream { name, .. } => name,
-        }
+        self.name
     }
 
-    /// Which layer it came from: `"retry"`, `"breaker"`, `"ratelimit"`, `"cache"` or
-    /// `"stream"` (the same word as the `tracing` target's last segment).
-    ///
-    /// ```
-    /// use riprap::events::Event;
-    /// use riprap::ratelimit::RateLimitEvent;
-    ///
-    /// let e = Event::RateLimit { name: None, event: &RateLimitEvent::GateReopened };
-    /// assert_eq!(e.layer(), "ratelimit");
-    /// ```
+    /// Which layer it came from; see [`LayerEvent::layer`].
     pub fn layer(&self) -> &'static str {
-        match self {
-            Event::Retry { .. } => "retry",
-            Event::Breaker { .. } => "breaker",
-            Event::RateLimit { .. } => "ratelimit",
-            Event::Cache { .. } => "cache",
-            Event::Stream { .. } => "stream",
-        }
+        self.event.layer()
     }
 
-    /// What happened, as the layer's event names it in snake case (`"attempt"`,
-    /// `"transition"`, `"gate_closed"`, `"stale_hit"`, ...).
-    ///
-    /// ```
-    /// use riprap::cache::CacheEvent;
-    /// use riprap::events::Event;
-    ///
-    /// let e = Event::Cache { name: Some("config"), event: &CacheEvent::StaleHit };
-    /// assert_eq!(format!("{}.{}", e.layer(), e.kind()), "cache.stale_hit");
-    /// ```
+    /// What happened; see [`LayerEvent::kind`].
     pub fn kind(&self) -> &'static str {
-        match self {
-            Event::Retry { event, .. } => event.as_str(),
-            Event::Breaker { event, .. } => event.as_str(),
-            Event::RateLimit { event, .. } => event.as_str(),
-            Event::Cache { event, .. } => event.as_str(),
-            Event::Stream { event, .. } => event.as_str(),
-        }
+        self.event.kind()
+    }
+
+    /// The layer's own event, if it is an `E`.
+    ///
+    /// ```
+    /// use riprap::breaker::{BreakerEvent, Rejected};
+    /// use riprap::events::Event;
+    /// use riprap::retry::RetryEvent;
+    ///
+    /// let rejected = BreakerEvent::Rejected { name: None, rejected: Rejected::Isolated };
+    /// let event = Event::new(&rejected);
+    /// assert!(event.downcast_ref::<RetryEvent>().is_none());
+    /// assert!(event.downcast_ref::<BreakerEvent>().is_some());
+    /// ```
+    pub fn downcast_ref<E: LayerEvent>(&self) -> Option<&'a E> {
+        self.event.as_any().downcast_ref()
+    }
+
+    /// The layer's own event, untyped.
+    pub fn get(&self) -> &'a dyn LayerEvent {
+        self.event
+    }
+
+    /// Feed this event's metrics into `into`; see [`LayerEvent::measure`].
+    pub fn measure(&self, into: &dyn Measure) {
+        self.event.measure(into)
+    }
+}
+
+impl fmt::Debug for Event<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("name", &self.name)
+            .field("event", &self.event)
+            .finish()
     }
 }

@@ -1,61 +1,64 @@
-//! Watching the layers work: listeners, one event type for every layer, `tracing`, metrics.
+//! Watching the layers work: one listener API, one event type, one `tracing` scheme, metrics.
 //!
-//! Every layer reports what it does in three ways:
+//! Every layer reports what it does three ways:
 //!
 //! - its own event type ([`RetryEvent`](crate::retry::RetryEvent),
 //!   [`BreakerEvent`](crate::breaker::BreakerEvent),
 //!   [`RateLimitEvent`](crate::ratelimit::RateLimitEvent),
-//!   [`CacheEvent`](crate::cache::CacheEvent),
-//!   [`StreamEvent`](crate::stream::StreamEvent)), delivered to an optional [`Listener`];
-//! - `tracing` events and spans, named by one scheme ([below](#tracing));
+//!   [`CacheEvent`](crate::cache::CacheEvent), [`StreamEvent`](crate::stream::StreamEvent)),
+//!   delivered as an [`Event`] to the [`Listener`] given to its builder's `.listener(..)`;
+//! - `tracing` events and spans, named by one scheme ([below](#tracing)), emitted by the
+//!   layer itself;
 //! - with the `metrics` feature, counters and histograms through the `metrics` facade, by
-//!   handing a `MetricsListener` to the layers ([below](#metrics)).
+//!   giving the layers a `MetricsListener` ([below](#metrics)).
 //!
 //! ## One listener for the whole stack
 //!
-//! A listener is called inline, on the request path, so each layer takes one of its own
-//! event type and nothing is boxed or cloned on the way. To watch a whole stack from one
-//! place, [`forward`] wraps a listener of [`Event`] (an enum with one variant per layer,
-//! borrowing the layer's event) into a [`Forward`] that every layer accepts:
+//! Every layer takes its listener the same way, `.listener(impl Listener)`, and hands it the
+//! same [`Event`]: the layer's own event, borrowed, which [`Event::downcast_ref`] gives back
+//! typed. So one value watches a whole stack, and
+//! [`StackBuilder::listener`](crate::stack::StackBuilder::listener) passes it to every layer
+//! of a preset. A listener is called inline, on the request path: keep it cheap (increment a
+//! counter, push to a channel). Delivering an event allocates nothing.
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
 //! use std::time::Duration;
 //! use riprap::breaker::{BreakerEvent, CircuitBreaker};
-//! use riprap::events::{self, Event};
+//! use riprap::events::{Event, ListenerExt};
 //! use riprap::ratelimit::{RateLimitConfig, RateLimiter};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let seen = Arc::new(Mutex::new(Vec::new()));
 //! let sink = Arc::clone(&seen);
-//! let events = events::forward(Arc::new(move |e: &Event<'_>| {
-//!     if let Event::Breaker { event: BreakerEvent::Transition { to, .. }, .. } = e {
-//!         sink.lock().unwrap().push(format!("breaker {to}"));
-//!     } else {
-//!         sink.lock().unwrap().push(format!("{}.{}", e.layer(), e.kind()));
-//!     }
-//! }))
+//! let events = (move |e: &Event<'_>| {
+//!     let line = match e.downcast_ref() {
+//!         Some(BreakerEvent::Transition { to, .. }) => format!("breaker {to}"),
+//!         _ => format!("{}.{}", e.layer(), e.kind()),
+//!     };
+//!     sink.lock().unwrap().push(format!("{} {line}", e.name().unwrap_or("-")));
+//! })
 //! .named("llm");
 //!
-//! let breaker = CircuitBreaker::builder().listener(Arc::new(events.clone())).build()?;
-//! let limiter = RateLimiter::with_listener(
-//!     RateLimitConfig::builder().requests(1, Duration::from_secs(1)).build()?,
-//!     Arc::new(events.clone()),
+//! let breaker = CircuitBreaker::builder().listener(events.clone()).build()?;
+//! let limiter = RateLimiter::new(
+//!     RateLimitConfig::builder()
+//!         .requests(1, Duration::from_secs(1))
+//!         .listener(events.clone())
+//!         .build()?,
 //! );
 //! breaker.force_open();
 //! limiter.acquire(1).await?;
 //! limiter.acquire(1).await?; // waits a second for the quota
 //!
-//! assert_eq!(seen.lock().unwrap().as_slice(), ["breaker isolated", "ratelimit.waited"]);
+//! assert_eq!(seen.lock().unwrap().as_slice(), ["llm breaker isolated", "llm ratelimit.waited"]);
 //! # Ok(()) }
 //! ```
 //!
-//! Layers that take `impl Listener<_>` (retry, cache) take `events.clone()`; those that
-//! take a [`SharedListener`] (breaker, rate limiter, resumable stream) take
-//! `Arc::new(events.clone())`. Each
-//! is paid once, when the stack is built. Delivering an event through a `Forward` allocates
-//! nothing: the [`Event`] is two references on the stack.
+//! A layer's event implements [`LayerEvent`]: its layer, its kind, and the metrics it feeds.
+//! That is all a consumer needs, so adding an event or a layer touches that layer's folder
+//! only: this module, the metrics exporter and the stack know no layer's events.
 //!
 //! ## Tracing
 //!
@@ -75,38 +78,12 @@
 //! state already logged (calls rejected by an open breaker) stay at `debug`, so an incident
 //! produces one warning, not one per request.
 //!
-//! | target | span / message | level | fields |
-//! |---|---|---|---|
-//! | `riprap::retry` | span `riprap.retry`, one per logical request | debug | `attempts` (recorded when it ends) |
-//! | `riprap::retry` | `attempt succeeded` | trace on the first attempt, else debug | `event="attempt"`, `attempt`, `class` |
-//! | `riprap::retry` | `attempt failed, retrying` | debug | `event="attempt"`, `attempt`, `class`, `delay_ms` |
-//! | `riprap::retry` | `attempt failed` (the last) | debug | `event="attempt"`, `attempt`, `class` |
-//! | `riprap::retry` | `gave up` | warn (debug when `reason="permanent"`) | `event="gave_up"`, `attempts`, `reason` |
-//! | `riprap::breaker` | `circuit opened` | warn | `event="transition"`, `name`, `state.from`, `state.to`, `open_ms`, `generation` |
-//! | `riprap::breaker` | `circuit state changed` (half-open, closed, forced, disabled) | info | `event="transition"`, `name`, `state.from`, `state.to`, `generation` |
-//! | `riprap::breaker` | `circuit would have opened (disabled: metrics only)` | warn | `event="would_trip"`, `name` |
-//! | `riprap::breaker` | `call rejected` | debug | `event="rejected"`, `name`, `reason` |
-//! | `riprap::ratelimit` | span `riprap.ratelimit.wait`, one per request that waits for capacity | debug | `cost` |
-//! | `riprap::ratelimit` | `gate closed by the server` | info | `event="gate_closed"`, `reopen_ms` |
-//! | `riprap::ratelimit` | `gate reopened` | info | `event="gate_reopened"` |
-//! | `riprap::ratelimit` | `adaptive rate cut` / `adaptive rate recovered` | info | `event="rate_decreased"` / `"rate_recovered"`, `rate` (requests per second) |
-//! | `riprap::ratelimit` | `request refused` | warn | `event="rejected"`, `by` (`quota`, `server`, `adaptive`, `cost`) |
-//! | `riprap::ratelimit` | `waited for capacity` | debug | `event="waited"`, `wait_ms` |
-//! | `riprap::ratelimit` | `pacing to the server's remaining quota` | debug | `event="pacing"`, `interval_ms`, `lasts_ms` |
-//! | `riprap::ratelimit` | `evicted the least recently used key` | debug | `event="key_evicted"` |
-//! | `riprap::classify` | `ignoring malformed rate-limit header value` | debug | `event="malformed_header"`, `header`, `value` (its first 64 bytes, escaped) |
-//! | `riprap::cache` | `hit`, `stale hit, refreshing`, `negative hit`, `miss`, `evicted` | trace | `event` |
-//! | `riprap::cache` | `loaded` | debug | `event="loaded"`, `took_ms` |
-//! | `riprap::cache` | `load failed` | debug | `event="load_failed"`, `class` |
-//! | `riprap::cache` | `served stale after a failed load`, `refresh dropped: queue full`, `inserted`, `invalidated`, `invalidated all` | debug | `event` |
-//! | `riprap::cache` | `batch loaded` | debug | `event="batch_loaded"`, `keys`, `stored`, `took_ms` |
-//! | `riprap::cache` | `batch refresh failed` (a background load: nobody else sees its error) | warn | `event="batch_failed"`, `keys`, `class` |
-//! | `riprap::cache` | `miss turned away: too many loads in flight` | warn | `event="overloaded"` |
-//! | `riprap::stream` | `loaded the committed position` (once per run) | info | `event="loaded"`, `position` |
-//! | `riprap::stream` | `source failed or ended, reconnecting` | debug | `event="reconnecting"`, `after`, `attempt`, `delay_ms`, `class` |
-//! | `riprap::stream` | `offsets skipped: items lost` | warn | `event="gap"`, `expected`, `found` |
-//! | `riprap::stream` | `gave up reconnecting` | warn | `event="gave_up"`, `attempts` |
-//! | `riprap::stream` | `committed` | debug | `event="committed"`, `position` |
+//! Each layer's module guide lists its own events, levels and fields (for example
+//! [retry](crate::retry#observing), [breaker](crate::breaker#observability),
+//! [rate limit](crate::ratelimit#observing), [cache](crate::cache#observing),
+//! [stream](crate::stream#watching-it)). Header parsing logs under `riprap::classify`:
+//! `ignoring malformed rate-limit header value` at debug, with `event="malformed_header"`,
+//! `header` and `value` (its first 64 bytes, escaped).
 //!
 //! A breaker's `name` is its own (set with
 //! [`BreakerBuilder::name`](crate::breaker::BreakerBuilder::name); a keyed breaker's is its
@@ -118,51 +95,13 @@
 //!
 //! ## Metrics
 //!
-//! With the `metrics` feature, `MetricsListener` turns the events into these series. All
-//! carry a `name` label (the listener's name); other labels take only the fixed values shown,
-//! never request data, so the number of series is bounded. Series appear at their first
-//! event. Histograms are in seconds.
-//!
-//! | metric | type | labels | counts |
-//! |---|---|---|---|
-//! | `riprap_retry_attempts_total` | counter | `class` (`success`, `transient`, `throttled`, `permanent`) | attempts, by the classifier's verdict |
-//! | `riprap_retry_giveups_total` | counter | `reason` (`permanent`, `attempts_exhausted`, `backoff_exhausted`, `budget_refused`, `deadline`, `not_retryable`, `not_ready`) | requests that stopped without a success |
-//! | `riprap_retry_delay_seconds` | histogram | | waits scheduled before a retry |
-//! | `riprap_breaker_transitions_total` | counter | `from`, `to` (`closed`, `open`, `half_open`, `isolated`, `forced_closed`, `disabled`) | state changes |
-//! | `riprap_breaker_rejections_total` | counter | `reason` (`open`, `half_open`, `isolated`) | calls refused |
-//! | `riprap_breaker_would_trip_total` | counter | | would-be trips of a disabled breaker |
-//! | `riprap_breaker_open_seconds` | histogram | | how long each opening lasts |
-//! | `riprap_ratelimit_waits_total` | counter | | requests that waited, then passed |
-//! | `riprap_ratelimit_wait_seconds` | histogram | | how long they waited |
-//! | `riprap_ratelimit_rejections_total` | counter | `by` (`quota`, `server`, `adaptive`, `cost`) | requests refused |
-//! | `riprap_ratelimit_gate_closed_total` | counter | | server signals that closed or extended the gate |
-//! | `riprap_ratelimit_gate_pause_seconds` | histogram | | how long each closing keeps it shut |
-//! | `riprap_ratelimit_gate_reopened_total` | counter | | reopenings |
-//! | `riprap_ratelimit_pacing_total` | counter | | pacing intervals set from the server's remaining quota |
-//! | `riprap_ratelimit_rate_changes_total` | counter | `direction` (`decreased`, `recovered`) | adaptive rate changes |
-//! | `riprap_cache_hits_total` | counter | | fresh hits |
-//! | `riprap_cache_stale_hits_total` | counter | | hits due for refresh (a refresh was started) |
-//! | `riprap_cache_negative_hits_total` | counter | | remembered permanent failures served |
-//! | `riprap_cache_misses_total` | counter | | reads that found nothing usable |
-//! | `riprap_cache_loads_total` | counter | | per-key loads that succeeded |
-//! | `riprap_cache_load_seconds` | histogram | | their duration |
-//! | `riprap_cache_load_errors_total` | counter | `class` | per-key loads that failed |
-//! | `riprap_cache_stale_if_error_total` | counter | | expired entries served because a load failed |
-//! | `riprap_cache_batch_loads_total` | counter | | batch loads that returned |
-//! | `riprap_cache_batch_keys_total` | counter | | keys those batches stored |
-//! | `riprap_cache_batch_load_seconds` | histogram | | their duration |
-//! | `riprap_cache_batch_errors_total` | counter | `class` | batch loads that failed |
-//! | `riprap_cache_refresh_dropped_total` | counter | | due keys that found the refresh queue full |
-//! | `riprap_cache_overloaded_total` | counter | | misses turned away at `max_in_flight` |
-//! | `riprap_cache_evictions_total` | counter | | entries evicted for capacity |
-//! | `riprap_cache_inserts_total` | counter | | `insert` calls |
-//! | `riprap_cache_invalidations_total` | counter | | `invalidate` and `invalidate_all` calls |
-//! | `riprap_stream_loads_total` | counter | `from` (`committed`, `start`) | checkpoint loads at start, by whether a position was committed |
-//! | `riprap_stream_reconnects_total` | counter | `class` | reconnects scheduled, by the verdict on the failure (`transient` for an unexpected end) |
-//! | `riprap_stream_reconnect_delay_seconds` | histogram | | waits before them |
-//! | `riprap_stream_gaps_total` | counter | | jumps in dense offsets (items lost at the source) |
-//! | `riprap_stream_giveups_total` | counter | | streams that ran out of reconnects |
-//! | `riprap_stream_commits_total` | counter | | positions durably committed |
+//! With the `metrics` feature, `MetricsListener` turns every layer's events into series
+//! through the `metrics` facade. All carry a `name` label (the listener's name); other labels
+//! take only fixed values, never request data, so the number of series is bounded. Series
+//! appear at their first event. Counters end in `_total`; histograms end in `_seconds` and are
+//! in seconds. Each layer's module guide lists its series; an event names the series it feeds
+//! through [`LayerEvent::measure`], so another exporter can implement [`Measure`] and get the
+//! same numbers.
 //!
 //! Useful ratios: each logical request ends in one successful attempt or one give-up, so
 //! retry amplification is `attempts_total` over the sum of `attempts_total{class="success"}`
@@ -181,95 +120,233 @@
 //! of the listener.
 //!
 //! ```
-//! use std::sync::{Arc, Mutex};
-//! use riprap::events::Listener;
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use riprap::events::{Event, Listener};
+//! use riprap::retry::RetryEvent;
 //!
-//! #[derive(Debug)]
-//! enum Ping { Hello }
+//! /// Counts retries scheduled.
+//! #[derive(Default)]
+//! struct Retries(AtomicU64);
 //!
-//! let seen = Arc::new(Mutex::new(Vec::new()));
-//! let sink = Arc::clone(&seen);
-//! let listener = move |e: &Ping| sink.lock().unwrap().push(format!("{e:?}"));
-//! listener.on_event(&Ping::Hello);
-//! assert_eq!(seen.lock().unwrap().as_slice(), ["Hello"]);
+//! impl Listener for Retries {
+//!     fn on_event(&self, event: &Event<'_>) {
+//!         if let Some(RetryEvent::Attempt { delay: Some(_), .. }) = event.downcast_ref() {
+//!             self.0.fetch_add(1, Ordering::Relaxed);
+//!         }
+//!     }
+//! }
 //! ```
 
+use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 mod event;
-mod forward;
+mod measure;
 #[cfg(feature = "metrics")]
 mod metrics;
-pub(crate) mod trace;
 
-pub use event::Event;
-pub use forward::{Forward, forward};
+pub use event::{Event, LayerEvent};
+pub use measure::{Measure, Metric, MetricKind};
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use metrics::MetricsListener;
 
-/// Receives a layer's events. Implemented for every `Fn(&E) + Send + Sync`.
+/// Hears every layer's [`Event`]s. Implemented for every `Fn(&Event<'_>) + Send + Sync`.
 ///
-/// Called inline on the request path: keep it cheap (increment a counter, push to a channel).
-///
-/// ```
-/// use std::sync::atomic::{AtomicU64, Ordering};
-/// use riprap::events::Listener;
-/// use riprap::retry::RetryEvent;
-///
-/// /// Counts retries scheduled.
-/// #[derive(Default)]
-/// struct Retries(AtomicU64);
-///
-/// impl Listener<RetryEvent> for Retries {
-///     fn on_event(&self, event: &RetryEvent) {
-///         if let RetryEvent::Attempt { delay: Some(_), .. } = event {
-///             self.0.fetch_add(1, Ordering::Relaxed);
-///         }
-///     }
-/// }
-/// ```
-pub trait Listener<E>: Send + Sync + 'static {
+/// Called inline on the request path: keep it cheap.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a riprap listener",
+    label = "expected a `riprap::events::Listener`",
+    note = "implement `Listener` for it, or pass a closure `|event: &riprap::events::Event<'_>| ...`"
+)]
+pub trait Listener: Send + Sync + 'static {
     /// One event happened.
-    fn on_event(&self, event: &E);
+    fn on_event(&self, event: &Event<'_>);
 }
 
-impl<E, F> Listener<E> for F
+impl<F> Listener for F
 where
-    F: Fn(&E) + Send + Sync + 'static,
+    F: Fn(&Event<'_>) + Send + Sync + 'static,
 {
-    fn on_event(&self, event: &E) {
+    #[inline]
+    fn on_event(&self, event: &Event<'_>) {
         self(event)
     }
 }
 
-/// A shared, type-erased listener of one layer's events, as layers store them.
+impl<L: Listener + ?Sized> Listener for Arc<L> {
+    #[inline]
+    fn on_event(&self, event: &Event<'_>) {
+        (**self).on_event(event)
+    }
+}
+
+/// A listener as layers store it: shared, chosen at run time.
+pub type SharedListener = Arc<dyn Listener>;
+
+/// Combinators for every [`Listener`].
+pub trait ListenerExt: Listener + Sized {
+    /// Tag every event with `name` (the dependency, say: `"llm"`, `"orders-db"`), so one
+    /// listener can tell several stacks apart.
+    ///
+    /// ```
+    /// use riprap::events::{Event, ListenerExt};
+    ///
+    /// let events = (|e: &Event<'_>| assert_eq!(e.name(), Some("orders-db"))).named("orders-db");
+    /// assert_eq!(events.name(), "orders-db");
+    /// ```
+    fn named(self, name: impl Into<Arc<str>>) -> Named<Self> {
+        Named {
+            name: name.into(),
+            inner: Arc::new(self),
+        }
+    }
+}
+
+impl<L: Listener> ListenerExt for L {}
+
+/// A listener that tags every event with a name; see [`ListenerExt::named`]. Clones share the
+/// listener and the name.
+pub struct Named<L> {
+    name: Arc<str>,
+    inner: Arc<L>,
+}
+
+impl<L> Named<L> {
+    /// The name events are tagged with.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl<L> Clone for Named<L> {
+    fn clone(&self) -> Self {
+        Named {
+            name: Arc::clone(&self.name),
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<L> fmt::Debug for Named<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Named")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<L: Listener> Listener for Named<L> {
+    #[inline]
+    fn on_event(&self, event: &Event<'_>) {
+        self.inner.on_event(&event.with_name(&self.name))
+    }
+}
+
+/// A listener of one layer's events only: `f` hears every event of type `E`, typed, and
+/// nothing else.
 ///
 /// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
 /// use std::sync::Arc;
-/// use riprap::breaker::{BreakerEvent, CircuitBreaker};
-/// use riprap::events::SharedListener;
+/// use riprap::events;
+/// use riprap::retry::{RetryConfig, RetryEvent};
 ///
-/// let listener: SharedListener<BreakerEvent> = Arc::new(|e: &BreakerEvent| println!("{e:?}"));
-/// let breaker = CircuitBreaker::builder().listener(listener).build()?;
+/// let gave_up = Arc::new(AtomicU32::new(0));
+/// let counter = Arc::clone(&gave_up);
+/// let layer = RetryConfig::new()
+///     .listener(events::only(move |e: &RetryEvent| {
+///         if let RetryEvent::GaveUp { .. } = e {
+///             counter.fetch_add(1, Ordering::Relaxed);
+///         }
+///     }))
+///     .build()?;
+/// # drop(layer);
 /// # Ok::<(), riprap::ConfigError>(())
 /// ```
-pub type SharedListener<E> = Arc<dyn Listener<E>>;
+pub fn only<E, F>(f: F) -> Only<E, F>
+where
+    E: LayerEvent,
+    F: Fn(&E) + Send + Sync + 'static,
+{
+    Only {
+        f,
+        _event: PhantomData,
+    }
+}
 
-/// A listener of every layer's [`Event`]s, as a trait object: what [`forward`] takes
-/// by default (`Arc<EventListener>`), for a listener chosen at run time.
-///
-/// ```
-/// use std::sync::Arc;
-/// use riprap::events::{Event, EventListener};
-///
-/// let quiet = true;
-/// let listener: Arc<EventListener> = if quiet {
-///     Arc::new(|_: &Event<'_>| {})
-/// } else {
-///     Arc::new(|e: &Event<'_>| println!("{e:?}"))
-/// };
-/// let events = riprap::events::forward(listener);
-/// # drop(events);
-/// ```
-pub type EventListener = dyn for<'a> Listener<Event<'a>>;
+/// A listener of one event type; see [`only`].
+pub struct Only<E, F> {
+    f: F,
+    _event: PhantomData<fn(&E)>,
+}
+
+impl<E, F: Clone> Clone for Only<E, F> {
+    fn clone(&self) -> Self {
+        Only {
+            f: self.f.clone(),
+            _event: PhantomData,
+        }
+    }
+}
+
+impl<E, F> fmt::Debug for Only<E, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Only")
+            .field("event", &std::any::type_name::<E>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E, F> Listener for Only<E, F>
+where
+    E: LayerEvent,
+    F: Fn(&E) + Send + Sync + 'static,
+{
+    #[inline]
+    fn on_event(&self, event: &Event<'_>) {
+        if let Some(e) = event.downcast_ref::<E>() {
+            (self.f)(e)
+        }
+    }
+}
+
+/// An optional listener inside a config that is otherwise plain data: equal to any other and
+/// printed without its contents, so configs keep deriving `PartialEq` and `Debug`.
+#[derive(Clone, Default)]
+pub(crate) struct ListenerSlot(pub(crate) Option<SharedListener>);
+
+impl ListenerSlot {
+    pub(crate) fn set(listener: impl Listener) -> Self {
+        ListenerSlot(Some(Arc::new(listener)))
+    }
+}
+
+impl PartialEq for ListenerSlot {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl fmt::Debug for ListenerSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "Some(..)" } else { "None" })
+    }
+}
+
+/// Deliver `event` to `listener`, if there is one.
+#[inline]
+pub(crate) fn deliver(listener: Option<&SharedListener>, event: &dyn LayerEvent) {
+    if let Some(l) = listener {
+        l.on_event(&Event::new(event));
+    }
+}
+
+/// Whole milliseconds, saturating: what a trace viewer shows and filters on, in every layer's
+/// `_ms` fields.
+#[inline]
+pub(crate) fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

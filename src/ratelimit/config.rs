@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::ConfigError;
 use crate::classify::headers::MAX_SERVER_DELAY;
 use crate::error::check_duration;
+use crate::events::{Listener, ListenerSlot};
 
 /// A local quota: `rate` units per `per`, of which up to `burst` may be spent at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +63,7 @@ pub struct RateLimitConfig {
     pub(crate) probe_timeout: Duration,
     pub(crate) adaptive: Option<AdaptiveConfig>,
     pub(crate) seed: Option<u64>,
+    pub(crate) listener: ListenerSlot,
 }
 
 impl RateLimitConfig {
@@ -83,6 +85,7 @@ impl RateLimitConfig {
             adaptive_decrease: 0.5,
             adaptive_increase: None,
             seed: None,
+            listener: ListenerSlot::default(),
         }
     }
 
@@ -125,6 +128,7 @@ pub struct RateLimitConfigBuilder {
     adaptive_decrease: f64,
     adaptive_increase: Option<f64>,
     seed: Option<u64>,
+    listener: ListenerSlot,
 }
 
 impl RateLimitConfigBuilder {
@@ -222,6 +226,13 @@ impl RateLimitConfigBuilder {
         self
     }
 
+    /// Receive every [`RateLimitEvent`](super::RateLimitEvent) of the limiters built from
+    /// this config (every key's, for a keyed limiter).
+    pub fn listener(mut self, listener: impl Listener) -> Self {
+        self.listener = ListenerSlot::set(listener);
+        self
+    }
+
     /// Check every knob.
     pub fn build(self) -> Result<RateLimitConfig, ConfigError> {
         let requests = quota(
@@ -275,6 +286,7 @@ impl RateLimitConfigBuilder {
             probe_timeout: self.probe_timeout,
             adaptive,
             seed: self.seed,
+            listener: self.listener,
         })
     }
 }

@@ -7,10 +7,9 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use super::{RateLimitConfig, RateLimitEvent, RateLimiter};
+use super::{RateLimitConfig, RateLimiter};
 use crate::ConfigError;
 use crate::backoff::SplitMix64;
-use crate::events::SharedListener;
 
 const MAX_SHARDS: usize = 16;
 
@@ -45,7 +44,6 @@ pub struct KeyedRateLimiter<K> {
 
 struct KeyedShared<K> {
     config: RateLimitConfig,
-    listener: Option<SharedListener<RateLimitEvent>>,
     shards: Box<[Shard<K>]>,
     hasher: RandomState,
     /// Bumped on every insertion; an entry remembers the value at its last use, so the
@@ -72,25 +70,9 @@ impl<K> Clone for KeyedRateLimiter<K> {
 }
 
 impl<K: Hash + Eq + Clone> KeyedRateLimiter<K> {
-    /// A registry of at most `max_keys` limiters enforcing `config`.
+    /// A registry of at most `max_keys` limiters enforcing `config`; every key's limiter
+    /// reports to the config's listener.
     pub fn new(config: RateLimitConfig, max_keys: usize) -> Result<Self, ConfigError> {
-        Self::build(config, max_keys, None)
-    }
-
-    /// Like [`new`](Self::new), reporting every key's events to `listener`.
-    pub fn with_listener(
-        config: RateLimitConfig,
-        max_keys: usize,
-        listener: SharedListener<RateLimitEvent>,
-    ) -> Result<Self, ConfigError> {
-        Self::build(config, max_keys, Some(listener))
-    }
-
-    fn build(
-        config: RateLimitConfig,
-        max_keys: usize,
-        listener: Option<SharedListener<RateLimitEvent>>,
-    ) -> Result<Self, ConfigError> {
         if max_keys == 0 {
             return Err(ConfigError::new("ratelimit.max_keys", "must be at least 1"));
         }
@@ -105,7 +87,6 @@ impl<K: Hash + Eq + Clone> KeyedRateLimiter<K> {
         Ok(KeyedRateLimiter {
             shared: Arc::new(KeyedShared {
                 config,
-                listener,
                 shards,
                 hasher: RandomState::new(),
                 generation: AtomicU64::new(0),
@@ -146,10 +127,7 @@ impl<K: Hash + Eq + Clone> KeyedRateLimiter<K> {
         let mut config = s.config.clone();
         // Keys seeded alike would jitter alike; derive each key's seed from its hash.
         config.seed = config.seed.map(|seed| SplitMix64::mix(seed, hash));
-        let limiter = match &s.listener {
-            Some(l) => RateLimiter::with_listener(config, Arc::clone(l)),
-            None => RateLimiter::new(config),
-        };
+        let limiter = RateLimiter::new(config);
         map.insert(
             key.clone(),
             Entry {

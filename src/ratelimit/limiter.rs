@@ -24,7 +24,7 @@ use super::{LimitedBy, RateLimitError, RateLimitEvent};
 use crate::backoff::SplitMix64;
 use crate::classify::Class;
 use crate::classify::headers::{MAX_SERVER_DELAY, RateLimitSignal};
-use crate::events::{SharedListener, trace};
+use crate::events;
 
 type Direct = Gcra<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Tick>>;
 
@@ -69,7 +69,6 @@ pub(crate) struct Shared {
     probe_answered: tokio::sync::Notify,
     seed: u64,
     waiters: AtomicU64,
-    listener: Option<SharedListener<RateLimitEvent>>,
 }
 
 /// Proof that a request was let through, and when: hand it back to
@@ -108,18 +107,6 @@ fn limited(now: Tick, hold: Hold) -> RateLimitError {
 impl RateLimiter {
     /// A limiter enforcing `config`; clones share it.
     pub fn new(config: RateLimitConfig) -> Self {
-        Self::build(config, None)
-    }
-
-    /// A limiter that reports what it does to `listener`.
-    pub fn with_listener(
-        config: RateLimitConfig,
-        listener: SharedListener<RateLimitEvent>,
-    ) -> Self {
-        Self::build(config, Some(listener))
-    }
-
-    fn build(config: RateLimitConfig, listener: Option<SharedListener<RateLimitEvent>>) -> Self {
         super::error::register();
         let clock = TokioClock::new();
         let seed = config.seed.unwrap_or_else(|| SplitMix64::random_seed(0));
@@ -134,7 +121,6 @@ impl RateLimiter {
                 probe_answered: tokio::sync::Notify::new(),
                 seed,
                 waiters: AtomicU64::new(0),
-                listener,
                 config,
             }),
         }
@@ -474,10 +460,8 @@ impl Shared {
     }
 
     fn emit(&self, event: RateLimitEvent) {
-        trace::ratelimit(&event);
-        if let Some(l) = &self.listener {
-            l.on_event(&event);
-        }
+        event.trace();
+        events::deliver(self.config.listener.0.as_ref(), &event);
     }
 }
 

@@ -104,6 +104,36 @@
 //!
 //! In a tower stack, [`RateLimitLayer`] does the acquiring and observing for every request;
 //! put it under the retry layer, so every attempt is limited.
+//!
+//! ## Observing
+//!
+//! What the limiter does goes to `tracing` and, as [`RateLimitEvent`]s, to a
+//! [`Listener`](crate::events::Listener) set with
+//! [`RateLimitConfigBuilder::listener`]. The scheme is the [events guide](crate::events)'s:
+//!
+//! | target | span / message | level | fields |
+//! |---|---|---|---|
+//! | `riprap::ratelimit` | span `riprap.ratelimit.wait`, one per request that waits for capacity | debug | `cost` |
+//! | `riprap::ratelimit` | `gate closed by the server` | info | `event="gate_closed"`, `reopen_ms` |
+//! | `riprap::ratelimit` | `gate reopened` | info | `event="gate_reopened"` |
+//! | `riprap::ratelimit` | `adaptive rate cut` / `adaptive rate recovered` | info | `event="rate_decreased"` / `"rate_recovered"`, `rate` (requests per second) |
+//! | `riprap::ratelimit` | `request refused` | warn | `event="rejected"`, `by` (`quota`, `server`, `adaptive`, `cost`) |
+//! | `riprap::ratelimit` | `waited for capacity` | debug | `event="waited"`, `wait_ms` |
+//! | `riprap::ratelimit` | `pacing to the server's remaining quota` | debug | `event="pacing"`, `interval_ms`, `lasts_ms` |
+//! | `riprap::ratelimit` | `evicted the least recently used key` | debug | `event="key_evicted"` |
+//!
+//! With the `metrics` feature, a `MetricsListener` publishes:
+//!
+//! | metric | type | labels | counts |
+//! |---|---|---|---|
+//! | `riprap_ratelimit_waits_total` | counter | | requests that waited, then passed |
+//! | `riprap_ratelimit_wait_seconds` | histogram | | how long they waited |
+//! | `riprap_ratelimit_rejections_total` | counter | `by` (`quota`, `server`, `adaptive`, `cost`) | requests refused |
+//! | `riprap_ratelimit_gate_closed_total` | counter | | server signals that closed or extended the gate |
+//! | `riprap_ratelimit_gate_pause_seconds` | histogram | | how long each closing keeps it shut |
+//! | `riprap_ratelimit_gate_reopened_total` | counter | | reopenings |
+//! | `riprap_ratelimit_pacing_total` | counter | | pacing intervals set from the server's remaining quota |
+//! | `riprap_ratelimit_rate_changes_total` | counter | `direction` (`decreased`, `recovered`) | adaptive rate changes |
 
 mod adaptive;
 mod clock;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ByClone, RetryEvent, RetryLayer};
+use super::{ByClone, RetryLayer};
 use crate::backoff::{BackoffBuilder, BackoffPolicy, Jitter, MakeBackoff};
 use crate::budget::{Budget, RatioBudget};
 use crate::classify::ByError;
@@ -49,7 +49,7 @@ pub struct RetryConfig<C = ByError, P = BackoffPolicy, B = RatioBudget, R = ByCl
     max_attempts: u32,
     deadline: Option<Duration>,
     max_retry_after: Duration,
-    listener: Option<SharedListener<RetryEvent>>,
+    listener: Option<SharedListener>,
 }
 
 impl std::fmt::Debug for RetryConfig {
@@ -185,8 +185,8 @@ impl<C, P, B, R> RetryConfig<C, P, B, R> {
         self
     }
 
-    /// Hear every [`RetryEvent`], for metrics or tests.
-    pub fn listener(mut self, listener: impl Listener<RetryEvent>) -> Self {
+    /// Hear every [`RetryEvent`](super::RetryEvent), for metrics or tests.
+    pub fn listener(mut self, listener: impl Listener) -> Self {
         self.listener = Some(Arc::new(listener));
         self
     }

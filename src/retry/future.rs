@@ -15,7 +15,7 @@ use crate::backoff::MakeBackoff;
 use crate::budget::Budget;
 use crate::classify::{Class, Classify};
 use crate::engine::{Retries, Stop};
-use crate::events::trace;
+use crate::events;
 
 pin_project! {
     /// The response future of [`Retry`](super::Retry): calls, sleeps and calls again until an
@@ -251,10 +251,8 @@ impl<C, P, B, R> Shared<C, P, B, R> {
 
     #[inline(never)]
     fn report(&self, event: RetryEvent) {
-        trace::retry(&event);
-        if let Some(listener) = &self.listener {
-            listener.on_event(&event);
-        }
+        event.trace();
+        events::deliver(self.listener.as_ref(), &event);
     }
 
     fn gave_up(&self, reason: GiveUp, attempts: u32) {

@@ -87,11 +87,26 @@
 //!
 //! ## Observing
 //!
-//! Each logical request runs in a `riprap.retry` `tracing` span (at debug level, recording
-//! `attempts` when it ends), with an event per attempt (attempt number, class, the delay
-//! before the next) and one when it gives up: at warn, unless the error was permanent. The
-//! [events guide](crate::events) lists every level and field. The same [`RetryEvent`]s go to
-//! a [`Listener`](crate::events::Listener) set with [`RetryConfig::listener`].
+//! Each logical request runs in a `riprap.retry` `tracing` span, with an event per attempt and
+//! one when it gives up; the same [`RetryEvent`]s go to a
+//! [`Listener`](crate::events::Listener) set with [`RetryConfig::listener`]. The scheme is the
+//! [events guide](crate::events)'s:
+//!
+//! | target | span / message | level | fields |
+//! |---|---|---|---|
+//! | `riprap::retry` | span `riprap.retry`, one per logical request (opened only when `debug` is enabled somewhere) | debug | `attempts` (recorded when it ends) |
+//! | `riprap::retry` | `attempt succeeded` | trace on the first attempt, else debug | `event="attempt"`, `attempt`, `class` |
+//! | `riprap::retry` | `attempt failed, retrying` | debug | `event="attempt"`, `attempt`, `class`, `delay_ms` |
+//! | `riprap::retry` | `attempt failed` (the last) | debug | `event="attempt"`, `attempt`, `class` |
+//! | `riprap::retry` | `gave up` | warn (debug when `reason="permanent"`) | `event="gave_up"`, `attempts`, `reason` |
+//!
+//! With the `metrics` feature, a `MetricsListener` publishes:
+//!
+//! | metric | type | labels | counts |
+//! |---|---|---|---|
+//! | `riprap_retry_attempts_total` | counter | `class` (`success`, `transient`, `timed_out`, `throttled`, `refused`, `permanent`) | attempts, by the classifier's verdict |
+//! | `riprap_retry_giveups_total` | counter | `reason` (`permanent`, `attempts_exhausted`, `backoff_exhausted`, `budget_refused`, `deadline`, `wait_too_long`, `not_retryable`, `not_ready`) | requests that stopped without a success |
+//! | `riprap_retry_delay_seconds` | histogram | | waits scheduled before a retry |
 //!
 //! ## Cancellation and cost
 //!
@@ -132,5 +147,5 @@ pub(crate) struct Shared<C, P, B, R> {
     pub(crate) classifier: C,
     pub(crate) rules: Rules<P, B>,
     pub(crate) requests: R,
-    pub(crate) listener: Option<SharedListener<RetryEvent>>,
+    pub(crate) listener: Option<SharedListener>,
 }

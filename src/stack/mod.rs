@@ -63,6 +63,7 @@ mod service;
 #[cfg(feature = "serde")]
 mod spec;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tower_layer::Layer;
@@ -81,10 +82,10 @@ use crate::budget::{Budget, RatioBudget};
 use crate::classify::ByError;
 use crate::classify::Through;
 use crate::error::ConfigError;
-use crate::events::SharedListener;
+use crate::events::{Listener, SharedListener};
 use crate::ratelimit::{
-    NoSignal, RateLimit, RateLimitConfig, RateLimitConfigBuilder, RateLimitEvent, RateLimitLayer,
-    RateLimiter, UnitCost,
+    NoSignal, RateLimit, RateLimitConfig, RateLimitConfigBuilder, RateLimitLayer, RateLimiter,
+    UnitCost,
 };
 use crate::retry::{ByClone, Retry, RetryConfig, RetryLayer};
 use crate::timeout::{Timeout, TimeoutLayer};
@@ -106,7 +107,7 @@ impl Stack {
             retry: RetryConfig::new(),
             breaker: CircuitBreaker::builder(),
             rate_limit: RateLimitConfig::builder(),
-            rate_limit_listener: None,
+            listener: None,
             cost: UnitCost,
             signal: NoSignal,
         }
@@ -164,16 +165,17 @@ pub struct StackBuilder<C, P = ConsecutiveFailures, W = UnitCost, R = NoSignal, 
     retry: RetryConfig<ByError, BackoffPolicy, B>,
     breaker: BreakerBuilder<P>,
     rate_limit: RateLimitConfigBuilder,
-    rate_limit_listener: Option<SharedListener<RateLimitEvent>>,
+    listener: Option<SharedListener>,
     cost: W,
     signal: R,
 }
 
 impl<C, P, W, R, B> StackBuilder<C, P, W, R, B> {
-    /// Report the rate limiter's events (gate closed and reopened, waits) to `listener`.
-    /// The retry and breaker configs take their own listeners.
-    pub fn rate_limit_listener(mut self, listener: SharedListener<RateLimitEvent>) -> Self {
-        self.rate_limit_listener = Some(listener);
+    /// Report every layer's events to `listener`: the retry layer's, the breaker's and the
+    /// rate limiter's, whatever preset the stack started from (it replaces a listener set on
+    /// one of the layers' own configs).
+    pub fn listener(mut self, listener: impl Listener) -> Self {
+        self.listener = Some(Arc::new(listener));
         self
     }
 
@@ -202,7 +204,7 @@ impl<C, P, W, R, B> StackBuilder<C, P, W, R, B> {
             retry,
             breaker: self.breaker,
             rate_limit: self.rate_limit,
-            rate_limit_listener: self.rate_limit_listener,
+            listener: self.listener,
             cost: self.cost,
             signal: self.signal,
         }
@@ -217,7 +219,7 @@ impl<C, P, W, R, B> StackBuilder<C, P, W, R, B> {
             retry: self.retry,
             breaker,
             rate_limit: self.rate_limit,
-            rate_limit_listener: self.rate_limit_listener,
+            listener: self.listener,
             cost: self.cost,
             signal: self.signal,
         }
@@ -238,7 +240,7 @@ impl<C, P, W, R, B> StackBuilder<C, P, W, R, B> {
             retry: self.retry,
             breaker: self.breaker,
             rate_limit: self.rate_limit,
-            rate_limit_listener: self.rate_limit_listener,
+            listener: self.listener,
             cost,
             signal: self.signal,
         }
@@ -254,7 +256,7 @@ impl<C, P, W, R, B> StackBuilder<C, P, W, R, B> {
             retry: self.retry,
             breaker: self.breaker,
             rate_limit: self.rate_limit,
-            rate_limit_listener: self.rate_limit_listener,
+            listener: self.listener,
             cost: self.cost,
             signal,
         }
@@ -343,15 +345,17 @@ impl<C, P, W, R, B> StackBuilder<C, P, W, R, B> {
             ));
         }
         let classifier = self.classifier;
+        let (mut breaker, mut rate_limit) = (self.breaker, self.rate_limit);
+        if let Some(listener) = self.listener {
+            retry = retry.listener(Arc::clone(&listener));
+            breaker = breaker.listener(Arc::clone(&listener));
+            rate_limit = rate_limit.listener(listener);
+        }
         let retry = retry
             .classifier(Through(Through(Through(classifier.clone()))))
             .build()?;
-        let breaker = self.breaker.build()?;
-        let limits = self.rate_limit.build()?;
-        let limiter = match self.rate_limit_listener {
-            Some(listener) => RateLimiter::with_listener(limits, listener),
-            None => RateLimiter::new(limits),
-        };
+        let breaker = breaker.build()?;
+        let limiter = RateLimiter::new(rate_limit.build()?);
         Ok(StackLayer {
             classifier,
             total: self

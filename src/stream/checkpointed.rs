@@ -134,7 +134,7 @@ struct Committer<O, St> {
     /// Length of the acknowledged prefix saved last; the lock also keeps saves one at a time.
     saved: tokio::sync::Mutex<u64>,
     stats: StreamStats,
-    listener: Option<SharedListener<StreamEvent<O>>>,
+    listener: Option<SharedListener>,
 }
 
 impl<O: Offset, St: OffsetStore<O>> Committer<O, St> {

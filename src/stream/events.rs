@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::offset::Offset;
 use crate::classify::Class;
 use crate::engine::GiveUp;
-use crate::events::SharedListener;
+use crate::events::{self, LayerEvent, Measure, Metric, SharedListener, ms};
 
 /// Something a [`Resumable`](super::Resumable) or [`Checkpointed`](super::Checkpointed)
 /// stream did. Also emitted through `tracing` (target `riprap::stream`).
@@ -74,103 +74,108 @@ impl<O> StreamEvent<O> {
     }
 }
 
-impl<O: Offset> StreamEvent<O> {
-    /// The same event with its offsets borrowed as [`OffsetRef`]s: the form that travels in
-    /// [`Event::Stream`](crate::events::Event::Stream), whatever the stream's offset type.
-    /// Builds nothing on the heap.
-    ///
-    /// ```
-    /// use riprap::stream::StreamEvent;
-    ///
-    /// let event = StreamEvent::Gap { expected: 5u64, found: 9 };
-    /// assert_eq!(format!("{:?}", event.erased()), "Gap { expected: 5, found: 9 }");
-    /// ```
-    pub fn erased(&self) -> StreamEvent<OffsetRef<'_>> {
+impl<O: fmt::Debug> StreamEvent<O> {
+    /// Emit the event through `tracing`. Offsets are logged in their `Debug` form: the
+    /// stream's offset type is the caller's.
+    pub(crate) fn trace(&self) {
+        const T: &str = "riprap::stream";
         match self {
-            StreamEvent::Loaded { position } => StreamEvent::Loaded {
-                position: position.as_ref().map(OffsetRef::new),
-            },
+            StreamEvent::Loaded { position } => {
+                // Once per run: where it resumes is what an operator checks after a restart.
+                tracing::info!(target: T, event = "loaded", position = ?position, "loaded the committed position")
+            }
             StreamEvent::Reconnecting {
                 after,
                 attempt,
                 delay,
                 class,
-            } => StreamEvent::Reconnecting {
-                after: after.as_ref().map(OffsetRef::new),
-                attempt: *attempt,
-                delay: *delay,
-                class: *class,
-            },
-            StreamEvent::Gap { expected, found } => StreamEvent::Gap {
-                expected: OffsetRef::new(expected),
-                found: OffsetRef::new(found),
-            },
-            StreamEvent::GaveUp { attempts, reason } => StreamEvent::GaveUp {
-                attempts: *attempts,
-                reason: *reason,
-            },
-            StreamEvent::Committed { position } => StreamEvent::Committed {
-                position: OffsetRef::new(position),
-            },
+            } => {
+                tracing::debug!(target: T, event = "reconnecting", after = ?after, attempt, delay_ms = ms(*delay), class = class.as_str(), "source failed or ended, reconnecting")
+            }
+            StreamEvent::Gap { expected, found } => {
+                // Data the source no longer has: nothing downstream can bring it back.
+                tracing::warn!(target: T, event = "gap", expected = ?expected, found = ?found, "offsets skipped: items lost")
+            }
+            StreamEvent::GaveUp { attempts, reason } => {
+                tracing::warn!(target: T, event = "gave_up", attempts, reason = reason.as_str(), "gave up reconnecting")
+            }
+            StreamEvent::Committed { position } => {
+                tracing::debug!(target: T, event = "committed", position = ?position, "committed")
+            }
         }
     }
 }
 
-/// A borrowed offset of any [`Offset`] type, as a stream's events carry them in
-/// [`Event::Stream`](crate::events::Event::Stream): printable, comparable, and recoverable
-/// as its own type with [`downcast_ref`](Self::downcast_ref).
-///
-/// ```
-/// use riprap::stream::{ResumeToken, StreamEvent};
-///
-/// let committed = StreamEvent::Committed { position: 41u64 };
-/// if let StreamEvent::Committed { position } = committed.erased() {
-///     assert_eq!(position.downcast_ref::<u64>(), Some(&41));
-///     assert_eq!(position.downcast_ref::<ResumeToken>(), None);
-///     assert_eq!(format!("{position:?}"), "41");
-/// }
-/// ```
-#[derive(Clone, Copy)]
-pub struct OffsetRef<'a>(&'a dyn AnyOffset);
+static LOADS: Metric = Metric::counter(
+    "riprap_stream_loads_total",
+    "Checkpoint loads at stream start, by whether a position was committed",
+    &["from"],
+    2,
+);
+static RECONNECTS: Metric = Metric::counter(
+    "riprap_stream_reconnects_total",
+    "Stream reconnects scheduled, by the classifier's verdict on the failure",
+    &["class"],
+    Class::CLASSES,
+);
+static RECONNECT_DELAY: Metric = Metric::histogram(
+    "riprap_stream_reconnect_delay_seconds",
+    "Waits scheduled before a stream reconnects",
+    &[],
+    1,
+);
+static GAPS: Metric = Metric::counter(
+    "riprap_stream_gaps_total",
+    "Jumps in dense offsets: items the source never delivered",
+    &[],
+    1,
+);
+static GIVEUPS: Metric = Metric::counter(
+    "riprap_stream_giveups_total",
+    "Streams that stopped reconnecting, by reason",
+    &["reason"],
+    GiveUp::REASONS,
+);
+static COMMITS: Metric = Metric::counter(
+    "riprap_stream_commits_total",
+    "Positions durably committed to an offset store",
+    &[],
+    1,
+);
 
-/// What `OffsetRef` needs of an offset, in a form that survives type erasure.
-trait AnyOffset: fmt::Debug + Send + Sync {
-    fn as_any(&self) -> &dyn Any;
-    fn eq_any(&self, other: &dyn Any) -> bool;
-}
+impl<O: Offset> LayerEvent for StreamEvent<O> {
+    fn layer(&self) -> &'static str {
+        "stream"
+    }
 
-impl<O: Offset> AnyOffset for O {
+    fn kind(&self) -> &'static str {
+        self.as_str()
+    }
+
+    // No offset ever becomes a label.
+    fn measure(&self, into: &dyn Measure) {
+        match self {
+            StreamEvent::Loaded { position } => {
+                let (variant, from) = match position {
+                    Some(_) => (0, "committed"),
+                    None => (1, "start"),
+                };
+                into.count(&LOADS, variant, &[from], 1);
+            }
+            StreamEvent::Reconnecting { delay, class, .. } => {
+                into.count(&RECONNECTS, class.ordinal(), &[class.as_str()], 1);
+                into.record(&RECONNECT_DELAY, 0, &[], *delay);
+            }
+            StreamEvent::Gap { .. } => into.count(&GAPS, 0, &[], 1),
+            StreamEvent::GaveUp { reason, .. } => {
+                into.count(&GIVEUPS, reason.ordinal(), &[reason.as_str()], 1)
+            }
+            StreamEvent::Committed { .. } => into.count(&COMMITS, 0, &[], 1),
+        }
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
-    }
-
-    fn eq_any(&self, other: &dyn Any) -> bool {
-        other.downcast_ref::<O>() == Some(self)
-    }
-}
-
-impl<'a> OffsetRef<'a> {
-    /// Borrow `offset`.
-    pub fn new<O: Offset>(offset: &'a O) -> Self {
-        OffsetRef(offset)
-    }
-
-    /// The offset as its own type, if it is an `O`.
-    pub fn downcast_ref<O: Offset>(&self) -> Option<&'a O> {
-        self.0.as_any().downcast_ref()
-    }
-}
-
-impl fmt::Debug for OffsetRef<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.0, f)
-    }
-}
-
-/// Equal when both are offsets of the same type and equal as such.
-impl PartialEq for OffsetRef<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.eq_any(other.0.as_any())
     }
 }
 
@@ -266,12 +271,7 @@ impl StreamStats {
 }
 
 /// Hand an event to `tracing` and the listener, if any.
-pub(crate) fn emit<O: fmt::Debug + 'static>(
-    listener: Option<&SharedListener<StreamEvent<O>>>,
-    event: StreamEvent<O>,
-) {
-    crate::events::trace::stream(&event);
-    if let Some(l) = listener {
-        l.on_event(&event);
-    }
+pub(crate) fn emit<O: Offset>(listener: Option<&SharedListener>, event: StreamEvent<O>) {
+    event.trace();
+    events::deliver(listener, &event);
 }

@@ -122,7 +122,28 @@
 //!
 //! [`StreamEvent`]s go to `tracing` and an optional [`Listener`](crate::events::Listener);
 //! [`StreamStats::snapshot`] gives delivered, reconnects, replays dropped, gaps, commits and
-//! the commit lag (delivered but not yet durably committed).
+//! the commit lag (delivered but not yet durably committed). Per-item counts are not events:
+//! an event per item would cost the hot path. The scheme is the
+//! [events guide](crate::events)'s; offsets are logged in their `Debug` form:
+//!
+//! | target | message | level | fields |
+//! |---|---|---|---|
+//! | `riprap::stream` | `loaded the committed position` (once per run) | info | `event="loaded"`, `position` |
+//! | `riprap::stream` | `source failed or ended, reconnecting` | debug | `event="reconnecting"`, `after`, `attempt`, `delay_ms`, `class` |
+//! | `riprap::stream` | `offsets skipped: items lost` | warn | `event="gap"`, `expected`, `found` |
+//! | `riprap::stream` | `gave up reconnecting` | warn | `event="gave_up"`, `attempts`, `reason` |
+//! | `riprap::stream` | `committed` | debug | `event="committed"`, `position` |
+//!
+//! With the `metrics` feature, a `MetricsListener` publishes:
+//!
+//! | metric | type | labels | counts |
+//! |---|---|---|---|
+//! | `riprap_stream_loads_total` | counter | `from` (`committed`, `start`) | checkpoint loads at start, by whether a position was committed |
+//! | `riprap_stream_reconnects_total` | counter | `class` | reconnects scheduled, by the verdict on the failure (`transient` for an unexpected end) |
+//! | `riprap_stream_reconnect_delay_seconds` | histogram | | waits before them |
+//! | `riprap_stream_gaps_total` | counter | | jumps in dense offsets (items lost at the source) |
+//! | `riprap_stream_giveups_total` | counter | `reason` | streams that stopped reconnecting |
+//! | `riprap_stream_commits_total` | counter | | positions durably committed |
 
 mod ack;
 mod checkpointed;
@@ -144,7 +165,7 @@ pub use config::{
     CommitConfig, CommitConfigBuilder, OnEnd, OnGap, ResumeConfig, ResumeConfigBuilder,
 };
 pub use error::{AckError, CheckpointError, Corruption, ResumeError};
-pub use events::{OffsetRef, StreamEvent, StreamMetrics, StreamStats};
+pub use events::{StreamEvent, StreamMetrics, StreamStats};
 pub use file::FileStore;
 #[cfg(feature = "object_store")]
 pub use object::{ObjectChunks, ObjectReadError, ObjectSource};

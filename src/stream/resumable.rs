@@ -18,7 +18,7 @@ use crate::backoff::MakeBackoff;
 use crate::budget::{Budget, Unlimited};
 use crate::classify::{ByError, Class, Classify};
 use crate::engine::{GiveUp, Retries, Rules};
-use crate::events::SharedListener;
+use crate::events::{Listener, SharedListener};
 
 /// How a stream's budget is held: any budget, shared.
 type SharedBudget = Arc<dyn Budget>;
@@ -91,7 +91,7 @@ pin_project! {
         config: ResumeConfig,
         replays: u64,
         stats: StreamStats,
-        listener: Option<SharedListener<StreamEvent<O>>>,
+        listener: Option<SharedListener>,
     }
 }
 
@@ -227,8 +227,8 @@ where
     }
 
     /// Report events to `listener` as well as to `tracing`.
-    pub fn listener(mut self, listener: SharedListener<StreamEvent<O>>) -> Self {
-        self.listener = Some(listener);
+    pub fn listener(mut self, listener: impl Listener) -> Self {
+        self.listener = Some(Arc::new(listener));
         self
     }
 
@@ -242,7 +242,7 @@ where
         self.last.as_ref()
     }
 
-    pub(crate) fn listener_ref(&self) -> Option<&SharedListener<StreamEvent<O>>> {
+    pub(crate) fn listener_ref(&self) -> Option<&SharedListener> {
         self.listener.as_ref()
     }
 
@@ -422,7 +422,7 @@ where
                 return Poll::Ready(Some(Err(match (stop.reason, error) {
                     (GiveUp::Permanent, Some(e)) => ResumeError::Permanent(e),
                     (reason, last) => {
-                        emit(
+                        emit::<O>(
                             this.listener.as_ref(),
                             StreamEvent::GaveUp { attempts, reason },
                         );
