@@ -52,6 +52,8 @@ mod errors;
 pub mod headers;
 #[cfg(feature = "http")]
 mod http;
+#[cfg(any(feature = "sqlx", feature = "tokio-postgres"))]
+mod postgres;
 #[cfg(feature = "reqwest")]
 mod reqwest;
 mod through;
@@ -232,6 +234,10 @@ pub(crate) fn known_error_class(err: &(dyn std::error::Error + 'static)) -> Opti
     #[cfg(feature = "rusqlite")]
     if let Some(e) = err.downcast_ref::<rusqlite::Error>() {
         return Some(Classified::class(e));
+    }
+    #[cfg(any(feature = "sqlx", feature = "tokio-postgres"))]
+    if let Some(c) = postgres::known_class(err) {
+        return Some(c);
     }
     crate::retry::known_class(err)
 }
