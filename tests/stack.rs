@@ -38,15 +38,13 @@ async fn run_scenario(seed: u64) -> Counts {
         .total_deadline(Duration::from_secs(20))
         .attempt_timeout(Duration::from_secs(2))
         .retry(
-            RetryConfig::new()
-                .max_attempts(3)
-                .backoff(
-                    BackoffPolicy::exponential(Duration::from_millis(100))
-                        .max_delay(Duration::from_secs(2))
-                        .seed(seed)
-                        .build()
-                        .unwrap(),
-                ),
+            RetryConfig::new().max_attempts(3).backoff(
+                BackoffPolicy::exponential(Duration::from_millis(100))
+                    .max_delay(Duration::from_secs(2))
+                    .seed(seed)
+                    .build()
+                    .unwrap(),
+            ),
         )
         .breaker(
             CircuitBreaker::builder()
