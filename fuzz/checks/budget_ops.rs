@@ -133,9 +133,6 @@ impl RatioModel {
     }
 
     pub fn deposit(&mut self) {
-        if self.deposit_units == 0 {
-            return;
-        }
         if self.exact {
             self.exact_deposits.push(self.now_nanos);
             return;

@@ -559,13 +559,21 @@ impl TimeWindow {
             .saturating_sub(n)
             .max((rotated + 1).saturating_sub(n));
         let (mut c, mut f, mut s) = (0, 0, 0);
-        for idx in oldest..=newest {
-            let word = self.buckets[(idx % n) as usize].0.load(Ordering::Acquire);
-            // Within two windows of the rotation a 16-bit tag names one index only.
-            if word >> 48 == idx & F16 {
-                c += word & F16;
-                f += (word >> 16) & F16;
-                s += (word >> 32) & F16;
+        // Walk the ring from the oldest bucket without a division per bucket.
+        let mut slot = (oldest % n) as usize;
+        for idx in oldest..newest.saturating_add(1) {
+            if let Some(bucket) = self.buckets.get(slot) {
+                let word = bucket.0.load(Ordering::Acquire);
+                // Within two windows of the rotation a 16-bit tag names one index only.
+                if word >> 48 == idx & F16 {
+                    c += word & F16;
+                    f += (word >> 16) & F16;
+                    s += (word >> 32) & F16;
+                }
+            }
+            slot += 1;
+            if slot == self.buckets.len() {
+                slot = 0;
             }
         }
         (c, f, s)

@@ -245,14 +245,13 @@ impl Budget for RatioBudget {
     #[inline]
     fn deposit(&self) {
         let inner = &*self.inner;
-        if inner.deposit_units == 0 {
-            return;
-        }
-        if inner.pending.load(Ordering::Relaxed) & LOW != 0 {
+        // One atomic add either way: while traffic is thin the count is not used (the deposit
+        // credits itself), so the add only tells which mode the budget is in.
+        let before = inner.pending.fetch_add(1, Ordering::Relaxed);
+        if before & LOW != 0 {
             return inner.deposit_now();
         }
-        let counted = (inner.pending.fetch_add(1, Ordering::Relaxed) & COUNT) + 1;
-        if counted >= BATCH {
+        if (before & COUNT) + 1 >= BATCH {
             inner.roll(inner.now_tick());
         }
     }
@@ -336,7 +335,23 @@ impl Inner {
         self.roll(now);
         if let Some(total) = self.credit(now, self.deposit_units) {
             if total >= self.deposit_units.saturating_mul(BATCH as i64) {
-                self.pending.fetch_and(!LOW, Ordering::AcqRel);
+                self.start_batching();
+            }
+        }
+    }
+
+    /// Leave thin-traffic mode. The count is zeroed in the same step: deposits added before it
+    /// saw the flag and credited themselves, deposits added after it are counted.
+    fn start_batching(&self) {
+        let mut cur = self.pending.load(Ordering::Acquire);
+        while cur & LOW != 0 {
+            let next = cur & !(LOW | COUNT);
+            match self
+                .pending
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
             }
         }
     }
@@ -348,11 +363,12 @@ impl Inner {
     fn roll(&self, now: u64) {
         let mut cur = self.pending.load(Ordering::Acquire);
         loop {
-            let (tick, counted) = (cur >> TICK_SHIFT, cur & COUNT);
-            if counted == 0 && tick >= now {
+            let mut low = cur & LOW;
+            // While traffic is thin deposits credit themselves; their adds only need clearing.
+            let (tick, counted) = (cur >> TICK_SHIFT, if low != 0 { 0 } else { cur & COUNT });
+            if cur & COUNT == 0 && tick >= now {
                 return;
             }
-            let mut low = cur & LOW;
             if counted > 0 && now >= tick.saturating_add(2) {
                 low = LOW;
             }
