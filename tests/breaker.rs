@@ -889,3 +889,129 @@ async fn the_default_classifier_agrees_with_retry_on_a_validation_error() {
     }
     assert_eq!(breaker.state(), BreakerState::Open);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Defects found against the peers' specs; each test failed before its fix.
+
+/// A time window forgets its calls after any idle gap, including exactly
+/// lcm(buckets, 65,536) bucket lengths, where 16-bit bucket tags used to match again.
+#[test]
+fn time_window_forgets_calls_after_a_tag_aliasing_idle() {
+    use riprap::breaker::{Outcome, TimeWindow};
+    // 10 buckets of 1 s: lcm(10, 65_536) = 327_680 bucket lengths.
+    for gap in [327_680u64, 2 * 327_680, 65_536, 655_360, 1_000_000] {
+        let w = TimeWindow::last(secs(10))
+            .buckets(10)
+            .failure_rate(0.5)
+            .min_throughput(20)
+            .build()
+            .unwrap();
+        for i in 0..19u64 {
+            assert!(!w.record(Outcome::new(i < 15, Duration::ZERO, ms(i * 10))));
+        }
+        assert_eq!(w.stats(ms(190)).calls, Some(19));
+        let later = secs(gap);
+        assert_eq!(w.stats(later).calls, Some(0), "after {gap} s idle");
+        // One more failure after the idle is one call in the window, not the twentieth.
+        assert!(!w.record(Outcome::new(true, Duration::ZERO, later)));
+        assert_eq!(w.stats(later).calls, Some(1), "after {gap} s idle");
+    }
+}
+
+/// Half-open judges slowness as closed does: a probe that succeeds but is slower than the
+/// window's slow-call threshold counts as a failed probe and reopens the breaker, so a
+/// dependency that is up but slow does not flap between open and closed.
+#[tokio::test(start_paused = true)]
+async fn a_slow_successful_probe_reopens_a_breaker_that_slow_calls_tripped() {
+    use riprap::breaker::CountWindow;
+    let policy = CountWindow::last(2)
+        .slow_calls(secs(1), 0.5)
+        .only_slow_calls()
+        .build()
+        .unwrap();
+    let breaker = CircuitBreaker::builder()
+        .policy(policy)
+        .open_for(secs(5))
+        .close_after(1)
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let p = breaker.try_acquire().unwrap();
+        tokio::time::advance(secs(2)).await;
+        p.record(Class::Success);
+    }
+    assert_eq!(breaker.state(), BreakerState::Open);
+    tokio::time::advance(secs(5)).await;
+    let probe = breaker.try_acquire().unwrap();
+    assert!(probe.is_probe());
+    tokio::time::advance(secs(2)).await;
+    probe.record(Class::Success);
+    assert_eq!(breaker.state(), BreakerState::Open, "a slow probe reopens");
+    // A fast probe closes it.
+    tokio::time::advance(secs(10)).await;
+    let probe = breaker.try_acquire().unwrap();
+    tokio::time::advance(ms(100)).await;
+    probe.record(Class::Success);
+    assert_eq!(breaker.state(), BreakerState::Closed);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// A time window forgets every call older than its length, for any idle gap: a schedule of
+    /// calls and gaps (short, up to ten years, and the boundaries of the ring and of the
+    /// 16-bit bucket tag) agrees with an exact count of the calls whose bucket is still in the
+    /// window, after every step.
+    #[test]
+    fn time_window_forgets_calls_older_than_its_length(
+        buckets in prop::sample::select(vec![1u32, 2, 3, 5, 7, 10, 16, 1000]),
+        bucket_ms in 1u64..2_000,
+        steps in proptest::collection::vec((0u8..16, any::<u16>(), any::<bool>()), 1..120),
+    ) {
+        use riprap::breaker::{Outcome, TimeWindow};
+        let w = TimeWindow::last(ms(bucket_ms * u64::from(buckets)))
+            .buckets(buckets)
+            .failure_rate(0.5)
+            .min_throughput(u32::MAX)
+            .build()
+            .unwrap();
+        let n = u64::from(buckets);
+        let lcm = n / gcd(n, 1 << 16) * (1 << 16);
+        let bucket = Duration::from_millis(bucket_ms);
+        let mut now = Duration::ZERO;
+        let mut calls: Vec<(u64, bool)> = Vec::new();
+        for (kind, x, failed) in steps {
+            let gap = match kind {
+                0..=5 => Duration::ZERO,
+                6..=8 => Duration::from_micros(u64::from(x) * 50),
+                9 => bucket * (x as u32 % (2 * buckets + 2)),
+                10 => bucket * ((1 << 16) + u32::from(x % 3) - 1),
+                11 => bucket.saturating_mul((lcm * (1 + u64::from(x % 3)) - 1 + u64::from(x / 3 % 3)) as u32),
+                12 => bucket.saturating_mul(u32::MAX),
+                13 => secs(u64::from(x) * 86_400),
+                14 => secs(3650 * 86_400),
+                _ => ms(u64::from(x)),
+            };
+            // Keep the total within two centuries of nanoseconds.
+            if now + gap > secs(200 * 365 * 86_400) {
+                continue;
+            }
+            now += gap;
+            let index = (now.as_nanos() / bucket.as_nanos()) as u64;
+            if kind < 6 || kind == 15 {
+                w.record(Outcome::new(failed, Duration::ZERO, now));
+                calls.push((index, failed));
+            }
+            let live: Vec<_> = calls.iter().filter(|(i, _)| i + n > index).collect();
+            let stats = w.stats(now);
+            prop_assert_eq!(stats.calls, Some(live.len() as u64), "at {:?}", now);
+            let failures = live.iter().filter(|c| c.1).count() as f64;
+            let rate = if live.is_empty() { 0.0 } else { failures / live.len() as f64 };
+            prop_assert_eq!(stats.failure_rate, Some(rate));
+        }
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}

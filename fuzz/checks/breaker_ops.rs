@@ -102,13 +102,45 @@ pub fn decode(data: &[u8]) -> Option<(Config, Vec<Op>)> {
             11 | 12 => Op::Drop {
                 call: usize::from(op[1]),
             },
-            13 | 14 => Op::Advance {
+            13 => Op::Advance {
                 ms: u64::from(op[1] % 64),
+            },
+            14 => Op::Advance {
+                ms: long_gap(&cfg, op[1]),
             },
             _ => Op::Command(op[1] % 4),
         })
         .collect();
     Some((cfg, ops))
+}
+
+/// An idle gap, in ms, from one of the time window's boundaries (its length, the 16-bit bucket
+/// tag, lcm(buckets, 65,536) bucket lengths where tags used to alias, with a bucket either
+/// side), or a plain long gap up to ten years.
+pub fn long_gap(cfg: &Config, b: u8) -> u64 {
+    let bucket = cfg.bucket_ms;
+    let n = u64::from(cfg.buckets);
+    let lcm = |a: u64, b: u64| a / gcd(a, b) * b;
+    let boundary = |k: u64| -> u64 {
+        match k {
+            0 => n,
+            1 => 1 << 16,
+            2 => lcm(n, 1 << 16),
+            3 => 2 * lcm(n, 1 << 16),
+            _ => 1 << 32,
+        }
+    };
+    let slack = [0i64, -1, 1][usize::from(b / 5 % 3)];
+    match b % 8 {
+        k @ 0..=4 => (boundary(u64::from(k)) as i64 + slack).max(1) as u64 * bucket,
+        5 => 3_600_000,
+        6 => 365 * 86_400_000,
+        _ => 3650 * 86_400_000,
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// The fuzz entry point.
@@ -279,6 +311,11 @@ impl Model {
             Mode::HalfOpen => match counted {
                 Counted::Ignored => self.release(call),
                 _ if !self.current(call) => self.release(call),
+                // A slow success is a failed probe, as slowness is judged while closed.
+                Counted::Success if self.slow(self.now - call.start) => {
+                    self.inflight -= 1;
+                    self.open();
+                }
                 Counted::Success => {
                     self.successes += 1;
                     self.inflight -= 1;
@@ -307,9 +344,13 @@ impl Model {
         }
     }
 
+    fn slow(&self, elapsed: u64) -> bool {
+        self.cfg.slow_ms.is_some_and(|ms| elapsed > ms * MS)
+    }
+
     fn record(&mut self, failed: bool, elapsed: u64) -> bool {
+        let slow = self.slow(elapsed);
         let cfg = &self.cfg;
-        let slow = cfg.slow_ms.is_some_and(|ms| elapsed > ms * MS);
         // Consecutive failures.
         self.streak = if failed { self.streak + 1 } else { 0 };
         let streak = self.streak >= cfg.consecutive;
@@ -462,6 +503,10 @@ pub fn run_ops(cfg: &Config, ops: &[Op]) {
                     model.release(&c);
                 }
                 Op::Advance { ms } => {
+                    // Keep the paused clock far from overflowing: 200 years of idle at most.
+                    if model.now / MS + ms > 200 * 365 * 86_400_000 {
+                        continue;
+                    }
                     tokio::time::advance(Duration::from_millis(ms)).await;
                     model.now += ms * MS;
                 }

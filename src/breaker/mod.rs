@@ -40,7 +40,9 @@
 //! - **Half-open**: the first caller after the open duration becomes a probe; up to
 //!   [`half_open_probes`](BreakerBuilder::half_open_probes) probes run at once and the rest
 //!   get [`Rejected::HalfOpen`]. [`close_after`](BreakerBuilder::close_after) successes close
-//!   the breaker; any failure reopens it.
+//!   the breaker; any failure reopens it, and so does a success slower than the policy's
+//!   slow-call threshold ([`TripPolicy::is_slow`]), so slow calls that tripped it cannot
+//!   close it again.
 //! - Manual: [`force_open`](CircuitBreaker::force_open) (isolate),
 //!   [`force_closed`](CircuitBreaker::force_closed), [`disable`](CircuitBreaker::disable)
 //!   (metrics only, reporting [`BreakerEvent::WouldTrip`]) and

@@ -113,6 +113,24 @@ pub trait TripPolicy: Send + Sync + 'static {
         let _ = now;
         PolicyStats::default()
     }
+
+    /// Whether a call that took `elapsed` is slow by this policy's measure. A half-open probe
+    /// that succeeds but is slow counts as a failed probe and reopens the breaker, so slowness
+    /// that tripped it cannot close it again. Defaults to `false` (no slow-call threshold).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use riprap::breaker::{CountWindow, TripPolicy};
+    ///
+    /// let w = CountWindow::last(10).slow_calls(Duration::from_secs(1), 0.5).build()?;
+    /// assert!(w.is_slow(Duration::from_secs(2)));
+    /// assert!(!w.is_slow(Duration::from_millis(900)));
+    /// # Ok::<(), riprap::ConfigError>(())
+    /// ```
+    fn is_slow(&self, elapsed: Duration) -> bool {
+        let _ = elapsed;
+        false
+    }
 }
 
 /// Combinators for every [`TripPolicy`].
@@ -179,6 +197,10 @@ impl<A: TripPolicy, B: TripPolicy> TripPolicy for AnyOf<A, B> {
 
     fn stats(&self, now: Duration) -> PolicyStats {
         self.a.stats(now).or(self.b.stats(now))
+    }
+
+    fn is_slow(&self, elapsed: Duration) -> bool {
+        self.a.is_slow(elapsed) || self.b.is_slow(elapsed)
     }
 }
 

@@ -291,6 +291,10 @@ impl<P: TripPolicy> Shared<P> {
         match adm.mode {
             Mode::HalfOpen => match counted {
                 Counted::Ignored => self.release(adm),
+                // Slowness is judged in half-open as it is while closed: a slow success is a
+                // failed probe, or a dependency that slow calls tripped would close again on
+                // slow successes and flap.
+                Counted::Success if self.clock && self.slow_probe(adm) => self.probe_failed(adm),
                 Counted::Success => self.probe_succeeded(adm),
                 Counted::Failure => self.probe_failed(adm),
             },
@@ -323,6 +327,11 @@ impl<P: TripPolicy> Shared<P> {
             }
             Mode::ForcedClosed | Mode::Open | Mode::Isolated => {}
         }
+    }
+
+    fn slow_probe(&self, adm: &Admission) -> bool {
+        let elapsed = Duration::from_nanos(self.now().saturating_sub(adm.start));
+        self.policy.is_slow(elapsed)
     }
 
     /// Hand a probe's permit back without a verdict (its future was dropped, or the outcome

@@ -40,7 +40,11 @@ impl Thresholds {
     }
 
     fn is_slow(&self, outcome: &Outcome) -> bool {
-        self.slow_ppm.is_some() && outcome.elapsed > self.slower_than
+        self.slow_after(outcome.elapsed)
+    }
+
+    fn slow_after(&self, elapsed: Duration) -> bool {
+        self.slow_ppm.is_some() && elapsed > self.slower_than
     }
 
     fn stats(&self, calls: u64, failures: u64, slow: u64) -> PolicyStats {
@@ -383,6 +387,10 @@ impl TripPolicy for CountWindow {
         let (c, f, s) = sums(self.sums.0.load(Ordering::Acquire));
         self.thresholds.stats(c, f, s)
     }
+
+    fn is_slow(&self, elapsed: Duration) -> bool {
+        self.thresholds.slow_after(elapsed)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -395,9 +403,12 @@ impl TripPolicy for CountWindow {
 /// is bursty and "10 % of calls in the last 30 s failed" is the question, as in Polly. A call
 /// leaves the window between `span - span / buckets` and `span` after it completed.
 ///
-/// Lock-free: a record is one compare-and-swap on its bucket plus a read of every bucket, and
-/// one clock read per call. Each bucket counts up to 65,535 calls and then samples (keeps the
-/// rate of the calls it counted), so rates stay meaningful at any throughput.
+/// Lock-free within a bucket: a record is one compare-and-swap on its bucket plus a read of
+/// every bucket, and one clock read per call; the first call of a new bucket rolls the window
+/// under a short lock. Each bucket counts up to 65,535 calls and then samples (keeps the
+/// rate of the calls it counted), so rates stay meaningful at any throughput. The window
+/// forgets its calls after any idle gap, however long (resilience4j and Polly do too): the
+/// roll clears every bucket the window passes over before anyone counts into it.
 ///
 /// ```
 /// use std::time::Duration;
@@ -420,8 +431,14 @@ pub struct TimeWindow {
     thresholds: Thresholds,
     bucket_nanos: u64,
     /// Per bucket: the bucket's index modulo 2^16 and three 16-bit counts (calls, failures,
-    /// slow), so rotating a bucket and counting into it is one compare-and-swap.
+    /// slow), so counting into a bucket is one compare-and-swap.
     buckets: Box<[Padded<AtomicU64>]>,
+    /// The latest bucket index whose rotation is complete: every bucket holds an index within
+    /// one window of it, or nothing. Calls count only into indices up to it, so a 16-bit tag
+    /// is never compared across more than two windows and cannot alias, whatever the gap.
+    rotated: Padded<AtomicU64>,
+    /// Serialises rotations (once per bucket length), so two of them never interleave.
+    rolling: std::sync::Mutex<()>,
 }
 
 /// Builder for [`TimeWindow`].
@@ -514,6 +531,8 @@ impl TimeWindow {
             thresholds,
             bucket_nanos,
             buckets: (0..buckets).map(|_| Padded(AtomicU64::new(0))).collect(),
+            rotated: Padded(AtomicU64::new(0)),
+            rolling: std::sync::Mutex::new(()),
         }
     }
 
@@ -532,20 +551,58 @@ impl TimeWindow {
 
     fn sum(&self, index: u64) -> (u64, u64, u64) {
         let n = self.buckets.len() as u64;
+        let rotated = self.rotated.0.load(Ordering::Acquire);
+        // Buckets past the rotation still hold an older window's calls; buckets a whole window
+        // before it have been rolled past.
+        let newest = index.min(rotated);
+        let oldest = (index + 1)
+            .saturating_sub(n)
+            .max((rotated + 1).saturating_sub(n));
         let (mut c, mut f, mut s) = (0, 0, 0);
-        for k in 0..n.min(index + 1) {
-            let idx = index - k;
-            let word = self.buckets[(idx % n) as usize].0.load(Ordering::Acquire);
-            // A bucket last written for an older index holds nothing of this window. (An index
-            // 65,536 rotations stale would alias; a bucket cannot sit untouched that long while
-            // its neighbours are in use without the whole window having expired.)
-            if word >> 48 == idx & F16 {
-                c += word & F16;
-                f += (word >> 16) & F16;
-                s += (word >> 32) & F16;
+        // Walk the ring from the oldest bucket without a division per bucket.
+        let mut slot = (oldest % n) as usize;
+        for idx in oldest..newest.saturating_add(1) {
+            if let Some(bucket) = self.buckets.get(slot) {
+                let word = bucket.0.load(Ordering::Acquire);
+                // Within two windows of the rotation a 16-bit tag names one index only.
+                if word >> 48 == idx & F16 {
+                    c += word & F16;
+                    f += (word >> 16) & F16;
+                    s += (word >> 32) & F16;
+                }
+            }
+            slot += 1;
+            if slot == self.buckets.len() {
+                slot = 0;
             }
         }
         (c, f, s)
+    }
+
+    /// Roll the window forward to `index` before anyone counts into it: every bucket the
+    /// window passes over is emptied and tagged with its new index, then `rotated` is
+    /// published. This happens once per bucket length whatever the traffic, under a lock held
+    /// for at most one store per bucket; every other call is lock-free. Nobody counts into an
+    /// index past `rotated`, so a rotation never erases a call of the window it rolls to.
+    #[cold]
+    fn rotate(&self, index: u64) {
+        let _rolling = self
+            .rolling
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let from = self.rotated.0.load(Ordering::Acquire);
+        if from >= index {
+            return;
+        }
+        let n = self.buckets.len() as u64;
+        for idx in (from + 1).max((index + 1).saturating_sub(n))..=index {
+            // A call of an index the window is leaving may still land in the bucket before
+            // this store; it would have left the window with this rotation anyway.
+            self.buckets[(idx % n) as usize]
+                .0
+                .store((idx & F16) << 48, Ordering::Release);
+        }
+        self.rotated.0.store(index, Ordering::Release);
     }
 
     fn index(&self, at: Duration) -> u64 {
@@ -557,24 +614,24 @@ impl TripPolicy for TimeWindow {
     fn record(&self, outcome: Outcome) -> bool {
         let index = self.index(outcome.at);
         let slow = self.thresholds.is_slow(&outcome);
-        let tag = index & F16;
-        let bucket = &self.buckets[(index % self.buckets.len() as u64) as usize].0;
-        let mut cur = bucket.load(Ordering::Acquire);
-        loop {
-            let next = if cur >> 48 == tag {
-                if cur & F16 == F16 {
-                    break; // saturated: this bucket keeps the rate of the calls it counted
+        let n = self.buckets.len() as u64;
+        let mut rotated = self.rotated.0.load(Ordering::Acquire);
+        if rotated < index {
+            self.rotate(index);
+            rotated = self.rotated.0.load(Ordering::Acquire);
+        }
+        // A caller preempted for a whole window: its call has already left the window.
+        if index + n > rotated {
+            let tag = index & F16;
+            let bucket = &self.buckets[(index % n) as usize].0;
+            let mut cur = bucket.load(Ordering::Acquire);
+            // The bucket holds `index` (rotation guarantees it) unless it already rolled past.
+            while cur >> 48 == tag && cur & F16 != F16 {
+                let next = cur + 1 + (u64::from(outcome.failed) << 16) + (u64::from(slow) << 32);
+                match bucket.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => break,
+                    Err(actual) => cur = actual,
                 }
-                cur + 1 + (u64::from(outcome.failed) << 16) + (u64::from(slow) << 32)
-            } else if cur & F16 != 0 && ((cur >> 48).wrapping_sub(tag) & F16) < 0x8000 {
-                // A caller preempted for a whole span: the bucket already rolled past us.
-                break;
-            } else {
-                (tag << 48) | 1 | (u64::from(outcome.failed) << 16) | (u64::from(slow) << 32)
-            };
-            match bucket.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => break,
-                Err(actual) => cur = actual,
             }
         }
         let (c, f, s) = self.sum(index);
@@ -582,9 +639,18 @@ impl TripPolicy for TimeWindow {
     }
 
     fn reset(&self) {
-        for b in self.buckets.iter() {
-            // Index tag 0 with no counts: empty for every index, including 0.
-            b.0.store(0, Ordering::Release);
+        // Empty every bucket but keep the tag of the index it holds, so calls of the current
+        // bucket still count into it after the reset.
+        let _rolling = self
+            .rolling
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let rotated = self.rotated.0.load(Ordering::Acquire);
+        let n = self.buckets.len() as u64;
+        for idx in (rotated + 1).saturating_sub(n)..=rotated {
+            self.buckets[(idx % n) as usize]
+                .0
+                .store((idx & F16) << 48, Ordering::Release);
         }
     }
 
@@ -603,5 +669,9 @@ impl TripPolicy for TimeWindow {
     fn stats(&self, now: Duration) -> PolicyStats {
         let (c, f, s) = self.sum(self.index(now));
         self.thresholds.stats(c, f, s)
+    }
+
+    fn is_slow(&self, elapsed: Duration) -> bool {
+        self.thresholds.slow_after(elapsed)
     }
 }

@@ -11,16 +11,19 @@
 //! attempts, one failing call becomes `k^n` calls to the dependency: 3 layers × 4 attempts is
 //! 4³ = **64×** the load, arriving exactly when the dependency is least able to take it.
 //!
-//! A [`RatioBudget`] of 20 % bounds the extra load instead: over any stretch of time, retries
-//! are at most 20 % of first attempts plus a small reserve, so total calls are at most
-//! **1.2 × requests + reserve**, however many attempts each request is allowed and however
-//! long the outage lasts. With the defaults (20 %, a reserve of 10 retries/s, 10 s expiry),
-//! 100 requests/s against a dead dependency make at most 120 + 10 calls/s, where four
-//! attempts without a budget make 400.
+//! A [`RatioBudget`] of 20 % bounds the extra load instead: at every retry, the retries of the
+//! last `ttl` are at most 20 % of the first attempts of the last `ttl` plus a small reserve,
+//! which renews every `ttl`. Over a storm whose retries span *T*, total calls are at most
+//! **1.2 × requests + reserve rate × (T + ttl)**, however many attempts each request is
+//! allowed; but *T* is as long as requests keep retrying, so a large attempt cap with long
+//! backoffs lets the reserve pay for longer (set `min_retries_per_sec` to 0, or give the retry
+//! layer a deadline, where that matters). With the defaults (20 %, a reserve of 10 retries/s,
+//! 10 s expiry), 100 requests/s against a dead dependency make at most 120 + 10 calls/s, where
+//! four attempts without a budget make 400.
 //!
 //! riprap's storm test replays exactly that for 60 s on a paused clock (6,000 requests, every
 //! call failing, 4 attempts allowed): without a budget the dependency sees 24,000 calls (4×);
-//! with the default budget it sees 7,804 (1.30×), inside the bound of 1.2 × 6,000 plus the
+//! with the default budget it sees 7,694 (1.28×), inside the bound of 1.2 × 6,000 plus the
 //! reserve's 10/s × (60 s + one 10 s window) = 7,900.
 //!
 //! The budget also breaks the multiplication between layers: retry in one layer per
@@ -36,7 +39,7 @@
 //! |---|---|---|---|---|
 //! | [`RatioBudget`] | Finagle, tower's `TpsBudget` | one retry | each first attempt deposits `ratio` retries; deposits expire after `ttl`; a reserve of `min_retries_per_sec × ttl` | retries in the last `ttl` exceed `ratio ×` requests + reserve |
 //! | [`TokenThrottle`] | gRPC retry throttling | nothing directly | successes add `token_ratio`; failures take 1 | tokens at or below half of `max_tokens` |
-//! | [`RetryQuota`] | AWS SDKs' retry quota | 5 (10 after a timeout, 1 after a throttle) | successes refund what their retries cost, or add 1 | the quota cannot cover the cost |
+//! | [`RetryQuota`] | AWS SDKs' retry quota | 5 (10 after a timeout, 1 after a throttle) | a success gives back its last retry's cost, or adds 1 | the quota cannot cover the cost |
 //!
 //! - **[`RatioBudget`]** (the default) bounds amplification by a ratio you choose, whatever the
 //!   traffic; the reserve keeps a quiet client able to retry. Use it unless you have a reason not to.
@@ -203,36 +206,102 @@ impl Failure {
 
 /// What a retry cost, in the budget's own units; hand it back with [`Budget::refund`].
 ///
-/// Withdrawals add up, so a request can tell its budget what all of its retries cost.
+/// Withdrawals add up, so a request can tell its budget what all of its retries cost. A sum
+/// also remembers what the last retry in it cost and when the budget booked its earliest
+/// one: the [`RetryQuota`] gives back only the last retry's cost when a request succeeds, and
+/// the [`RatioBudget`] cancels a refund in the slot the withdrawal came from, so a refund
+/// never counts for longer than the withdrawal it hands back. Two withdrawals are equal when
+/// their units are.
 ///
 /// ```
 /// use riprap::budget::Withdrawal;
 /// assert_eq!((Withdrawal::new(5) + Withdrawal::new(10)).units(), 15);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[derive(Debug, Clone, Copy)]
 pub struct Withdrawal {
     units: u64,
+    /// What the most recent withdrawal in this sum cost.
+    last: u64,
+    /// The budget's own time stamp of the earliest withdrawal in this sum (the ratio budget's
+    /// slot tick); `u64::MAX` when unknown.
+    at: u64,
 }
 
 impl Withdrawal {
     /// Nothing withdrawn.
-    pub const NONE: Withdrawal = Withdrawal { units: 0 };
+    pub const NONE: Withdrawal = Withdrawal {
+        units: 0,
+        last: 0,
+        at: u64::MAX,
+    };
 
     /// A withdrawal of `units`.
     pub const fn new(units: u64) -> Self {
-        Withdrawal { units }
+        Withdrawal {
+            units,
+            last: units,
+            at: u64::MAX,
+        }
+    }
+
+    /// A withdrawal of `units` booked at the budget's own time stamp `at`.
+    pub(crate) const fn stamped(units: u64, at: u64) -> Self {
+        Withdrawal {
+            units,
+            last: units,
+            at,
+        }
     }
 
     /// How many units were withdrawn.
     pub const fn units(&self) -> u64 {
         self.units
     }
+
+    /// What the most recent withdrawal added into this one cost (all of it for a single
+    /// withdrawal).
+    ///
+    /// ```
+    /// use riprap::budget::Withdrawal;
+    /// assert_eq!((Withdrawal::new(10) + Withdrawal::new(5)).last_units(), 5);
+    /// ```
+    pub const fn last_units(&self) -> u64 {
+        self.last
+    }
+
+    pub(crate) const fn stamp(&self) -> u64 {
+        self.at
+    }
+}
+
+impl Default for Withdrawal {
+    fn default() -> Self {
+        Withdrawal::NONE
+    }
+}
+
+impl PartialEq for Withdrawal {
+    fn eq(&self, other: &Self) -> bool {
+        self.units == other.units
+    }
+}
+
+impl Eq for Withdrawal {}
+
+impl std::hash::Hash for Withdrawal {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.units.hash(state);
+    }
 }
 
 impl std::ops::Add for Withdrawal {
     type Output = Withdrawal;
     fn add(self, rhs: Withdrawal) -> Withdrawal {
-        Withdrawal::new(self.units.saturating_add(rhs.units))
+        Withdrawal {
+            units: self.units.saturating_add(rhs.units),
+            last: if rhs.units > 0 { rhs.last } else { self.last },
+            at: self.at.min(rhs.at),
+        }
     }
 }
 

@@ -10,8 +10,10 @@ use crate::error::ConfigError;
 /// 500). A retry costs `retry_cost` (5); after a timeout it costs `timeout_cost` (10), because
 /// a timed-out call may still be running and the retry doubles its load; after a throttle it
 /// costs `throttle_cost` (1), because the retry already waits for the server's `Retry-After`.
-/// A request that succeeds refunds what its retries cost, or adds `success_increment` (1) if it
-/// made none. When the bucket cannot cover a retry, the retry is not made.
+/// A request that succeeds gives back what its last retry cost (its earlier retries failed, so
+/// their cost stays spent), or adds `success_increment` (1) if it made none; a withdrawal
+/// handed back unused with [`Budget::refund`] returns in full. When the bucket cannot cover a
+/// retry, the retry is not made.
 ///
 /// With the defaults a healthy client holds 500 units: 100 ordinary retries (50 after
 /// timeouts) before an outage drains it.
@@ -24,7 +26,7 @@ use crate::error::ConfigError;
 /// let w = quota.try_withdraw(Failure::timeout()).unwrap(); // 10
 /// assert_eq!(quota.available(), 2);
 /// assert!(quota.try_withdraw(Failure::new(Class::Transient)).is_none()); // 5 > 2
-/// quota.record(Outcome::Success { spent: w }); // the retry worked: refund it
+/// quota.record(Outcome::Success { spent: w }); // the retry worked: its cost comes back
 /// assert_eq!(quota.available(), 12);
 /// # Ok::<(), riprap::ConfigError>(())
 /// ```
@@ -196,8 +198,10 @@ impl Budget for RetryQuota {
 
     fn record(&self, outcome: Outcome) {
         if let Outcome::Success { spent } = outcome {
+            // Only the last retry's cost comes back: every earlier retry of the request failed,
+            // and its cost stays spent, as in the AWS SDKs' standard retry mode.
             let units = if spent.units() > 0 {
-                spent.units()
+                spent.last_units()
             } else {
                 self.inner.success_increment
             };

@@ -9,29 +9,65 @@ use tokio::time::Instant;
 use super::{Budget, Failure, Withdrawal};
 use crate::error::{ConfigError, check_duration};
 
-/// The window is cut into this many slots; a deposit expires a slot at a time.
+/// The window is cut into this many slots of `ttl / SLOTS`.
 const SLOTS: u64 = 10;
 /// Units a retry costs. A deposit is worth `ratio × RETRY_COST` units, so ratios resolve to
 /// a tenth of a percent.
 const RETRY_COST: i64 = 1000;
-/// Deposits between clock reads. Reading the clock is what makes a budget slow, so a deposit
-/// only counts itself; every `ROLL_EVERY`-th one (and every withdrawal) reads the clock and
-/// moves the pending count into a time slot.
-const ROLL_EVERY: u64 = 32;
+/// Slots in each ring: enough for the 11 or 12 ticks a withdrawal is counted in plus 4 ticks
+/// that a caller with a later clock reading may already have written, all on distinct slots.
+const RING: u64 = 16;
+/// Ticks ahead of a caller's own reading whose withdrawals it still counts.
+const AHEAD: u64 = 4;
+/// A slot word: the tick's lap (`tick / RING`, 34 bits) above a 30-bit value. Ticks are
+/// nanoseconds over a slot of at least 100 ms, so below 2^38 for the whole range of the clock
+/// (584 years) and a lap never wraps: a slot can never be mistaken for a later lap's.
+const VALUE_BITS: u32 = 30;
+const VALUE_MASK: u64 = (1 << VALUE_BITS) - 1;
+/// Deposits per slot saturate here (in units); a saturated slot only under-counts.
+const DEPOSIT_MAX: i64 = (1 << VALUE_BITS) - 1;
+/// Net withdrawals per slot, signed: a withdrawal that would pass the top is refused, a refund
+/// that would pass the bottom gives back less.
+const WITHDRAW_MAX: i64 = (1 << (VALUE_BITS - 1)) - 1;
+const WITHDRAW_MIN: i64 = -(1 << (VALUE_BITS - 1));
+/// The highest tick: the clock's 2^64 ns over the shortest slot (100 ms).
+const MAX_TICK: u64 = u64::MAX / 100_000_000;
+/// Deposits counted between clock readings while traffic is heavy.
+const BATCH: u64 = 32;
+/// The pending word: the tick of the latest clock reading (above bit 24), a flag for thin
+/// traffic (bit 23) and the deposits counted since that reading (23 bits).
+const LOW: u64 = 1 << 23;
+const COUNT: u64 = LOW - 1;
+const TICK_SHIFT: u32 = 24;
 
 /// A Finagle-style retry budget: retries may be at most `ratio` of recent first attempts,
 /// plus a reserve of `min_retries_per_sec × ttl`.
 ///
-/// Each first attempt deposits `ratio` of a retry; each retry withdraws one. Deposits (and
-/// withdrawals) expire after `ttl`, so the budget tracks the recent past, and the reserve
+/// Each first attempt deposits `ratio` of a retry; each retry withdraws one. Deposits and
+/// withdrawals expire after `ttl`, so the budget tracks the recent past, and the reserve
 /// lets a client with little traffic still retry. Defaults: 20 %, 10 retries/s, 10 s.
 ///
-/// Clones share one account. Lock-free: a deposit is one atomic add on a counter, without
-/// reading the clock; every 32nd deposit and every withdrawal reads `tokio::time` once and
-/// credits the counted deposits to the time slot of the previous reading. Deposits therefore
-/// expire up to one such interval *early*, never late: the budget is never more generous than
-/// an exact one. At 50 requests/s or more that interval is under a slot (a tenth of `ttl`); below
-/// that the reserve dominates anyway.
+/// **Never more generous than an exact window.** Time is cut into slots of `ttl / 10`. A
+/// deposit counts for the 10 slots up to and including its own, so it leaves up to one slot
+/// *early*; a withdrawal counts for 11, so it leaves up to one slot *late*. At every retry it
+/// allows, the retries of the last `ttl` (this one included) are therefore at most `ratio ×`
+/// the first attempts of the last `ttl`, plus the reserve: the test an exact sliding window
+/// would make. A refund cancels its withdrawal in the withdrawal's own slot.
+///
+/// **What that bounds, and what it does not.** In any span of `ttl`, retries are at most
+/// `ratio ×` the first attempts of that span and the `ttl` before it, plus the reserve. Over a
+/// storm whose retries run from time *a* to *b*, retries are at most `ratio × requests +
+/// min_retries_per_sec × (b − a + ttl)`: the reserve renews every `ttl`, for as long as
+/// requests keep retrying. A large attempt cap with long backoffs keeps requests retrying
+/// long after they arrived, and each of those `ttl` windows may spend the reserve again; if
+/// that matters, bound it with `min_retries_per_sec` (0 makes the budget a pure ratio) or
+/// with the retry layer's deadline.
+///
+/// Clones share one account. Lock-free and allocation-free: while traffic is heavy (32 or more
+/// first attempts in a slot) a deposit is one atomic add and every 32nd reads the clock,
+/// crediting the batch to the slot of the reading before it (early, never late); while it is
+/// thin, every deposit reads the clock and is credited to its own slot, so a quiet client
+/// loses none.
 ///
 /// ```
 /// use std::time::Duration;
@@ -61,15 +97,17 @@ pub struct RatioBudget {
 struct Inner {
     origin: Instant,
     slot_nanos: u64,
+    /// Ticks before the current one in which a withdrawal still counts: `SLOTS`, or one more
+    /// when `ttl` is not a whole number of slots, so a withdrawal never leaves before `ttl`.
+    withdraw_span: u64,
     deposit_units: i64,
     reserve: i64,
-    /// Deposits counted but not yet credited to a slot.
+    /// See [`LOW`]: the latest clock reading, the thin-traffic flag and the uncredited count.
     pending: AtomicU64,
-    /// The tick (slot-sized interval since `origin`) of the latest clock reading.
-    last_tick: AtomicU64,
-    /// Per slot, `tick` (low 32 bits) in the high word and the signed net amount in the low
-    /// word, so a slot is reclaimed for a new tick and updated by one compare-and-swap.
-    slots: [AtomicU64; SLOTS as usize],
+    /// Deposit units per tick, a slot per `tick % RING`.
+    deposits: [AtomicU64; RING as usize],
+    /// Net withdrawal units (withdrawals less refunds) per tick.
+    withdrawals: [AtomicU64; RING as usize],
 }
 
 /// Builder for [`RatioBudget`]; see [`RatioBudget::builder`].
@@ -175,11 +213,17 @@ impl RatioBudget {
             inner: Arc::new(Inner {
                 origin: Instant::now(),
                 slot_nanos: (ttl_nanos / SLOTS).max(1),
+                withdraw_span: if ttl_nanos % SLOTS == 0 {
+                    SLOTS
+                } else {
+                    SLOTS + 1
+                },
                 deposit_units,
                 reserve: i64::try_from(reserve).unwrap_or(i64::MAX),
-                pending: AtomicU64::new(0),
-                last_tick: AtomicU64::new(0),
-                slots: std::array::from_fn(|_| AtomicU64::new(0)),
+                // A new budget has seen no traffic: credit each deposit at once.
+                pending: AtomicU64::new(LOW),
+                deposits: std::array::from_fn(|_| AtomicU64::new(0)),
+                withdrawals: std::array::from_fn(|_| AtomicU64::new(0)),
             }),
         }
     }
@@ -200,9 +244,15 @@ impl RatioBudget {
 impl Budget for RatioBudget {
     #[inline]
     fn deposit(&self) {
-        let counted = self.inner.pending.fetch_add(1, Ordering::Relaxed) + 1;
-        if counted % ROLL_EVERY == 0 {
-            self.inner.roll(self.inner.now_tick());
+        let inner = &*self.inner;
+        // One atomic add either way: while traffic is thin the count is not used (the deposit
+        // credits itself), so the add only tells which mode the budget is in.
+        let before = inner.pending.fetch_add(1, Ordering::Relaxed);
+        if before & LOW != 0 {
+            return inner.deposit_now();
+        }
+        if (before & COUNT) + 1 >= BATCH {
+            inner.roll(inner.now_tick());
         }
     }
 
@@ -210,24 +260,34 @@ impl Budget for RatioBudget {
         let inner = &*self.inner;
         let now = inner.now_tick();
         inner.roll(now);
-        if inner.balance_at(now) < RETRY_COST || !inner.add(now, -RETRY_COST) {
+        if inner.balance_at(now) < RETRY_COST || !inner.withdraw(now, RETRY_COST) {
             return None;
         }
         // Two withdrawals may both have seen enough credit: whoever finds the account
         // overdrawn after its own withdrawal puts it back, so the budget never goes negative.
         if inner.balance_at(now) < 0 {
-            inner.add(now, RETRY_COST);
+            inner.withdraw(now, -RETRY_COST);
             return None;
         }
-        Some(Withdrawal::new(RETRY_COST as u64))
+        Some(Withdrawal::stamped(RETRY_COST as u64, now))
     }
 
     fn refund(&self, withdrawal: Withdrawal) {
         let inner = &*self.inner;
         let now = inner.now_tick();
         inner.roll(now);
+        // The withdrawal's own tick, so the refund expires with it. One this budget did not
+        // stamp is booked to the oldest tick still counted, the soonest to expire.
+        let oldest = now.saturating_sub(inner.withdraw_span);
+        let tick = match withdrawal.stamp() {
+            t if t <= now.saturating_add(AHEAD) => t,
+            _ => oldest,
+        };
+        if tick < oldest {
+            return; // the withdrawal has expired already: nothing left to cancel
+        }
         let units = i64::try_from(withdrawal.units()).unwrap_or(i64::MAX);
-        inner.add(now, units);
+        inner.withdraw(tick, -units);
     }
 
     fn can_withdraw(&self, _after: Failure) -> bool {
@@ -237,12 +297,25 @@ impl Budget for RatioBudget {
     }
 }
 
-fn pack(tick: u32, value: i32) -> u64 {
-    (u64::from(tick) << 32) | u64::from(value as u32)
+fn pack(tick: u64, value: i64) -> u64 {
+    ((tick / RING) << VALUE_BITS) | (value as u64 & VALUE_MASK)
 }
 
-fn unpack(word: u64) -> (u32, i32) {
-    ((word >> 32) as u32, word as u32 as i32)
+/// The value `word` holds for `tick`, if it holds that tick.
+fn value_for(word: u64, tick: u64, signed: bool) -> Option<i64> {
+    if word >> VALUE_BITS != tick / RING {
+        return None;
+    }
+    let raw = (word & VALUE_MASK) as i64;
+    Some(if signed && raw > WITHDRAW_MAX {
+        raw - (1 << VALUE_BITS)
+    } else {
+        raw
+    })
+}
+
+fn slot(ring: &[AtomicU64; RING as usize], tick: u64) -> &AtomicU64 {
+    &ring[(tick % RING) as usize]
 }
 
 impl Inner {
@@ -251,76 +324,137 @@ impl Inner {
             .saturating_duration_since(self.origin)
             .as_nanos();
         // u64 nanoseconds last 584 years; past that the clock simply stops advancing.
-        u64::try_from(nanos).unwrap_or(u64::MAX) / self.slot_nanos
+        (u64::try_from(nanos).unwrap_or(u64::MAX) / self.slot_nanos).min(MAX_TICK)
     }
 
-    /// Credit the counted deposits to the tick of the previous clock reading: they happened
-    /// after it, so they expire no later than they should.
-    fn roll(&self, now: u64) {
-        // Plain loads first: under a retry storm every withdrawal rolls, and read-modify-writes
-        // of lines nobody changed would only bounce them between cores.
-        let mut prev = self.last_tick.load(Ordering::Acquire);
-        if prev < now {
-            prev = self.last_tick.fetch_max(now, Ordering::AcqRel);
-        }
-        if self.pending.load(Ordering::Acquire) == 0 {
-            return;
-        }
-        let counted = self.pending.swap(0, Ordering::AcqRel);
-        if counted == 0 || self.deposit_units == 0 {
-            return;
-        }
-        let at = prev.min(now);
-        if now - at < SLOTS {
-            let units = i64::try_from(counted)
-                .unwrap_or(i64::MAX)
-                .saturating_mul(self.deposit_units);
-            self.add(at, units);
-        }
-    }
-
-    /// Reserve plus every live slot: ticks within the last `SLOTS` ticks of `now`, or a little
-    /// ahead of it (a concurrent caller read the clock later).
-    fn balance_at(&self, now: u64) -> i64 {
-        let now32 = now as u32;
-        self.slots.iter().fold(self.reserve, |sum, slot| {
-            let (tick, value) = unpack(slot.load(Ordering::Acquire));
-            let age = now32.wrapping_sub(tick) as i32;
-            if age.unsigned_abs() < SLOTS as u32 {
-                sum.saturating_add(i64::from(value))
-            } else {
-                sum
+    /// A deposit while traffic is thin: credited to its own tick at once. Once a tick holds a
+    /// batch's worth, traffic is heavy enough to count deposits between clock readings.
+    #[cold]
+    fn deposit_now(&self) {
+        let now = self.now_tick();
+        self.roll(now);
+        if let Some(total) = self.credit(now, self.deposit_units) {
+            if total >= self.deposit_units.saturating_mul(BATCH as i64) {
+                self.start_batching();
             }
-        })
+        }
     }
 
-    /// Add `delta` units to `tick`'s slot, reclaiming the slot if it holds an expired tick.
-    /// Credits saturate; a debit that would overflow, or that targets a tick already expired,
-    /// is not made and `false` returned, so nothing is ever lost in the caller's favour.
-    fn add(&self, tick: u64, delta: i64) -> bool {
-        let slot = &self.slots[(tick % SLOTS) as usize];
-        let tick32 = tick as u32;
+    /// Leave thin-traffic mode. The count is zeroed in the same step: deposits added before it
+    /// saw the flag and credited themselves, deposits added after it are counted.
+    fn start_batching(&self) {
+        let mut cur = self.pending.load(Ordering::Acquire);
+        while cur & LOW != 0 {
+            let next = cur & !(LOW | COUNT);
+            match self
+                .pending
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Credit the deposits counted since the previous clock reading to that reading's tick:
+    /// they were counted after it, so they expire no later than they should. A batch that took
+    /// more than a whole slot to fill means traffic is thin: from then on each deposit reads
+    /// the clock itself.
+    fn roll(&self, now: u64) {
+        let mut cur = self.pending.load(Ordering::Acquire);
+        loop {
+            let mut low = cur & LOW;
+            // While traffic is thin deposits credit themselves; their adds only need clearing.
+            let (tick, counted) = (cur >> TICK_SHIFT, if low != 0 { 0 } else { cur & COUNT });
+            if cur & COUNT == 0 && tick >= now {
+                return;
+            }
+            if counted > 0 && now >= tick.saturating_add(2) {
+                low = LOW;
+            }
+            let next = (now.max(tick) << TICK_SHIFT) | low;
+            match self
+                .pending
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    let at = tick.min(now);
+                    if counted > 0 && now - at < SLOTS {
+                        let units = i64::try_from(counted)
+                            .unwrap_or(i64::MAX)
+                            .saturating_mul(self.deposit_units);
+                        self.credit(at, units);
+                    }
+                    return;
+                }
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Reserve, plus deposits of the last `SLOTS` ticks, less withdrawals of the last
+    /// `withdraw_span + 1` ticks and of any tick a concurrent caller with a later reading wrote.
+    fn balance_at(&self, now: u64) -> i64 {
+        let mut sum = self.reserve;
+        for tick in now.saturating_sub(SLOTS - 1)..=now {
+            let word = slot(&self.deposits, tick).load(Ordering::Acquire);
+            sum = sum.saturating_add(value_for(word, tick, false).unwrap_or(0));
+        }
+        for tick in now.saturating_sub(self.withdraw_span)..=now.saturating_add(AHEAD) {
+            let word = slot(&self.withdrawals, tick).load(Ordering::Acquire);
+            sum = sum.saturating_sub(value_for(word, tick, true).unwrap_or(0));
+        }
+        sum
+    }
+
+    /// Add `units` of deposits to `tick`, saturating; the tick's new total, or `None` if its
+    /// slot already serves a later tick (so `tick` has expired).
+    fn credit(&self, tick: u64, units: i64) -> Option<i64> {
+        let slot = slot(&self.deposits, tick);
         let mut cur = slot.load(Ordering::Acquire);
         loop {
-            let (held, value) = unpack(cur);
-            let age = tick32.wrapping_sub(held) as i32;
-            let base = match age {
-                0 => i64::from(value),
-                a if a > 0 => 0,
-                // The slot already serves a later tick, so `tick` has expired.
-                _ => return false,
+            let base = match value_for(cur, tick, false) {
+                Some(v) => v,
+                None if cur >> VALUE_BITS < tick / RING => 0,
+                None => return None,
+            };
+            let total = base.saturating_add(units).min(DEPOSIT_MAX);
+            match slot.compare_exchange_weak(
+                cur,
+                pack(tick, total),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(total),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Add `delta` units of withdrawal to `tick` (negative: a refund). A withdrawal that would
+    /// overflow the slot, or whose tick has expired, is not made and `false` returned; a
+    /// refund gives back at most what fits. Nothing is ever lost in the caller's favour.
+    fn withdraw(&self, tick: u64, delta: i64) -> bool {
+        let slot = slot(&self.withdrawals, tick);
+        let mut cur = slot.load(Ordering::Acquire);
+        loop {
+            let base = match value_for(cur, tick, true) {
+                Some(v) => v,
+                None if cur >> VALUE_BITS < tick / RING => 0,
+                None => return false,
             };
             let sum = base.saturating_add(delta);
-            let next = if delta >= 0 {
-                sum.min(i64::from(i32::MAX))
-            } else if sum < i64::from(i32::MIN) {
-                return false;
-            } else {
+            let next = if delta > 0 {
+                if sum > WITHDRAW_MAX {
+                    return false;
+                }
                 sum
+            } else {
+                sum.max(WITHDRAW_MIN)
             };
             match slot.compare_exchange_weak(
                 cur,
-                pack(tick32, next as i32),
+                pack(tick, next),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {

@@ -9,6 +9,20 @@ use crate::error::ConfigError;
 /// Tokens are kept in thousandths, as gRPC specifies `token_ratio` to three decimals.
 const MILLI: u64 = 1000;
 
+/// `ratio` in thousandths with the decimals past the third dropped, as gRFC A6 says
+/// (0.5466 is 0.546). A ratio that is a whole number of thousandths but not exactly so in
+/// binary (0.57 × 1000 = 570.0000000000001, 0.29 × 1000 = 289.99999999999997) keeps its
+/// value rather than losing a thousandth to the representation.
+fn thousandths(ratio: f64) -> u64 {
+    let scaled = ratio * MILLI as f64;
+    let nearest = scaled.round();
+    if (scaled - nearest).abs() < 1e-6 {
+        nearest as u64
+    } else {
+        scaled.floor() as u64
+    }
+}
+
 /// gRPC's retry throttle: the token count starts at `max_tokens`; every retryable failure
 /// takes one token, every success adds `token_ratio`; retries are allowed only while more than
 /// half of `max_tokens` remain.
@@ -59,7 +73,8 @@ impl TokenThrottleBuilder {
         self
     }
 
-    /// Tokens a success adds, from 0.001 to 1 (default 0.1).
+    /// Tokens a success adds, from 0.001 to 1 (default 0.1). As in gRFC A6, decimals past the
+    /// third are ignored: 0.5466 adds 0.546.
     pub fn token_ratio(mut self, ratio: f64) -> Self {
         self.token_ratio = ratio;
         self
@@ -89,7 +104,7 @@ impl TokenThrottleBuilder {
         Ok(TokenThrottle {
             inner: Arc::new(Inner {
                 max,
-                ratio: (self.token_ratio * MILLI as f64).round() as u64,
+                ratio: thousandths(self.token_ratio),
                 tokens: AtomicU64::new(max),
             }),
         })
