@@ -22,7 +22,7 @@ use object_store::{ObjectStore, PutPayload};
 use riprap::backoff::BackoffPolicy;
 use riprap::stream::codec::crc32;
 use riprap::stream::{
-    BytePosition, CommitConfig, MemoryStore, ObjectChunks, ObjectReadError, ObjectSource, OnEnd,
+    CommitConfig, MemoryStore, ObjectChunks, ObjectPosition, ObjectReadError, ObjectSource, OnEnd,
     Resumable, ResumeConfig, StreamEvent,
 };
 use tower::Service;
@@ -53,11 +53,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .max_reconnects(8)
         .build()?;
     let commits = CommitConfig::builder().every(4).build()?;
-    let checkpoint = MemoryStore::<BytePosition>::new();
+    let checkpoint = MemoryStore::<ObjectPosition>::new();
     let reconnects = Arc::new(AtomicU64::new(0));
     let listener = {
         let reconnects = Arc::clone(&reconnects);
-        move |e: &StreamEvent<BytePosition>| {
+        move |e: &StreamEvent<ObjectPosition>| {
             if let StreamEvent::Reconnecting {
                 after,
                 attempt,
@@ -66,12 +66,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
             } = e
             {
                 reconnects.fetch_add(1, Ordering::Relaxed);
-                let at = after.map_or(0, |p| p.0);
+                let at = after.as_ref().map_or(0, |p| p.position().0);
                 println!("  reconnect #{attempt} from byte {at} after {delay:?}");
             }
         }
     };
-    let listener: Arc<dyn riprap::events::Listener<StreamEvent<BytePosition>>> = Arc::new(listener);
+    let listener: Arc<dyn riprap::events::Listener<StreamEvent<ObjectPosition>>> =
+        Arc::new(listener);
 
     // Run 1: download until 40% is on disk, then the process dies (no flush).
     let mut body: Vec<u8> = Vec::with_capacity(SIZE);
@@ -94,7 +95,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
 
     // The checkpoint says how much of the partial file is known good: keep that, drop the rest.
-    let resume_at = checkpoint.position().map_or(0, |p| p.0);
+    let resume_at = checkpoint.position().map_or(0, |p| p.position().0);
     body.truncate(usize::try_from(resume_at)?);
     println!("run 2: checkpoint at byte {resume_at}, resuming");
     let mut download = Resumable::new(source.clone(), backoff)
@@ -117,7 +118,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         if ok { "matches" } else { "MISMATCH" },
         reconnects.load(Ordering::Relaxed),
         source.faults(),
-        checkpoint.position().map(|p| p.0),
+        checkpoint.position().map(|p| p.position().0),
         started.elapsed(),
     );
     if !ok {
@@ -164,7 +165,7 @@ fn fault(what: &str) -> ObjectReadError {
     })
 }
 
-impl Service<Option<BytePosition>> for Flaky {
+impl Service<Option<ObjectPosition>> for Flaky {
     type Response = ObjectChunks;
     type Error = ObjectReadError;
     type Future =
@@ -174,7 +175,7 @@ impl Service<Option<BytePosition>> for Flaky {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, after: Option<BytePosition>) -> Self::Future {
+    fn call(&mut self, after: Option<ObjectPosition>) -> Self::Future {
         if self.roll() % 4 == 0 {
             self.faults.fetch_add(1, Ordering::Relaxed);
             return std::future::ready(Err(fault("connection refused"))).boxed();

@@ -159,7 +159,9 @@ pub use error::{AckError, CheckpointError, Corruption, ResumeError};
 pub use events::{OffsetRef, StreamEvent, StreamMetrics, StreamStats};
 pub use file::FileStore;
 #[cfg(feature = "object_store")]
-pub use object::{ObjectChunks, ObjectReadError, ObjectSource};
+pub use object::{
+    ObjectChunks, ObjectPosition, ObjectReadError, ObjectSource, ObjectVersion, OnChange,
+};
 pub use offset::{BytePosition, Offset, ResumeToken};
 pub use resumable::Resumable;
 pub use sink::{FileSink, Flush, FlushFirst};

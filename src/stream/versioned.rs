@@ -32,6 +32,13 @@ impl SourceVersion {
         (!bytes.is_empty() && bytes.len() <= Self::MAX_LEN).then(|| SourceVersion(Arc::from(bytes)))
     }
 
+    /// A version from bytes the caller has checked: 1 to `MAX_LEN` of them.
+    #[cfg(feature = "object_store")]
+    pub(crate) fn from_valid(bytes: Vec<u8>) -> Self {
+        debug_assert!(!bytes.is_empty() && bytes.len() <= Self::MAX_LEN);
+        SourceVersion(Arc::from(bytes))
+    }
+
     /// The version's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
