@@ -1,5 +1,5 @@
 //! Object-store downloads: bound to the object's version across real process kills and
-//! within a run.
+//! within a run, and the chaos object store.
 #![cfg(feature = "object_store")]
 
 use std::io::{BufRead, BufReader};
@@ -14,6 +14,7 @@ use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload};
 use riprap::backoff::BackoffPolicy;
+use riprap::chaos::{ChaosError, ChaosLayer, ChaosStore, ChaosStoreBuilder, Fault, Latency};
 use riprap::classify::{Class, Classified};
 use riprap::stream::codec::{self, crc32};
 use riprap::stream::{
@@ -524,6 +525,237 @@ async fn an_object_replaced_mid_transfer_fails_or_starts_over_never_splices() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fault injection from inside the store
+
+fn chaos(seed: u64) -> ChaosStoreBuilder<InMemory> {
+    let inner = InMemory::new();
+    let path = ObjectPath::from(OBJECT);
+    let put = inner.put(&path, PutPayload::from(bytes(0x0D)));
+    futures_util::FutureExt::now_or_never(put).unwrap().unwrap();
+    ChaosStore::builder(inner).faults(
+        ChaosLayer::builder()
+            .seed(seed)
+            .error_rate(0.1)
+            .throttle_rate(0.05, Duration::from_secs(2)),
+    )
+}
+
+#[derive(Debug, PartialEq)]
+enum Read {
+    Whole,
+    Short(usize),
+    Failed(Option<Fault>),
+}
+
+/// Read 40 KB ranges of the object `n` times through `store`, and say how each read ended.
+async fn reads(store: &dyn ObjectStore, n: usize) -> Vec<Read> {
+    let object = bytes(0x0D);
+    let mut out = Vec::new();
+    for i in 0..n {
+        let from = (i as u64 * 1_000) % (SIZE as u64 - 40_000);
+        let range = from..from + 40_000;
+        let expected = &object[range.start as usize..range.end as usize];
+        match store.get_range(&ObjectPath::from(OBJECT), range).await {
+            Ok(got) => {
+                assert!(
+                    expected.starts_with(&got),
+                    "only ever a prefix of the range"
+                );
+                out.push(if got.len() == expected.len() {
+                    Read::Whole
+                } else {
+                    Read::Short(got.len())
+                });
+            }
+            Err(e) => {
+                let fault = std::error::Error::source(&e)
+                    .and_then(|s| s.downcast_ref::<ChaosError>())
+                    .map(ChaosError::fault);
+                out.push(Read::Failed(fault));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn chaos_store_same_seed_same_faults() {
+    let build = |seed| {
+        chaos(seed)
+            .truncate_rate(0.1)
+            .disconnect_rate(0.1)
+            .build()
+            .unwrap()
+    };
+    let a = reads(&build(3), 300).await;
+    assert_eq!(a, reads(&build(3), 300).await);
+    assert_ne!(a, reads(&build(4), 300).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn chaos_store_injects_at_the_configured_rates() {
+    let store = chaos(9)
+        .truncate_rate(0.1)
+        .disconnect_rate(0.15)
+        .build()
+        .unwrap();
+    let n = 4_000;
+    let out = reads(&store, n).await;
+    let count = |want: Read| out.iter().filter(|r| **r == want).count() as u64;
+    let injected = store.injected();
+    eprintln!("{n} reads: {injected:?}");
+    // Every failure and every short body the reader saw was injected, and counted.
+    assert_eq!(
+        count(Read::Failed(Some(Fault::Error))),
+        injected.errors + injected.disconnects
+    );
+    assert_eq!(
+        count(Read::Failed(Some(Fault::Throttle {
+            retry_after: Duration::from_secs(2)
+        }))),
+        injected.throttles
+    );
+    let short = out.iter().filter(|r| matches!(r, Read::Short(_))).count() as u64;
+    assert_eq!(short, injected.truncated);
+    assert_eq!(count(Read::Whole), n as u64 - injected.total());
+    // Each within three standard deviations of its rate: operation faults of all reads, body
+    // faults of the reads that reached the store.
+    let near = |got: u64, of: u64, rate: f64| {
+        let mean = of as f64 * rate;
+        (got as f64 - mean).abs() < 3.0 * (mean * (1.0 - rate)).sqrt()
+    };
+    let reached = n as u64 - injected.errors - injected.throttles;
+    assert!(near(injected.errors, n as u64, 0.10), "{injected:?}");
+    assert!(near(injected.throttles, n as u64, 0.05), "{injected:?}");
+    assert!(near(injected.truncated, reached, 0.10), "{injected:?}");
+    assert!(near(injected.disconnects, reached, 0.15), "{injected:?}");
+    assert_eq!(store.calls(), n as u64);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cut_body_delivers_a_prefix_then_ends_or_fails() {
+    let object = bytes(0x0D);
+    let path = ObjectPath::from(OBJECT);
+    for (truncate, disconnect) in [(1.0, 0.0), (0.0, 1.0)] {
+        let store = chaos(1)
+            .faults(ChaosLayer::builder().seed(1))
+            .truncate_rate(truncate)
+            .disconnect_rate(disconnect)
+            .build()
+            .unwrap();
+        for _ in 0..50 {
+            let body = store.get(&path).await.unwrap().into_stream();
+            let parts: Vec<_> = body.collect().await;
+            let mut got = Vec::new();
+            let mut failed = false;
+            for part in parts {
+                match part {
+                    Ok(b) => {
+                        assert!(!failed, "nothing after the failure");
+                        got.extend_from_slice(&b);
+                    }
+                    Err(e) => {
+                        let source = std::error::Error::source(&e).unwrap();
+                        assert_eq!(
+                            source.downcast_ref::<ChaosError>().map(ChaosError::fault),
+                            Some(Fault::Error)
+                        );
+                        failed = true;
+                    }
+                }
+            }
+            assert!(got.len() < object.len(), "always short");
+            assert!(object.starts_with(&got), "a prefix of the object");
+            assert_eq!(failed, disconnect == 1.0);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn chaos_store_latency_and_outages_run_on_the_paused_clock() {
+    let store = chaos(2)
+        .faults(
+            ChaosLayer::builder()
+                .seed(2)
+                .latency(1.0, Latency::Fixed(Duration::from_millis(250)))
+                .outage(Duration::from_secs(1), Duration::from_secs(2)),
+        )
+        .build()
+        .unwrap();
+    let path = ObjectPath::from(OBJECT);
+    let start = tokio::time::Instant::now();
+    let mut outcomes = Vec::new();
+    for _ in 0..12 {
+        let failed = store.head(&path).await.is_err();
+        outcomes.push((start.elapsed().as_millis(), failed));
+    }
+    // Each call waits 250 ms; the ones that start inside [1 s, 2 s) of the first are down.
+    let expected: Vec<_> = (1..=12)
+        .map(|i| {
+            let began = (i - 1) * 250;
+            (i * 250, (1_000..2_000).contains(&began))
+        })
+        .collect();
+    assert_eq!(outcomes, expected);
+    assert_eq!(store.injected().outages, 4);
+    // A listing fails as a whole, before its first entry.
+    let store = chaos(5)
+        .faults(ChaosLayer::builder().error_rate(1.0))
+        .build()
+        .unwrap();
+    let listed: Vec<_> = store.list(None).collect().await;
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].is_err());
+}
+
+#[test]
+fn chaos_store_knobs_are_checked() {
+    let err = chaos(0)
+        .truncate_rate(0.7)
+        .disconnect_rate(0.5)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.knob(), "chaos.disconnect_rate");
+    let err = chaos(0).truncate_rate(f64::NAN).build().unwrap_err();
+    assert_eq!(err.knob(), "chaos.truncate_rate");
+    let err = chaos(0)
+        .faults(ChaosLayer::builder().error_rate(1.5))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.knob(), "chaos.error_rate");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumable_download_through_the_chaos_store_is_exact() {
+    let object = bytes(0x0D);
+    let store = chaos(11)
+        .faults(ChaosLayer::builder().seed(11).error_rate(0.1).latency(
+            0.5,
+            Latency::Uniform(Duration::from_millis(1), Duration::from_millis(40)),
+        ))
+        .truncate_rate(0.05)
+        .disconnect_rate(0.1)
+        .build()
+        .unwrap();
+    let store = Arc::new(store);
+    let source = ObjectSource::new(store.clone(), ObjectPath::from(OBJECT)).chunk_size(CHUNK * 4);
+    let mut s = Resumable::new(source, backoff()).config(finish());
+    let mut out = Vec::new();
+    while let Some(chunk) = s.next().await {
+        let (end, bytes) = chunk.unwrap();
+        write_at(&mut out, &end, &bytes);
+    }
+    assert_eq!(out, object);
+    let injected = store.injected();
+    assert!(injected.truncated > 0 && injected.disconnects > 0 && injected.errors > 0);
+    assert_eq!(
+        s.stats().snapshot().reconnects,
+        injected.total(),
+        "every fault cost one reconnect"
+    );
 }
 
 proptest::proptest! {
