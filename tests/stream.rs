@@ -21,9 +21,9 @@ use resumable_ops_check::Allowance;
 use riprap::backoff::{BackoffPolicy, Jitter};
 use riprap::classify::{Class, Classified, classify_fn};
 use riprap::stream::{
-    AckError, AckTracker, BytePosition, CheckpointError, CommitConfig, Corruption, FileStore,
-    GiveUp, MemoryStore, Offset, OffsetStore, OnEnd, OnGap, Resumable, ResumeConfig, ResumeError,
-    ResumeToken, StreamEvent, codec,
+    AckError, AckTracker, BytePosition, CheckpointError, CommitConfig, Corruption, FileSink,
+    FileStore, GiveUp, MemoryStore, Offset, OffsetStore, OnEnd, OnGap, Resumable, ResumeConfig,
+    ResumeError, ResumeToken, SourceVersion, StreamEvent, Versioned, codec,
 };
 use tokio::time::Instant;
 
@@ -690,10 +690,19 @@ async fn damaged_checkpoint_files_give_typed_errors() {
         (
             {
                 let mut b = good.clone();
-                b[8] = 2;
+                b[8] = 3;
                 b
             },
-            |e| matches!(e, CheckpointError::UnsupportedVersion { found: 2 }),
+            |e| matches!(e, CheckpointError::UnsupportedVersion { found: 3 }),
+        ),
+        // A position bound to a source version is not a plain offset.
+        (
+            codec::encode(&Versioned::new(
+                SourceVersion::new("etag").unwrap(),
+                12_345u64,
+            ))
+            .unwrap(),
+            |e| matches!(e, CheckpointError::Corrupt(Corruption::Offset)),
         ),
         (
             {
@@ -725,6 +734,298 @@ async fn damaged_checkpoint_files_give_typed_errors() {
     ));
     assert!(s.next().await.is_none());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The consumer's output is durable before the position that covers it is committed
+
+const CHUNKS: u64 = 60;
+const CHUNK_LEN: u64 = 10;
+
+fn chunk_bytes(i: u64) -> Vec<u8> {
+    (i * CHUNK_LEN..(i + 1) * CHUNK_LEN)
+        .map(|b| (b % 251) as u8)
+        .collect()
+}
+
+type ByteChunks =
+    std::pin::Pin<Box<dyn futures_core::Stream<Item = io::Result<(BytePosition, Vec<u8>)>> + Send>>;
+
+/// A byte source: chunk `i` ends at byte `(i + 1) * 10`. Each chunk takes a moment to
+/// arrive, as over a network, which gives in-flight commits their turn.
+fn byte_source() -> impl tower::Service<
+    Option<BytePosition>,
+    Response = ByteChunks,
+    Error = io::Error,
+    Future = impl Send,
+> + Send {
+    tower::service_fn(|after: Option<BytePosition>| async move {
+        let from = after.map_or(0, |p| p.0 / CHUNK_LEN);
+        let items = stream::iter(from..CHUNKS).then(|i| async move {
+            tokio::task::yield_now().await;
+            Ok((BytePosition((i + 1) * CHUNK_LEN), chunk_bytes(i)))
+        });
+        Ok::<_, io::Error>(Box::pin(items) as ByteChunks)
+    })
+}
+
+/// An output whose writes are lost in a crash unless flushed: what the page cache and a
+/// power cut, or a buffered writer and a kill, do to a file.
+#[derive(Clone, Default)]
+struct ModelSink(Arc<Mutex<(Vec<u8>, Vec<u8>)>>);
+
+impl ModelSink {
+    /// Write at `start`, cutting back what follows, as `FileSink::append_at` does.
+    fn write(&self, start: u64, bytes: &[u8]) {
+        let mut g = self.0.lock().unwrap();
+        let start = usize::try_from(start).unwrap();
+        assert!(start <= g.0.len(), "a gap before byte {start}");
+        g.0.truncate(start);
+        g.0.extend_from_slice(bytes);
+    }
+
+    fn crash(&self) {
+        let mut g = self.0.lock().unwrap();
+        g.0 = g.1.clone();
+    }
+
+    fn durable(&self) -> Vec<u8> {
+        self.0.lock().unwrap().1.clone()
+    }
+}
+
+impl riprap::stream::Flush for ModelSink {
+    async fn flush(&self) -> io::Result<()> {
+        let written = self.0.lock().unwrap().0.clone();
+        // A crash can land while a flush is under way.
+        tokio::task::yield_now().await;
+        self.0.lock().unwrap().1 = written;
+        Ok(())
+    }
+}
+
+/// One life of a consumer: resume from `store`, write chunks to `sink`, ack in batches of
+/// `batch` (in reverse, as parallel workers would), and crash after `crash_after` chunks.
+/// Returns whether the source was finished.
+async fn consumer_life<St: OffsetStore<BytePosition>>(
+    store: St,
+    sink: &ModelSink,
+    every: u64,
+    batch: usize,
+    crash_after: Option<usize>,
+) -> bool {
+    let commits = CommitConfig::builder().every(every).build().unwrap();
+    let mut s = Resumable::new(byte_source(), constant(1))
+        .config(config_finish())
+        .checkpointed(store, commits);
+    let acker = s.acker();
+    let mut pending = Vec::new();
+    let mut seen = 0;
+    while let Some(d) = s.next().await {
+        let d = d.unwrap();
+        let start = d.offset().0 - d.item().len() as u64;
+        let (bytes, ack) = d.into_parts();
+        sink.write(start, &bytes);
+        pending.push(ack);
+        if pending.len() == batch {
+            for ack in pending.drain(..).rev() {
+                acker.ack(ack).unwrap();
+            }
+        }
+        seen += 1;
+        if crash_after == Some(seen) {
+            return false; // the process dies: no flush, and unflushed writes are lost
+        }
+    }
+    for ack in pending.drain(..) {
+        acker.ack(ack).unwrap();
+    }
+    s.flush().await.unwrap();
+    true
+}
+
+/// After a crash: the committed position is never ahead of what the output durably holds,
+/// and what it holds up to there is right.
+fn check_durable(store: &MemoryStore<BytePosition>, sink: &ModelSink) -> Result<(), String> {
+    let committed = usize::try_from(store.position().map_or(0, |p| p.0)).unwrap();
+    let durable = sink.durable();
+    if committed > durable.len() {
+        return Err(format!(
+            "committed byte {committed}, but the output durably holds {}",
+            durable.len()
+        ));
+    }
+    let expected: Vec<u8> = (0..CHUNKS).flat_map(chunk_bytes).collect();
+    if durable[..committed] != expected[..committed] {
+        return Err("the durable output differs from the source".into());
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Crashes at any point (mid-flush included) against the model: with `FlushFirst` the
+    /// checkpoint never runs ahead of the durable output, and the last life's output is the
+    /// source's, whole.
+    #[test]
+    fn flush_first_never_commits_ahead_of_the_output(
+        every in 1u64..8,
+        batch in 1usize..5,
+        crashes in proptest::collection::vec(1usize..25, 0..6),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let store = MemoryStore::<BytePosition>::new();
+            let sink = ModelSink::default();
+            for crash_after in crashes {
+                consumer_life(store.clone().flush_first(sink.clone()), &sink, every, batch, Some(crash_after)).await;
+                sink.crash();
+                check_durable(&store, &sink).map_err(TestCaseError::fail)?;
+            }
+            let finished = consumer_life(store.clone().flush_first(sink.clone()), &sink, every, batch, None).await;
+            prop_assert!(finished);
+            let expected: Vec<u8> = (0..CHUNKS).flat_map(chunk_bytes).collect();
+            prop_assert_eq!(sink.durable(), expected);
+            prop_assert_eq!(store.position(), Some(BytePosition(CHUNKS * CHUNK_LEN)));
+            Ok(())
+        })?;
+    }
+}
+
+/// The same crash without `FlushFirst`: the checkpoint is ahead of the output, and the bytes
+/// in between are gone for good (the restart resumes after them).
+#[tokio::test(start_paused = true)]
+async fn without_flush_first_a_crash_leaves_the_checkpoint_ahead() {
+    let store = MemoryStore::<BytePosition>::new();
+    let sink = ModelSink::default();
+    consumer_life(store.clone(), &sink, 2, 1, Some(7)).await;
+    sink.crash();
+    let err = check_durable(&store, &sink).unwrap_err();
+    assert_eq!(err, "committed byte 60, but the output durably holds 0");
+    // With it, the same crash leaves the output ahead instead.
+    let store = MemoryStore::<BytePosition>::new();
+    let sink = ModelSink::default();
+    consumer_life(
+        store.clone().flush_first(sink.clone()),
+        &sink,
+        2,
+        1,
+        Some(7),
+    )
+    .await;
+    sink.crash();
+    check_durable(&store, &sink).unwrap();
+    let committed = store.position().unwrap().0;
+    assert!(committed > 0 && sink.durable().len() as u64 >= committed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_flush_saves_nothing() {
+    let store = MemoryStore::<BytePosition>::new();
+    let failing =
+        || async { Err::<(), _>(io::Error::new(io::ErrorKind::StorageFull, "disk full")) };
+    let commits = CommitConfig::builder().every(1).build().unwrap();
+    let mut s = Resumable::new(byte_source(), constant(1))
+        .config(config_finish())
+        .checkpointed(store.clone().flush_first(failing), commits);
+    let acker = s.acker();
+    let (_, ack) = s.next().await.unwrap().unwrap().into_parts();
+    acker.ack(ack).unwrap();
+    let end = s.next().await.unwrap();
+    let Err(ResumeError::Checkpoint(e @ CheckpointError::Sink(_))) = end else {
+        panic!("expected a sink error, got {end:?}");
+    };
+    assert!(e.to_string().contains("disk full"), "{e}");
+    assert_eq!(store.position(), None, "nothing was committed");
+}
+
+#[tokio::test]
+async fn file_sink_cuts_back_and_refuses_gaps() {
+    let dir = temp_dir("sink");
+    let path = dir.join("out.bin");
+    let sink = FileSink::open(&path).await.unwrap();
+    assert!(sink.is_empty());
+    sink.append_at(0, b"hello, ".to_vec()).await.unwrap();
+    sink.append_at(7, b"world".to_vec()).await.unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"hello, world");
+    // A restart at byte 5 drops what followed it.
+    sink.append_at(5, b"!".to_vec()).await.unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"hello!");
+    assert_eq!(sink.len(), 6);
+    let gap = sink.append_at(10, b"x".to_vec()).await.unwrap_err();
+    assert_eq!(gap.kind(), io::ErrorKind::InvalidInput);
+    riprap::stream::Flush::flush(&sink).await.unwrap();
+    // Reopening keeps the contents.
+    let again = FileSink::open(&path).await.unwrap();
+    assert_eq!(again.len(), 6);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A checkpoint file as format 1 wrote it, byte for byte: `FileStore<BytePosition>` at byte
+/// 12,345 (as an object download committed it before positions carried the object's version).
+const V1_FILE: [u8; 26] = [
+    b'R', b'I', b'P', b'R', b'A', b'P', b'C', b'K', // magic
+    0x01, 0x00, // format 1
+    0x08, 0x00, 0x00, 0x00, // 8 bytes of payload
+    0x39, 0x30, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 12,345
+    0x10, 0xd3, 0x5a, 0xf1, // CRC-32
+];
+
+#[test]
+fn format_1_files_still_read_and_plain_offsets_still_write_them() {
+    assert_eq!(codec::decode::<u64>(&V1_FILE).unwrap(), 12_345);
+    assert_eq!(
+        codec::decode::<BytePosition>(&V1_FILE).unwrap(),
+        BytePosition(12_345)
+    );
+    // Plain offsets are written exactly as before, so older builds still read them.
+    assert_eq!(codec::encode(&12_345u64).unwrap(), V1_FILE);
+    assert_eq!(codec::encode(&BytePosition(12_345)).unwrap(), V1_FILE);
+
+    // Read as a versioned position: the same byte, bound to no version, which matches none.
+    let legacy = codec::decode::<Versioned<BytePosition>>(&V1_FILE).unwrap();
+    assert_eq!(legacy.position(), &BytePosition(12_345));
+    assert_eq!(legacy.version(), None);
+    assert!(!legacy.is_in(&SourceVersion::new("any").unwrap()));
+}
+
+#[test]
+fn versioned_positions_are_format_2_and_round_trip() {
+    let version = SourceVersion::new("\"9b2cf535f27731c9\"").unwrap();
+    let at = Versioned::new(version.clone(), BytePosition(1 << 20));
+    let bytes = codec::encode(&at).unwrap();
+    assert_eq!(&bytes[8..10], &[2, 0], "format 2");
+    assert_eq!(
+        &bytes[14..16],
+        &[18, 0],
+        "the version's length opens the payload"
+    );
+    assert_eq!(&bytes[16..34], version.as_bytes());
+    assert_eq!(
+        codec::decode::<Versioned<BytePosition>>(&bytes).unwrap(),
+        at
+    );
+    // Any change to the version is caught by the checksum.
+    let mut damaged = bytes.clone();
+    damaged[20] ^= 0x20;
+    assert!(matches!(
+        codec::decode::<Versioned<BytePosition>>(&damaged),
+        Err(CheckpointError::Corrupt(Corruption::Checksum { .. }))
+    ));
+    // Opaque tokens would read any payload: format 2 keeps them from misreading this one.
+    assert!(matches!(
+        codec::decode::<ResumeToken>(&bytes),
+        Err(CheckpointError::Corrupt(Corruption::Offset))
+    ));
+    // Ordering: within a version by position; another version is always new.
+    let other = Versioned::new(SourceVersion::new("v2").unwrap(), BytePosition(0));
+    assert!(other.is_after(&at));
+    assert!(!Versioned::new(version, BytePosition(10)).is_after(&at));
 }
 
 #[test]

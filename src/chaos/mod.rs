@@ -13,6 +13,11 @@
 //! `Err(ChaosError)` converted with `From`, or any function of the [`Fault`] you give, so an
 //! HTTP stack can receive a real `429` response with a `Retry-After` header.
 //!
+//! **Object stores** (feature `object_store`): `ChaosStore` wraps any
+//! `object_store::ObjectStore` and injects the same faults from inside it, plus read bodies
+//! that end early or fail part-way, so an `Arc<dyn ObjectStore>` under test needs no wrapper
+//! of your own.
+//!
 //! Randomness is drawn from the seed and a per-layer call counter, so a run on a single-threaded
 //! runtime (or the paused test clock) is reproducible to the call.
 //!
@@ -63,10 +68,15 @@ mod config;
 mod fault;
 mod future;
 mod layer;
+#[cfg(feature = "object_store")]
+mod object_store;
 #[cfg(feature = "serde")]
 mod spec;
 mod stream;
 
+#[cfg(feature = "object_store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "object_store")))]
+pub use self::object_store::{ChaosStore, ChaosStoreBuilder, InjectedFaults};
 pub use config::{ChaosBuilder, Latency};
 pub use fault::{ChaosError, Fault};
 pub use future::ResponseFuture;

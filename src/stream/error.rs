@@ -112,6 +112,10 @@ pub enum CheckpointError {
     },
     /// A user-defined store's backend failed (a database, a remote service).
     Backend(Box<dyn StdError + Send + Sync + 'static>),
+    /// The consumer's output could not be flushed, so the position was not saved: committing
+    /// it would have put the checkpoint ahead of what the output durably holds (see
+    /// [`FlushFirst`](super::FlushFirst)).
+    Sink(io::Error),
 }
 
 impl CheckpointError {
@@ -133,6 +137,9 @@ impl fmt::Display for CheckpointError {
                 )
             }
             CheckpointError::Backend(e) => write!(f, "store backend: {e}"),
+            CheckpointError::Sink(e) => {
+                write!(f, "flushing the output before the commit failed: {e}")
+            }
         }
     }
 }
@@ -140,7 +147,7 @@ impl fmt::Display for CheckpointError {
 impl StdError for CheckpointError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
-            CheckpointError::Io(e) => Some(e),
+            CheckpointError::Io(e) | CheckpointError::Sink(e) => Some(e),
             CheckpointError::Backend(e) => Some(&**e),
             _ => None,
         }
@@ -158,7 +165,7 @@ impl From<io::Error> for CheckpointError {
 impl Classified for CheckpointError {
     fn class(&self) -> Class {
         match self {
-            CheckpointError::Io(e) => e.class(),
+            CheckpointError::Io(e) | CheckpointError::Sink(e) => e.class(),
             CheckpointError::Backend(e) => e.class(),
             CheckpointError::Corrupt(_) | CheckpointError::UnsupportedVersion { .. } => {
                 Class::Permanent
@@ -197,7 +204,8 @@ pub enum Corruption {
         /// The checksum of the contents.
         computed: u32,
     },
-    /// The checksum matches but the payload is not a valid offset of the requested type.
+    /// The checksum matches but the payload is not a valid offset of the requested type
+    /// (including a checkpoint bound to a source version read as a plain offset).
     Offset,
 }
 

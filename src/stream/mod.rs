@@ -95,6 +95,19 @@
 //! (at most [`CommitConfig::max_unacked`]). For effectively-once, commit the position in the
 //! same transaction as the consumer's own writes (see [`OffsetStore`]).
 //!
+//! **The consumer's output is part of the contract.** An item acknowledged once it is
+//! *written* may still sit in a buffer or the page cache; a position saved before those bytes
+//! are durable outlives them in a crash, and the restart resumes after bytes that are gone.
+//! Wrap the store with [`OffsetStore::flush_first`] (see [`FlushFirst`]) and every commit
+//! flushes the output first; [`FileSink`] is such an output for files, which also cuts back
+//! whatever a crash left past the committed position.
+//!
+//! **A position is only good in the version of the source it was taken in.** A byte offset
+//! into an object replaced while the process was down points into different bytes. Bind
+//! positions to the source's version with [`Versioned`] (as `ObjectSource` does with the
+//! object's entity tag, feature `object_store`) and a resume against a changed source is
+//! refused, never spliced.
+//!
 //! **Damaged checkpoints** are never read as "start over": [`FileStore`] reports
 //! [`CheckpointError::Corrupt`] (bad magic, truncation, checksum mismatch) or
 //! [`CheckpointError::UnsupportedVersion`], and the stream ends with that error. Only a
@@ -156,7 +169,9 @@ mod file;
 mod object;
 mod offset;
 mod resumable;
+mod sink;
 mod store;
+mod versioned;
 
 pub use crate::engine::GiveUp;
 pub use ack::{Ack, AckHandle, AckTracker};
@@ -168,7 +183,11 @@ pub use error::{AckError, CheckpointError, Corruption, ResumeError};
 pub use events::{StreamEvent, StreamMetrics, StreamStats};
 pub use file::FileStore;
 #[cfg(feature = "object_store")]
-pub use object::{ObjectChunks, ObjectReadError, ObjectSource};
+pub use object::{
+    ObjectChunks, ObjectPosition, ObjectReadError, ObjectSource, ObjectVersion, OnChange,
+};
 pub use offset::{BytePosition, Offset, ResumeToken};
 pub use resumable::Resumable;
+pub use sink::{FileSink, Flush, FlushFirst};
 pub use store::{MemoryStore, OffsetStore};
+pub use versioned::{SourceVersion, Versioned};

@@ -58,6 +58,15 @@ pub trait Offset: Clone + PartialEq + fmt::Debug + Send + Sync + 'static {
     /// Read an offset back from exactly the bytes [`encode`](Offset::encode) wrote; `None`
     /// if they are not a valid encoding.
     fn decode(bytes: &[u8]) -> Option<Self>;
+
+    /// Whether this offset is bound to one version of its source, as
+    /// [`Versioned`](super::Versioned) is; `false` for every other offset.
+    ///
+    /// The [checkpoint codec](super::codec) writes bound offsets in its format 2, whose
+    /// payload starts with the version (see there), so that a build which cannot check the
+    /// version refuses the checkpoint rather than resuming in whatever the source is now.
+    /// Leave it `false` and wrap your offset in `Versioned` instead of setting it.
+    const VERSIONED: bool = false;
 }
 
 macro_rules! dense_int {

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use super::error::CheckpointError;
 use super::offset::Offset;
+use super::sink::{Flush, FlushFirst};
 
 /// Durable storage for one stream's committed position.
 ///
@@ -63,13 +64,24 @@ use super::offset::Offset;
 ///
 /// Committing in the same transaction as the consumer's own writes turns at-least-once into
 /// effectively-once for that consumer: the position and the effects land together or not at
-/// all.
+/// all. When the output lives elsewhere (a file, another service), wrap the store with
+/// [`flush_first`](OffsetStore::flush_first) so the output is durable before the position
+/// that covers it is saved.
 pub trait OffsetStore<O: Offset>: Send + Sync + 'static {
     /// The committed position, or `None` if nothing was ever committed.
     fn load(&self) -> impl Future<Output = Result<Option<O>, CheckpointError>> + Send;
 
     /// Durably record `offset` as the committed position.
     fn save(&self, offset: &O) -> impl Future<Output = Result<(), CheckpointError>> + Send;
+
+    /// This store, flushing the consumer's output `sink` before every save, so that a
+    /// committed position never runs ahead of the output: see [`FlushFirst`].
+    fn flush_first<F: Flush>(self, sink: F) -> FlushFirst<Self, F>
+    where
+        Self: Sized,
+    {
+        FlushFirst::new(self, sink)
+    }
 }
 
 /// An in-memory store: survives a reconnect, not a restart. Clones share the position, so a
