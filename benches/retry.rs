@@ -15,7 +15,7 @@ mod common;
 
 use common::Fail;
 use criterion::{Criterion, criterion_group, criterion_main};
-use riprap::budget::{Budget, Failure, RatioBudget, RetryQuota, TokenThrottle};
+use riprap::budget::{Budget, RatioBudget, RetryQuota, TokenThrottle};
 use riprap::classify::Class;
 use riprap::retry::RetryConfig;
 use std::future::Future;
@@ -109,7 +109,7 @@ fn success_path(c: &mut Criterion) {
 }
 
 fn budgets(c: &mut Criterion) {
-    let transient = Failure::new(Class::Transient);
+    let transient = Class::Transient;
     let mut g = c.benchmark_group("budget_single_thread");
 
     let ratio = RatioBudget::default();

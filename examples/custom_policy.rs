@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use riprap::breaker::{CircuitBreaker, Outcome, TripPolicy};
-use riprap::budget::{Budget, Failure, Withdrawal};
+use riprap::breaker::{Call, CircuitBreaker, TripPolicy};
+use riprap::budget::{Budget, Withdrawal};
 use riprap::classify::{Class, Classify};
 use riprap::retry::RetryConfig;
 use riprap::stack::{Failure as StackFailure, Stack};
@@ -79,8 +79,11 @@ struct HalfOfLastTen {
 }
 
 impl TripPolicy for HalfOfLastTen {
-    fn record(&self, outcome: Outcome) -> bool {
-        let bit = u32::from(outcome.failed);
+    fn record(&self, call: Call) -> bool {
+        if call.ignored() {
+            return false;
+        }
+        let bit = u32::from(call.failed());
         let prev = self
             .history
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
@@ -114,7 +117,7 @@ struct Allowance {
 impl Budget for Allowance {
     fn deposit(&self) {}
 
-    fn try_withdraw(&self, _after: Failure) -> Option<Withdrawal> {
+    fn try_withdraw(&self, _after: Class) -> Option<Withdrawal> {
         let before = self.left.fetch_sub(1, Ordering::AcqRel);
         if before > 0 {
             Some(Withdrawal::new(1))
@@ -129,8 +132,8 @@ impl Budget for Allowance {
             .fetch_add(withdrawal.units() as i64, Ordering::AcqRel);
     }
 
-    fn record(&self, outcome: riprap::budget::Outcome) {
-        if let riprap::budget::Outcome::Success { spent } = outcome {
+    fn record(&self, outcome: riprap::budget::Attempt) {
+        if let riprap::budget::Attempt::Succeeded { spent } = outcome {
             self.refund(spent);
         }
     }

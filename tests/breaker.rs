@@ -897,7 +897,7 @@ async fn the_default_classifier_agrees_with_retry_on_a_validation_error() {
 /// lcm(buckets, 65,536) bucket lengths, where 16-bit bucket tags used to match again.
 #[test]
 fn time_window_forgets_calls_after_a_tag_aliasing_idle() {
-    use riprap::breaker::{Outcome, TimeWindow};
+    use riprap::breaker::{Call, TimeWindow};
     // 10 buckets of 1 s: lcm(10, 65_536) = 327_680 bucket lengths.
     for gap in [327_680u64, 2 * 327_680, 65_536, 655_360, 1_000_000] {
         let w = TimeWindow::last(secs(10))
@@ -907,13 +907,21 @@ fn time_window_forgets_calls_after_a_tag_aliasing_idle() {
             .build()
             .unwrap();
         for i in 0..19u64 {
-            assert!(!w.record(Outcome::new(i < 15, Duration::ZERO, ms(i * 10))));
+            assert!(!w.record(Call::new(
+                if i < 15 {
+                    Class::Transient
+                } else {
+                    Class::Success
+                },
+                Duration::ZERO,
+                ms(i * 10)
+            )));
         }
         assert_eq!(w.stats(ms(190)).calls, Some(19));
         let later = secs(gap);
         assert_eq!(w.stats(later).calls, Some(0), "after {gap} s idle");
         // One more failure after the idle is one call in the window, not the twentieth.
-        assert!(!w.record(Outcome::new(true, Duration::ZERO, later)));
+        assert!(!w.record(Call::new(Class::Transient, Duration::ZERO, later)));
         assert_eq!(w.stats(later).calls, Some(1), "after {gap} s idle");
     }
 }
@@ -968,7 +976,7 @@ proptest! {
         bucket_ms in 1u64..2_000,
         steps in proptest::collection::vec((0u8..16, any::<u16>(), any::<bool>()), 1..120),
     ) {
-        use riprap::breaker::{Outcome, TimeWindow};
+        use riprap::breaker::{Call, TimeWindow};
         let w = TimeWindow::last(ms(bucket_ms * u64::from(buckets)))
             .buckets(buckets)
             .failure_rate(0.5)
@@ -999,7 +1007,7 @@ proptest! {
             now += gap;
             let index = (now.as_nanos() / bucket.as_nanos()) as u64;
             if kind < 6 || kind == 15 {
-                w.record(Outcome::new(failed, Duration::ZERO, now));
+                w.record(Call::new(if failed { Class::Transient } else { Class::Success }, Duration::ZERO, now));
                 calls.push((index, failed));
             }
             let live: Vec<_> = calls.iter().filter(|(i, _)| i + n > index).collect();
@@ -1014,4 +1022,42 @@ proptest! {
 
 fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Trip policies see the class of every call, counted or not, so "trip after N
+/// unauthenticated" can be written as a policy (a policy used to see only failed / elapsed /
+/// at, and never the permanent errors a breaker does not count).
+#[tokio::test(start_paused = true)]
+async fn a_trip_policy_can_trip_on_a_class_the_breaker_does_not_count() {
+    use riprap::breaker::Call;
+
+    struct Unauthenticated(AtomicU32);
+    impl TripPolicy for Unauthenticated {
+        fn record(&self, call: Call) -> bool {
+            match call.class() {
+                Class::Permanent => self.0.fetch_add(1, Ordering::Relaxed) + 1 >= 3,
+                _ => {
+                    self.0.store(0, Ordering::Relaxed);
+                    false
+                }
+            }
+        }
+        fn reset(&self) {
+            self.0.store(0, Ordering::Relaxed);
+        }
+        fn fresh(&self) -> Self {
+            Unauthenticated(AtomicU32::new(0))
+        }
+    }
+
+    let breaker = CircuitBreaker::builder()
+        .policy(Unauthenticated(AtomicU32::new(0)))
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        breaker.try_acquire().unwrap().record(Class::Permanent);
+    }
+    assert_eq!(breaker.state(), BreakerState::Closed);
+    breaker.try_acquire().unwrap().record(Class::Permanent);
+    assert_eq!(breaker.state(), BreakerState::Open);
 }

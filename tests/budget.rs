@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use riprap::budget::{
-    Budget, Failure, Outcome, RatioBudget, RetryQuota, TokenThrottle, Unlimited, Withdrawal,
+    Attempt, Budget, RatioBudget, RetryQuota, TokenThrottle, Unlimited, Withdrawal,
 };
 use riprap::classify::Class;
 
-fn transient() -> Failure {
-    Failure::new(Class::Transient)
+fn transient() -> Class {
+    Class::Transient
 }
 
 #[test]
@@ -196,15 +196,15 @@ fn throttle_stops_at_half_and_recovers_with_successes() {
     let t = TokenThrottle::default();
     assert_eq!(t.tokens(), 100.0);
     for _ in 0..49 {
-        t.record(Outcome::Failure(transient()));
+        t.record(Attempt::Failed(transient()));
     }
     assert!(t.try_withdraw(transient()).is_some()); // 51 > 50
-    t.record(Outcome::Failure(transient()));
+    t.record(Attempt::Failed(transient()));
     assert!(t.try_withdraw(transient()).is_none()); // 50 is not above half
     // Permanent failures say nothing about the server's health.
-    t.record(Outcome::Failure(Failure::new(Class::Permanent)));
+    t.record(Attempt::Failed(Class::Permanent));
     assert_eq!(t.tokens(), 50.0);
-    t.record(Outcome::Success {
+    t.record(Attempt::Succeeded {
         spent: Withdrawal::NONE,
     });
     assert!(t.try_withdraw(transient()).is_some());
@@ -213,17 +213,17 @@ fn throttle_stops_at_half_and_recovers_with_successes() {
 #[test]
 fn quota_costs_by_failure_kind_and_refunds_on_success() {
     let q = RetryQuota::default();
-    let throttled = Failure::new(Class::Throttled { retry_after: None });
+    let throttled = Class::Throttled { retry_after: None };
     assert_eq!(q.try_withdraw(transient()).unwrap().units(), 5);
-    assert_eq!(q.try_withdraw(Failure::timeout()).unwrap().units(), 10);
+    assert_eq!(q.try_withdraw(Class::TimedOut).unwrap().units(), 10);
     assert_eq!(q.try_withdraw(throttled).unwrap().units(), 1);
     assert_eq!(q.available(), 484);
-    q.record(Outcome::Success {
+    q.record(Attempt::Succeeded {
         spent: Withdrawal::new(16),
     });
     assert_eq!(q.available(), 500);
     // Capped at capacity: a success with no retries adds 1, but not past 500.
-    q.record(Outcome::Success {
+    q.record(Attempt::Succeeded {
         spent: Withdrawal::NONE,
     });
     assert_eq!(q.available(), 500);
@@ -248,7 +248,7 @@ fn arc_and_unlimited_are_budgets() {
             .build()
             .unwrap(),
     );
-    assert!(shared.try_withdraw(Failure::timeout()).is_some()); // 6 of 10
+    assert!(shared.try_withdraw(Class::TimedOut).is_some()); // 6 of 10
     assert!(shared.try_withdraw(transient()).is_none()); // 5 > 4
     assert!((0..1000).all(|_| Unlimited.try_withdraw(transient()).is_some()));
 }
@@ -379,11 +379,11 @@ fn throttle_truncates_token_ratio_to_three_decimals() {
         .build()
         .unwrap();
     for _ in 0..2 {
-        t.record(Outcome::Failure(transient()));
+        t.record(Attempt::Failed(transient()));
     }
     assert_eq!(t.tokens(), 0.0);
     for _ in 0..3 {
-        t.record(Outcome::Success {
+        t.record(Attempt::Succeeded {
             spent: Withdrawal::NONE,
         });
     }
@@ -401,13 +401,13 @@ fn quota_success_releases_only_the_last_retry() {
     assert_eq!(q.available(), 495);
     spent += q.try_withdraw(transient()).unwrap();
     assert_eq!(q.available(), 490);
-    q.record(Outcome::Success { spent });
+    q.record(Attempt::Succeeded { spent });
     assert_eq!(q.available(), 495);
     // A timeout retry then an ordinary one: only the ordinary one's 5 comes back.
-    let mut spent = q.try_withdraw(Failure::timeout()).unwrap();
+    let mut spent = q.try_withdraw(Class::TimedOut).unwrap();
     spent += q.try_withdraw(transient()).unwrap();
     assert_eq!(q.available(), 480);
-    q.record(Outcome::Success { spent });
+    q.record(Attempt::Succeeded { spent });
     assert_eq!(q.available(), 485);
 }
 
@@ -421,7 +421,8 @@ mod bound {
     use std::time::Duration;
 
     use riprap::backoff::BackoffPolicy;
-    use riprap::budget::{Budget, Failure, Outcome, RatioBudget, Withdrawal};
+    use riprap::budget::{Attempt, Budget, RatioBudget, Withdrawal};
+    use riprap::classify::Class;
     use riprap::retry::RetryConfig;
     use tokio::time::Instant;
     use tower::{Layer, ServiceExt, service_fn};
@@ -440,7 +441,7 @@ mod bound {
             self.inner.deposit();
             self.deposits.lock().unwrap().push(self.origin.elapsed());
         }
-        fn try_withdraw(&self, after: Failure) -> Option<Withdrawal> {
+        fn try_withdraw(&self, after: Class) -> Option<Withdrawal> {
             let w = self.inner.try_withdraw(after);
             if w.is_some() {
                 self.retries.lock().unwrap().push(self.origin.elapsed());
@@ -450,10 +451,10 @@ mod bound {
         fn refund(&self, withdrawal: Withdrawal) {
             self.inner.refund(withdrawal);
         }
-        fn record(&self, outcome: Outcome) {
-            self.inner.record(outcome);
+        fn record(&self, attempt: Attempt) {
+            self.inner.record(attempt);
         }
-        fn can_withdraw(&self, after: Failure) -> bool {
+        fn can_withdraw(&self, after: Class) -> bool {
             self.inner.can_withdraw(after)
         }
     }

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use riprap::breaker::{
-    BreakerState, CircuitBreaker, CountWindow, Outcome, Rejected, TimeWindow, TripPolicy,
+    BreakerState, Call, CircuitBreaker, CountWindow, Rejected, TimeWindow, TripPolicy,
 };
 use riprap::classify::Class;
 
@@ -262,8 +262,16 @@ fn r4j_time_window() -> TimeWindow {
         .unwrap()
 }
 
-fn call(failed: bool, at: Duration) -> Outcome {
-    Outcome::new(failed, ms(100), at)
+fn call(failed: bool, at: Duration) -> Call {
+    Call::new(
+        if failed {
+            Class::Transient
+        } else {
+            Class::Success
+        },
+        ms(100),
+        at,
+    )
 }
 
 #[test]
@@ -312,10 +320,10 @@ fn r4j_should_clear_sliding_time_window_metrics() {
 #[test]
 fn r4j_slow_calls_percentage() {
     let w = r4j_time_window();
-    w.record(Outcome::new(false, secs(10), Duration::ZERO));
-    w.record(Outcome::new(true, secs(10), Duration::ZERO));
+    w.record(Call::new(Class::Success, secs(10), Duration::ZERO));
+    w.record(Call::new(Class::Transient, secs(10), Duration::ZERO));
     for _ in 0..3 {
-        w.record(Outcome::new(false, ms(100), Duration::ZERO));
+        w.record(Call::new(Class::Success, ms(100), Duration::ZERO));
     }
     let stats = w.stats(Duration::ZERO);
     assert_eq!(stats.calls, Some(5));

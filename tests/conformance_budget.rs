@@ -15,14 +15,14 @@ use std::time::Duration;
 
 use riprap::backoff::BackoffPolicy;
 use riprap::budget::{
-    Budget, Failure, Outcome, RatioBudget, RetryQuota, TokenThrottle, Unlimited, Withdrawal,
+    Attempt, Budget, RatioBudget, RetryQuota, TokenThrottle, Unlimited, Withdrawal,
 };
 use riprap::classify::Class;
 use riprap::retry::RetryConfig;
 use tower::{Layer, ServiceExt, service_fn};
 
-fn transient() -> Failure {
-    Failure::new(Class::Transient)
+fn transient() -> Class {
+    Class::Transient
 }
 
 fn secs(s: u64) -> Duration {
@@ -285,11 +285,11 @@ fn a6_threshold_is_half_inclusive() {
         .build()
         .unwrap();
     for _ in 0..5 {
-        t.record(Outcome::Failure(transient()));
+        t.record(Attempt::Failed(transient()));
     }
     assert_eq!(t.tokens(), 5.0);
     assert!(t.try_withdraw(transient()).is_none());
-    t.record(Outcome::Success {
+    t.record(Attempt::Succeeded {
         spent: Withdrawal::NONE,
     });
     assert_eq!(t.tokens(), 5.5);
@@ -304,8 +304,8 @@ fn a6_token_ratio_truncates_to_three_decimals() {
         .token_ratio(0.5466)
         .build()
         .unwrap();
-    t.record(Outcome::Failure(transient()));
-    t.record(Outcome::Success {
+    t.record(Attempt::Failed(transient()));
+    t.record(Attempt::Succeeded {
         spent: Withdrawal::NONE,
     });
     assert_eq!(t.tokens(), 9.546);
@@ -320,11 +320,11 @@ fn a6_tokens_stay_within_bounds() {
         .build()
         .unwrap();
     for _ in 0..10 {
-        t.record(Outcome::Failure(transient()));
+        t.record(Attempt::Failed(transient()));
     }
     assert_eq!(t.tokens(), 0.0);
     for _ in 0..10 {
-        t.record(Outcome::Success {
+        t.record(Attempt::Succeeded {
             spent: Withdrawal::NONE,
         });
     }
@@ -340,7 +340,7 @@ fn a6_only_retryable_failures_take_a_token() {
         .token_ratio(0.1)
         .build()
         .unwrap();
-    t.record(Outcome::Failure(Failure::new(Class::Permanent)));
+    t.record(Attempt::Failed(Class::Permanent));
     assert_eq!(t.tokens(), 10.0);
 }
 
@@ -380,7 +380,7 @@ fn smithy_eventual_success() {
     assert_eq!(q.available(), 495);
     spent += q.try_withdraw(transient()).unwrap();
     assert_eq!(q.available(), 490);
-    q.record(Outcome::Success { spent });
+    q.record(Attempt::Succeeded { spent });
     assert_eq!(q.available(), 495);
 }
 
@@ -392,7 +392,7 @@ fn smithy_no_more_attempts() {
     q.try_withdraw(transient()).unwrap();
     assert_eq!(q.available(), 490);
     // Out of attempts: the request gives up and nothing comes back.
-    q.record(Outcome::Failure(transient()));
+    q.record(Attempt::Failed(transient()));
     assert_eq!(q.available(), 490);
 }
 
@@ -414,11 +414,11 @@ fn smithy_no_quota() {
 #[test]
 fn smithy_quota_replenishes_on_success() {
     let q = RetryQuota::builder().capacity(100).build().unwrap();
-    let mut spent = q.try_withdraw(Failure::timeout()).unwrap();
+    let mut spent = q.try_withdraw(Class::TimedOut).unwrap();
     assert_eq!(q.available(), 90);
-    spent += q.try_withdraw(Failure::timeout()).unwrap();
+    spent += q.try_withdraw(Class::TimedOut).unwrap();
     assert_eq!(q.available(), 80);
-    q.record(Outcome::Success { spent });
+    q.record(Attempt::Succeeded { spent });
     assert_eq!(q.available(), 90);
 }
 
@@ -427,20 +427,20 @@ fn smithy_quota_replenishes_on_first_try_success() {
     let q = RetryQuota::builder().capacity(20).build().unwrap();
     let mut drained = 0;
     while q.available() > 0 {
-        assert!(q.try_withdraw(Failure::timeout()).is_some());
+        assert!(q.try_withdraw(Class::TimedOut).is_some());
         drained += 1;
     }
     assert_eq!(drained, 2);
     // The permits are forgotten; only successes on the first try refill, one unit each.
     let mut successes = 0;
     while q.available() < 20 {
-        q.record(Outcome::Success {
+        q.record(Attempt::Succeeded {
             spent: Withdrawal::NONE,
         });
         successes += 1;
     }
     assert_eq!(successes, 20);
-    q.record(Outcome::Success {
+    q.record(Attempt::Succeeded {
         spent: Withdrawal::NONE,
     });
     assert_eq!(q.available(), 20, "never past capacity");
@@ -478,7 +478,7 @@ async fn smithy_eventual_success_through_the_retry_layer() {
 #[test]
 fn smithy_throttling_cost_differs() {
     let q = RetryQuota::builder().capacity(10).build().unwrap();
-    let throttled = Failure::new(Class::Throttled { retry_after: None });
+    let throttled = Class::Throttled { retry_after: None };
     let paid = (0..100)
         .take_while(|_| q.try_withdraw(throttled).is_some())
         .count();

@@ -13,7 +13,7 @@ use std::time::Duration;
 use budget_ops_check::RatioModel;
 use proptest::prelude::*;
 use riprap::backoff::BackoffPolicy;
-use riprap::budget::{Budget, Failure, Outcome, RatioBudget, RetryQuota, Unlimited, Withdrawal};
+use riprap::budget::{Attempt, Budget, RatioBudget, RetryQuota, Unlimited, Withdrawal};
 use riprap::classify::{ByError, Class, Classify, classify_fn};
 use riprap::retry::{GiveUp, RetryConfig, RetryError, RetryEvent};
 use tokio::time::Instant;
@@ -647,7 +647,7 @@ impl<B: Budget> Budget for Recorder<B> {
         self.inner.deposit();
         self.push(Rec::Deposit);
     }
-    fn try_withdraw(&self, after: Failure) -> Option<Withdrawal> {
+    fn try_withdraw(&self, after: Class) -> Option<Withdrawal> {
         let w = self.inner.try_withdraw(after);
         self.push(Rec::Withdraw(w.is_some()));
         w
@@ -656,10 +656,10 @@ impl<B: Budget> Budget for Recorder<B> {
         self.inner.refund(withdrawal);
         self.push(Rec::Refund(withdrawal.units()));
     }
-    fn record(&self, outcome: Outcome) {
-        self.inner.record(outcome);
+    fn record(&self, attempt: Attempt) {
+        self.inner.record(attempt);
     }
-    fn can_withdraw(&self, after: Failure) -> bool {
+    fn can_withdraw(&self, after: Class) -> bool {
         let ok = self.inner.can_withdraw(after);
         self.push(Rec::CanWithdraw(ok));
         ok

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use riprap::backoff::{BackoffPolicy, BackoffSpec, GrowthKind, Jitter};
 use riprap::budget::{
-    AnyBudget, Budget, BudgetSpec, Failure, Outcome, RatioBudget, RatioBudgetSpec, RetryQuota,
+    AnyBudget, Attempt, Budget, BudgetSpec, RatioBudget, RatioBudgetSpec, RetryQuota,
     RetryQuotaSpec, TokenThrottle, TokenThrottleSpec,
 };
 use riprap::classify::Class;
@@ -329,7 +329,7 @@ fn budget_specs_from_every_format() {
 
 #[test]
 fn built_budgets_behave_as_the_builders() {
-    let failed = Failure::new(Class::Transient);
+    let failed = Class::Transient;
 
     let spec: RatioBudgetSpec = from_toml("ratio = 0.5\nmin_retries_per_sec = 1\nttl = \"2s\"");
     let built = spec.build().unwrap();
@@ -352,8 +352,8 @@ fn built_budgets_behave_as_the_builders() {
             .unwrap(),
     );
     for _ in 0..3 {
-        built.record(Outcome::Failure(failed));
-        same.record(Outcome::Failure(failed));
+        built.record(Attempt::Failed(failed));
+        same.record(Attempt::Failed(failed));
         assert_eq!(built.tokens(), same.tokens());
         assert_eq!(
             built.try_withdraw(failed).is_some(),
@@ -368,8 +368,8 @@ fn built_budgets_behave_as_the_builders() {
         .timeout_cost(7)
         .build()
         .unwrap();
-    assert!(built.try_withdraw(Failure::timeout()).is_some());
-    assert!(same.try_withdraw(Failure::timeout()).is_some());
+    assert!(built.try_withdraw(Class::TimedOut).is_some());
+    assert!(same.try_withdraw(Class::TimedOut).is_some());
     assert_eq!(built.available(), 5);
     assert_eq!(same.available(), 5);
 
@@ -379,7 +379,7 @@ fn built_budgets_behave_as_the_builders() {
     let AnyBudget::TokenThrottle(t) = &any else {
         panic!("{any:?}")
     };
-    any.record(Outcome::Failure(failed));
+    any.record(Attempt::Failed(failed));
     assert_eq!(t.tokens(), 1.0); // the enum and the budget inside share one account
     assert!(any.try_withdraw(failed).is_none());
     assert!(matches!(

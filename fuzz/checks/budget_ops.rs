@@ -10,9 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use riprap::budget::{
-    Budget, Failure, Outcome, RatioBudget, RetryQuota, TokenThrottle, Withdrawal,
-};
+use riprap::budget::{Attempt, Budget, RatioBudget, RetryQuota, TokenThrottle, Withdrawal};
 use riprap::classify::Class;
 
 /// Units per retry in the ratio model, as in the budget.
@@ -281,16 +279,16 @@ pub struct QuotaModel {
 }
 
 impl QuotaModel {
-    pub fn cost(f: Failure) -> u64 {
-        if f.timed_out() {
+    pub fn cost(f: Class) -> u64 {
+        if f.is_timeout() {
             10
-        } else if f.class().is_throttled() {
+        } else if f.is_throttled() {
             1
         } else {
             5
         }
     }
-    pub fn try_withdraw(&mut self, f: Failure) -> Option<u64> {
+    pub fn try_withdraw(&mut self, f: Class) -> Option<u64> {
         let c = Self::cost(f);
         (self.available >= c).then(|| {
             self.available -= c;
@@ -311,7 +309,7 @@ impl QuotaModel {
 #[derive(Debug, Clone, Copy)]
 pub enum Op {
     Deposit(u32),
-    Withdraw(Failure),
+    Withdraw(Class),
     /// Hand back a withdrawal: 0 the latest, 1 the oldest, 2 all of them as one sum.
     Refund(u8),
     Success,
@@ -358,9 +356,9 @@ pub fn decode(data: &[u8], slot: Duration) -> Vec<Op> {
             0 => Op::Deposit(1),
             // Bursts, so deposits pile up between clock readings.
             1 => Op::Deposit(it.next().map_or(1, |n| u32::from(n % 80))),
-            2 => Op::Withdraw(Failure::new(Class::Transient)),
-            3 => Op::Withdraw(Failure::new(Class::Throttled { retry_after: None })),
-            4 => Op::Withdraw(Failure::timeout()),
+            2 => Op::Withdraw(Class::Transient),
+            3 => Op::Withdraw(Class::Throttled { retry_after: None }),
+            4 => Op::Withdraw(Class::TimedOut),
             5 => Op::Refund(b / 9 % 3),
             6 => Op::Success,
             7 => match it.next() {
@@ -531,7 +529,7 @@ async fn check(data: &[u8]) {
                 throttle.refund(Withdrawal::new(1000));
             }
             Op::Success => {
-                let outcome = Outcome::Success { spent };
+                let outcome = Attempt::Succeeded { spent };
                 if let Some(b) = &ratio_budget {
                     b.record(outcome);
                 }
@@ -544,7 +542,7 @@ async fn check(data: &[u8]) {
                 last_quota = None;
             }
             Op::Fail(class) => {
-                let outcome = Outcome::Failure(Failure::new(class));
+                let outcome = Attempt::Failed(class);
                 if let Some(b) = &ratio_budget {
                     b.record(outcome);
                 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use riprap::backoff::BackoffPolicy;
-use riprap::budget::{Budget, Failure, Outcome, Withdrawal};
+use riprap::budget::{Attempt, Budget, Withdrawal};
 use riprap::classify::Class;
 use riprap::stream::{GiveUp, OnEnd, OnGap, Resumable, ResumeConfig, ResumeError};
 
@@ -130,7 +130,7 @@ impl Budget for Allowance {
         self.deposits.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn try_withdraw(&self, _after: Failure) -> Option<Withdrawal> {
+    fn try_withdraw(&self, _after: Class) -> Option<Withdrawal> {
         self.left
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
             .ok()?;
@@ -144,14 +144,14 @@ impl Budget for Allowance {
             .fetch_add(withdrawal.units(), Ordering::Relaxed);
     }
 
-    fn record(&self, outcome: Outcome) {
-        match outcome {
-            Outcome::Success { spent } => self
+    fn record(&self, attempt: Attempt) {
+        match attempt {
+            Attempt::Succeeded { spent } => self
                 .successes
                 .lock()
                 .expect("not poisoned")
                 .push(spent.units()),
-            Outcome::Failure(_) => {
+            Attempt::Failed(_) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -196,7 +196,7 @@ pub use events::{BreakerEvent, BreakerMetrics, BreakerState};
 pub use future::ResponseFuture;
 pub use keyed::{KeyedBreakers, KeyedCircuitBreakerLayer, KeyedCircuitBreakerService};
 pub use layer::CircuitBreakerLayer;
-pub use policy::{AnyOf, ConsecutiveFailures, Outcome, PolicyStats, TripPolicy, TripPolicyExt};
+pub use policy::{AnyOf, Call, ConsecutiveFailures, PolicyStats, TripPolicy, TripPolicyExt};
 pub use service::CircuitBreakerService;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]

@@ -3,33 +3,90 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use super::Counted;
+use crate::classify::Class;
 use crate::error::ConfigError;
 
-/// One counted outcome, as a [`TripPolicy`] sees it.
+/// One finished call, as a [`TripPolicy`] sees it: the classifier's verdict, how the breaker
+/// counts it, and when.
 ///
-/// Outcomes the breaker does not count (by default throttles and permanent errors) never reach
-/// a policy.
+/// Every call admitted while closed reaches the policy, including those the breaker does not
+/// count (by default throttles, permanent errors and local refusals, [`Counted::Ignored`]), so
+/// a policy can be written on the class itself: "trip after ten unauthenticated calls", or
+/// "ignore throttles". The built-in policies skip what is not counted.
+///
+/// ```
+/// use std::time::Duration;
+/// use riprap::breaker::{Call, Counted};
+/// use riprap::classify::Class;
+///
+/// let call = Call::new(Class::Permanent, Duration::ZERO, Duration::ZERO);
+/// assert_eq!(call.counted(), Counted::Ignored); // as a breaker counts it by default
+/// assert!(!call.failed());
+/// assert!(Call::new(Class::TimedOut, Duration::ZERO, Duration::ZERO).failed());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Outcome {
-    /// The call counted as a failure of the dependency.
-    pub failed: bool,
-    /// How long the call took, from admission to its response. Zero unless the policy asked
-    /// for the clock with [`TripPolicy::needs_clock`].
-    pub elapsed: Duration,
-    /// When the call completed, measured from the breaker's creation on `tokio`'s clock. Zero
-    /// unless the policy asked for the clock.
-    pub at: Duration,
+pub struct Call {
+    class: Class,
+    counted: Counted,
+    elapsed: Duration,
+    at: Duration,
 }
 
-impl Outcome {
-    /// A success or failure at `at` that took `elapsed`.
-    pub fn new(failed: bool, elapsed: Duration, at: Duration) -> Self {
-        Outcome {
-            failed,
+impl Call {
+    /// A call classified `class`, counted as a breaker counts it by default (transient
+    /// failures and timeouts against the dependency, successes for it, the rest not at all),
+    /// that completed at `at` after `elapsed`.
+    pub fn new(class: Class, elapsed: Duration, at: Duration) -> Self {
+        let counted = match class {
+            Class::Success => Counted::Success,
+            c if c.is_failure() => Counted::Failure,
+            _ => Counted::Ignored,
+        };
+        Call {
+            class,
+            counted,
             elapsed,
             at,
         }
+    }
+
+    /// The same call, counted as `counted`.
+    pub fn counted_as(mut self, counted: Counted) -> Self {
+        self.counted = counted;
+        self
+    }
+
+    /// The classifier's verdict.
+    pub fn class(&self) -> Class {
+        self.class
+    }
+
+    /// How the breaker counts it, by its `count_*_as` settings.
+    pub fn counted(&self) -> Counted {
+        self.counted
+    }
+
+    /// Whether it counts as a failure of the dependency.
+    pub fn failed(&self) -> bool {
+        self.counted == Counted::Failure
+    }
+
+    /// Whether it is not counted at all.
+    pub fn ignored(&self) -> bool {
+        self.counted == Counted::Ignored
+    }
+
+    /// How long the call took, from admission to its response. Zero unless the policy asked
+    /// for the clock with [`TripPolicy::needs_clock`].
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// When the call completed, measured from the breaker's creation on `tokio`'s clock. Zero
+    /// unless the policy asked for the clock.
+    pub fn at(&self) -> Duration {
+        self.at
     }
 }
 
@@ -72,26 +129,44 @@ impl PolicyStats {
 /// slow-call rates over the last N calls) and [`TimeWindow`](super::TimeWindow) (the same over
 /// rolling time buckets). Combine them with [`TripPolicyExt::or`].
 ///
+/// A policy sees every call's [`Class`], so it can be written on the verdict itself:
+///
 /// ```
-/// use std::sync::atomic::{AtomicBool, Ordering};
-/// use riprap::breaker::{Outcome, TripPolicy};
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::time::Duration;
+/// use riprap::breaker::{Call, TripPolicy};
+/// use riprap::classify::Class;
 ///
-/// /// Trips on the first failure after an operator arms it.
-/// struct Tripwire { armed: AtomicBool }
+/// /// Trips after `n` permanent errors in a row (a revoked API key answering 401 to every
+/// /// call), which the breaker does not count against the dependency by default.
+/// struct Unauthenticated { n: u32, run: AtomicU32 }
 ///
-/// impl TripPolicy for Tripwire {
-///     fn record(&self, outcome: Outcome) -> bool {
-///         outcome.failed && self.armed.load(Ordering::Relaxed)
+/// impl TripPolicy for Unauthenticated {
+///     fn record(&self, call: Call) -> bool {
+///         if call.class() == Class::Permanent {
+///             self.run.fetch_add(1, Ordering::Relaxed) + 1 >= self.n
+///         } else {
+///             self.run.store(0, Ordering::Relaxed);
+///             false
+///         }
 ///     }
-///     fn reset(&self) {}
+///     fn reset(&self) {
+///         self.run.store(0, Ordering::Relaxed);
+///     }
 ///     fn fresh(&self) -> Self {
-///         Tripwire { armed: AtomicBool::new(self.armed.load(Ordering::Relaxed)) }
+///         Unauthenticated { n: self.n, run: AtomicU32::new(0) }
 ///     }
 /// }
+///
+/// let policy = Unauthenticated { n: 2, run: AtomicU32::new(0) };
+/// let denied = Call::new(Class::Permanent, Duration::ZERO, Duration::ZERO);
+/// assert!(!policy.record(denied));
+/// assert!(policy.record(denied));
 /// ```
 pub trait TripPolicy: Send + Sync + 'static {
-    /// Record one counted outcome; `true` opens the breaker.
-    fn record(&self, outcome: Outcome) -> bool;
+    /// Record one finished call (counted or not: see [`Call::counted`]); `true` opens the
+    /// breaker.
+    fn record(&self, call: Call) -> bool;
 
     /// Forget every outcome: the breaker opened, or an operator reset it.
     fn reset(&self);
@@ -102,13 +177,13 @@ pub trait TripPolicy: Send + Sync + 'static {
     where
         Self: Sized;
 
-    /// Whether [`Outcome::elapsed`] and [`Outcome::at`] are needed. Without it the breaker
+    /// Whether [`Call::elapsed`] and [`Call::at`] are needed. Without it the breaker
     /// reads no clock on the closed path.
     fn needs_clock(&self) -> bool {
         false
     }
 
-    /// Figures for the metrics snapshot; `now` is measured like [`Outcome::at`].
+    /// Figures for the metrics snapshot; `now` is measured like [`Call::at`].
     fn stats(&self, now: Duration) -> PolicyStats {
         let _ = now;
         PolicyStats::default()
@@ -172,10 +247,10 @@ impl<A, B> AnyOf<A, B> {
 }
 
 impl<A: TripPolicy, B: TripPolicy> TripPolicy for AnyOf<A, B> {
-    fn record(&self, outcome: Outcome) -> bool {
+    fn record(&self, call: Call) -> bool {
         // Both must see the outcome, so no short-circuit.
-        let a = self.a.record(outcome);
-        let b = self.b.record(outcome);
+        let a = self.a.record(call);
+        let b = self.b.record(call);
         a | b
     }
 
@@ -214,11 +289,12 @@ impl<A: TripPolicy, B: TripPolicy> TripPolicy for AnyOf<A, B> {
 /// [`CountWindow`](super::CountWindow) for that.
 ///
 /// ```
-/// use riprap::breaker::{ConsecutiveFailures, Outcome, TripPolicy};
+/// use riprap::breaker::{ConsecutiveFailures, Call, TripPolicy};
+/// use riprap::classify::Class;
 /// use std::time::Duration;
 ///
 /// let policy = ConsecutiveFailures::new(2)?;
-/// let fail = Outcome::new(true, Duration::ZERO, Duration::ZERO);
+/// let fail = Call::new(Class::Transient, Duration::ZERO, Duration::ZERO);
 /// assert!(!policy.record(fail));
 /// assert!(policy.record(fail));
 /// # Ok::<(), riprap::ConfigError>(())
@@ -259,9 +335,12 @@ impl ConsecutiveFailures {
 }
 
 impl TripPolicy for ConsecutiveFailures {
-    fn record(&self, outcome: Outcome) -> bool {
+    fn record(&self, call: Call) -> bool {
         let run = &self.run.0;
-        if outcome.failed {
+        if call.ignored() {
+            return false;
+        }
+        if call.failed() {
             run.fetch_add(1, Ordering::Relaxed).saturating_add(1) >= self.threshold
         } else {
             // Read first: on a healthy dependency the count is already zero and the cache

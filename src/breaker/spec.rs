@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::policy::{ConsecutiveFailures, Outcome, PolicyStats, TripPolicy};
+use super::policy::{Call, ConsecutiveFailures, PolicyStats, TripPolicy};
 use super::window::{CountWindow, TimeWindow};
 use super::{BreakerBuilder, CircuitBreaker, Counted, DEFAULT_OPEN_BASE, DEFAULT_OPEN_MAX};
 use crate::error::ConfigError;
@@ -343,11 +343,12 @@ impl BreakerSpec {
 ///
 /// ```
 /// use std::time::Duration;
-/// use riprap::breaker::{BreakerSpec, Outcome, TripPolicy};
+/// use riprap::breaker::{BreakerSpec, Call, TripPolicy};
+/// use riprap::classify::Class;
 ///
 /// let spec: BreakerSpec = serde_json::from_str(r#"{ "consecutive_failures": 2 }"#)?;
 /// let policies = spec.trip_policies()?;
-/// let fail = Outcome::new(true, Duration::ZERO, Duration::ZERO);
+/// let fail = Call::new(Class::Transient, Duration::ZERO, Duration::ZERO);
 /// assert!(!policies.record(fail));
 /// assert!(policies.record(fail));
 /// assert!(policies.count_window().is_none());
@@ -378,14 +379,11 @@ impl TripPolicies {
 }
 
 impl TripPolicy for TripPolicies {
-    fn record(&self, outcome: Outcome) -> bool {
+    fn record(&self, call: Call) -> bool {
         // Every policy must see the outcome, so no short-circuit.
-        let a = self.consecutive.as_ref().is_some_and(|p| p.record(outcome));
-        let b = self
-            .count_window
-            .as_ref()
-            .is_some_and(|p| p.record(outcome));
-        let c = self.time_window.as_ref().is_some_and(|p| p.record(outcome));
+        let a = self.consecutive.as_ref().is_some_and(|p| p.record(call));
+        let b = self.count_window.as_ref().is_some_and(|p| p.record(call));
+        let c = self.time_window.as_ref().is_some_and(|p| p.record(call));
         a | b | c
     }
 

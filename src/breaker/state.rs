@@ -10,7 +10,7 @@ use super::Padded;
 use super::config::{Counted, Counting, Settings};
 use super::error::Rejected;
 use super::events::{BreakerEvent, BreakerMetrics, BreakerState};
-use super::policy::{Outcome, TripPolicy};
+use super::policy::{Call, TripPolicy};
 use crate::backoff::Backoff;
 use crate::classify::Class;
 use crate::events;
@@ -299,25 +299,23 @@ impl<P: TripPolicy> Shared<P> {
                 Counted::Failure => self.probe_failed(adm),
             },
             Mode::Closed | Mode::Disabled => {
-                if counted == Counted::Ignored {
-                    return;
-                }
+                // Every call reaches the policy, counted or not, so a policy can be written
+                // on the class itself; the built-in ones skip what is not counted.
                 let cur = self.load();
                 if cur.generation() != adm.generation || cur.mode() != adm.mode {
                     return; // admitted before a transition: not this window's business
                 }
-                let failed = counted == Counted::Failure;
-                let outcome = if self.clock {
+                let (elapsed, at) = if self.clock {
                     let now = self.now();
-                    Outcome::new(
-                        failed,
+                    (
                         Duration::from_nanos(now.saturating_sub(adm.start)),
                         Duration::from_nanos(now),
                     )
                 } else {
-                    Outcome::new(failed, Duration::ZERO, Duration::ZERO)
+                    (Duration::ZERO, Duration::ZERO)
                 };
-                if self.policy.record(outcome) {
+                let call = Call::new(*class, elapsed, at).counted_as(counted);
+                if self.policy.record(call) {
                     if adm.mode == Mode::Closed {
                         self.trip(adm.generation);
                     } else {

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::Padded;
-use super::policy::{Outcome, PolicyStats, TripPolicy};
+use super::policy::{Call, PolicyStats, TripPolicy};
 use crate::error::{ConfigError, check_duration};
 
 const PPM: u64 = 1_000_000;
@@ -39,8 +39,8 @@ impl Thresholds {
         over(failures, self.failure_ppm) || over(slow, self.slow_ppm)
     }
 
-    fn is_slow(&self, outcome: &Outcome) -> bool {
-        self.slow_after(outcome.elapsed)
+    fn is_slow(&self, call: &Call) -> bool {
+        self.slow_after(call.elapsed())
     }
 
     fn slow_after(&self, elapsed: Duration) -> bool {
@@ -158,11 +158,12 @@ struct Prefix {
 ///
 /// ```
 /// use std::time::Duration;
-/// use riprap::breaker::{CountWindow, Outcome, TripPolicy};
+/// use riprap::breaker::{Call, CountWindow, TripPolicy};
+/// use riprap::classify::Class;
 ///
 /// let window = CountWindow::last(4).failure_rate(0.5).min_calls(4).build()?;
-/// let ok = Outcome::new(false, Duration::ZERO, Duration::ZERO);
-/// let fail = Outcome::new(true, Duration::ZERO, Duration::ZERO);
+/// let ok = Call::new(Class::Success, Duration::ZERO, Duration::ZERO);
+/// let fail = Call::new(Class::Transient, Duration::ZERO, Duration::ZERO);
 /// assert!(!window.record(fail));
 /// assert!(!window.record(ok));
 /// assert!(!window.record(ok));
@@ -326,11 +327,14 @@ impl CountWindow {
 }
 
 impl TripPolicy for CountWindow {
-    fn record(&self, outcome: Outcome) -> bool {
-        let slow = self.thresholds.is_slow(&outcome);
+    fn record(&self, call: Call) -> bool {
+        if call.ignored() {
+            return false;
+        }
+        let slow = self.thresholds.is_slow(&call);
         let sums_now = self.sums.0.load(Ordering::Acquire);
         let generation = sums_now >> 60;
-        let bits = (generation << 4) as u8 | 0b100 | u8::from(slow) << 1 | u8::from(outcome.failed);
+        let bits = (generation << 4) as u8 | 0b100 | u8::from(slow) << 1 | u8::from(call.failed());
         let len = self.slots.len() as u64;
         let i = (self.head.0.fetch_add(1, Ordering::Relaxed) % len) as usize;
         let old = self.slots[i].swap(bits, Ordering::Relaxed);
@@ -348,7 +352,7 @@ impl TripPolicy for CountWindow {
             }
             let (c, f, s) = sums(cur);
             let c = (c + 1).saturating_sub(old_call).min(len);
-            let f = (f + u64::from(outcome.failed))
+            let f = (f + u64::from(call.failed()))
                 .saturating_sub(old_fail)
                 .min(len);
             let s = (s + u64::from(slow)).saturating_sub(old_slow).min(len);
@@ -412,7 +416,8 @@ impl TripPolicy for CountWindow {
 ///
 /// ```
 /// use std::time::Duration;
-/// use riprap::breaker::{Outcome, TimeWindow, TripPolicy};
+/// use riprap::breaker::{Call, TimeWindow, TripPolicy};
+/// use riprap::classify::Class;
 ///
 /// let window = TimeWindow::last(Duration::from_secs(10))
 ///     .buckets(10)
@@ -420,10 +425,10 @@ impl TripPolicy for CountWindow {
 ///     .min_throughput(2)
 ///     .build()?;
 /// let at = |s| Duration::from_secs(s);
-/// assert!(!window.record(Outcome::new(true, Duration::ZERO, at(0))));
+/// assert!(!window.record(Call::new(Class::Transient, Duration::ZERO, at(0))));
 /// // Eleven seconds later the first failure has left the window.
-/// assert!(!window.record(Outcome::new(true, Duration::ZERO, at(11))));
-/// assert!(window.record(Outcome::new(true, Duration::ZERO, at(12))));
+/// assert!(!window.record(Call::new(Class::Transient, Duration::ZERO, at(11))));
+/// assert!(window.record(Call::new(Class::Transient, Duration::ZERO, at(12))));
 /// # Ok::<(), riprap::ConfigError>(())
 /// ```
 #[derive(Debug)]
@@ -611,9 +616,12 @@ impl TimeWindow {
 }
 
 impl TripPolicy for TimeWindow {
-    fn record(&self, outcome: Outcome) -> bool {
-        let index = self.index(outcome.at);
-        let slow = self.thresholds.is_slow(&outcome);
+    fn record(&self, call: Call) -> bool {
+        if call.ignored() {
+            return false;
+        }
+        let index = self.index(call.at());
+        let slow = self.thresholds.is_slow(&call);
         let n = self.buckets.len() as u64;
         let mut rotated = self.rotated.0.load(Ordering::Acquire);
         if rotated < index {
@@ -627,7 +635,7 @@ impl TripPolicy for TimeWindow {
             let mut cur = bucket.load(Ordering::Acquire);
             // The bucket holds `index` (rotation guarantees it) unless it already rolled past.
             while cur >> 48 == tag && cur & F16 != F16 {
-                let next = cur + 1 + (u64::from(outcome.failed) << 16) + (u64::from(slow) << 32);
+                let next = cur + 1 + (u64::from(call.failed()) << 16) + (u64::from(slow) << 32);
                 match bucket.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
                     Ok(_) => break,
                     Err(actual) => cur = actual,

@@ -54,7 +54,7 @@
 //! service that calls the same dependency.
 //!
 //! ```
-//! use riprap::budget::{Budget, Failure, RatioBudget};
+//! use riprap::budget::{Budget, RatioBudget};
 //! use riprap::classify::Class;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), riprap::ConfigError> {
@@ -62,7 +62,7 @@
 //! for _ in 0..10 {
 //!     budget.deposit(); // ten first attempts...
 //! }
-//! let failure = Failure::new(Class::Transient);
+//! let failure = Class::Transient;
 //! assert!(budget.try_withdraw(failure).is_some()); // ...pay for two retries
 //! assert!(budget.try_withdraw(failure).is_some());
 //! assert!(budget.try_withdraw(failure).is_none()); // and no third
@@ -115,16 +115,19 @@ pub trait Budget: Send + Sync {
     /// A logical request is making its first attempt.
     fn deposit(&self);
 
-    /// A retry is about to be sent after `after` failed: pay for it, or refuse with `None`.
-    fn try_withdraw(&self, after: Failure) -> Option<Withdrawal>;
+    /// A retry is scheduled after an attempt that failed as `after`: pay for it, or refuse
+    /// with `None`. Budgets may price by the verdict: a timeout, a server's throttle and a
+    /// local refusal ([`Class::Refused`]: the caller's own breaker or limiter, never waived as
+    /// a throttle is) can cost differently.
+    fn try_withdraw(&self, after: Class) -> Option<Withdrawal>;
 
     /// Hand back a withdrawal whose retry was never sent.
     fn refund(&self, withdrawal: Withdrawal);
 
     /// An attempt finished. Budgets that learn from outcomes ([`TokenThrottle`],
     /// [`RetryQuota`]) override this; the default ignores it.
-    fn record(&self, outcome: Outcome) {
-        let _ = outcome;
+    fn record(&self, attempt: Attempt) {
+        let _ = attempt;
     }
 
     /// Whether a withdrawal after `after` would succeed right now, without making it.
@@ -132,7 +135,7 @@ pub trait Budget: Send + Sync {
     /// The retry layer asks before it sleeps, so a caller whose retry the budget would refuse
     /// is told at once instead of after a useless wait. The answer may be stale by the time
     /// the retry is due; [`try_withdraw`](Budget::try_withdraw) decides. Defaults to `true`.
-    fn can_withdraw(&self, after: Failure) -> bool {
+    fn can_withdraw(&self, after: Class) -> bool {
         let _ = after;
         true
     }
@@ -142,65 +145,17 @@ impl<B: Budget + ?Sized> Budget for Arc<B> {
     fn deposit(&self) {
         (**self).deposit()
     }
-    fn try_withdraw(&self, after: Failure) -> Option<Withdrawal> {
+    fn try_withdraw(&self, after: Class) -> Option<Withdrawal> {
         (**self).try_withdraw(after)
     }
     fn refund(&self, withdrawal: Withdrawal) {
         (**self).refund(withdrawal)
     }
-    fn record(&self, outcome: Outcome) {
-        (**self).record(outcome)
+    fn record(&self, attempt: Attempt) {
+        (**self).record(attempt)
     }
-    fn can_withdraw(&self, after: Failure) -> bool {
+    fn can_withdraw(&self, after: Class) -> bool {
         (**self).can_withdraw(after)
-    }
-}
-
-/// What a failed attempt was, as a budget sees it: its [`Class`], and whether it timed out
-/// (a [`Class::TimedOut`] verdict, however deep in a stack the timeout happened).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Failure {
-    class: Class,
-    timed_out: bool,
-}
-
-impl From<Class> for Failure {
-    fn from(class: Class) -> Self {
-        Failure {
-            class,
-            timed_out: class.is_timeout(),
-        }
-    }
-}
-
-impl Failure {
-    /// A failure of class `class` that did not time out.
-    pub fn new(class: Class) -> Self {
-        Failure {
-            class,
-            timed_out: false,
-        }
-    }
-
-    /// A failure that timed out.
-    pub fn timeout() -> Self {
-        Failure::from(Class::TimedOut)
-    }
-
-    /// Mark whether the attempt timed out.
-    pub fn with_timeout(mut self, timed_out: bool) -> Self {
-        self.timed_out = timed_out;
-        self
-    }
-
-    /// The attempt's class.
-    pub fn class(&self) -> Class {
-        self.class
-    }
-
-    /// Whether the attempt timed out.
-    pub fn timed_out(&self) -> bool {
-        self.timed_out
     }
 }
 
@@ -311,16 +266,17 @@ impl std::ops::AddAssign for Withdrawal {
     }
 }
 
-/// An attempt's outcome, as [`Budget::record`] hears it.
+/// How an attempt ended, as [`Budget::record`] hears it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Attempt {
     /// The attempt succeeded; `spent` is what the logical request's retries withdrew.
-    Success {
+    Succeeded {
         /// The sum of this logical request's withdrawals.
         spent: Withdrawal,
     },
-    /// The attempt failed.
-    Failure(Failure),
+    /// The attempt failed, with this verdict ([`Class::TimedOut`] for a timeout, however deep
+    /// in a stack it happened; [`Class::Refused`] for the caller's own layer refusing).
+    Failed(Class),
 }
 
 /// A budget that pays for every retry: attempts are bounded only by the retry layer's cap.
@@ -328,16 +284,16 @@ pub enum Outcome {
 /// This is "no budget": for tests and for measuring what a budget saves.
 ///
 /// ```
-/// use riprap::budget::{Budget, Failure, Unlimited};
+/// use riprap::budget::{Budget, Unlimited};
 /// use riprap::classify::Class;
-/// assert!(Unlimited.try_withdraw(Failure::new(Class::Transient)).is_some());
+/// assert!(Unlimited.try_withdraw(Class::Transient).is_some());
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Unlimited;
 
 impl Budget for Unlimited {
     fn deposit(&self) {}
-    fn try_withdraw(&self, _after: Failure) -> Option<Withdrawal> {
+    fn try_withdraw(&self, _after: Class) -> Option<Withdrawal> {
         Some(Withdrawal::NONE)
     }
     fn refund(&self, _withdrawal: Withdrawal) {}

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Budget, Failure, Outcome, Withdrawal};
+use super::{Attempt, Budget, Withdrawal};
+use crate::classify::Class;
 use crate::error::ConfigError;
 
 /// The retry quota of the AWS SDKs' standard retry mode: a bucket of `capacity` units (default
@@ -19,14 +20,14 @@ use crate::error::ConfigError;
 /// timeouts) before an outage drains it.
 ///
 /// ```
-/// use riprap::budget::{Budget, Failure, Outcome, RetryQuota};
+/// use riprap::budget::{Budget, Attempt, RetryQuota};
 /// use riprap::classify::Class;
 ///
 /// let quota = RetryQuota::builder().capacity(12).build()?;
-/// let w = quota.try_withdraw(Failure::timeout()).unwrap(); // 10
+/// let w = quota.try_withdraw(Class::TimedOut).unwrap(); // 10
 /// assert_eq!(quota.available(), 2);
-/// assert!(quota.try_withdraw(Failure::new(Class::Transient)).is_none()); // 5 > 2
-/// quota.record(Outcome::Success { spent: w }); // the retry worked: its cost comes back
+/// assert!(quota.try_withdraw(Class::Transient).is_none()); // 5 > 2
+/// quota.record(Attempt::Succeeded { spent: w }); // the retry worked: its cost comes back
 /// assert_eq!(quota.available(), 12);
 /// # Ok::<(), riprap::ConfigError>(())
 /// ```
@@ -158,10 +159,10 @@ impl RetryQuota {
     }
 
     /// What a retry after `failure` costs.
-    pub fn cost(&self, failure: Failure) -> u64 {
-        if failure.timed_out() {
+    pub fn cost(&self, failure: Class) -> u64 {
+        if failure.is_timeout() {
             self.inner.timeout_cost
-        } else if failure.class().is_throttled() {
+        } else if failure.is_throttled() {
             self.inner.throttle_cost
         } else {
             self.inner.retry_cost
@@ -183,7 +184,7 @@ impl RetryQuota {
 impl Budget for RetryQuota {
     fn deposit(&self) {}
 
-    fn try_withdraw(&self, after: Failure) -> Option<Withdrawal> {
+    fn try_withdraw(&self, after: Class) -> Option<Withdrawal> {
         let cost = self.cost(after);
         self.inner
             .available
@@ -196,8 +197,8 @@ impl Budget for RetryQuota {
         self.put_back(withdrawal.units());
     }
 
-    fn record(&self, outcome: Outcome) {
-        if let Outcome::Success { spent } = outcome {
+    fn record(&self, attempt: Attempt) {
+        if let Attempt::Succeeded { spent } = attempt {
             // Only the last retry's cost comes back: every earlier retry of the request failed,
             // and its cost stays spent, as in the AWS SDKs' standard retry mode.
             let units = if spent.units() > 0 {
@@ -211,7 +212,7 @@ impl Budget for RetryQuota {
         }
     }
 
-    fn can_withdraw(&self, after: Failure) -> bool {
+    fn can_withdraw(&self, after: Class) -> bool {
         self.available() >= self.cost(after)
     }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Budget, Failure, Withdrawal};
+use super::{Budget, Withdrawal};
+use crate::classify::Class;
 use crate::error::{ConfigError, check_duration};
 
 /// The window is cut into this many slots of `ttl / SLOTS`.
@@ -71,7 +72,7 @@ const TICK_SHIFT: u32 = 24;
 ///
 /// ```
 /// use std::time::Duration;
-/// use riprap::budget::{Budget, Failure, RatioBudget};
+/// use riprap::budget::{Budget, RatioBudget};
 /// use riprap::classify::Class;
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> Result<(), riprap::ConfigError> {
@@ -85,7 +86,7 @@ const TICK_SHIFT: u32 = 24;
 /// assert_eq!(budget.balance(), 1.0);
 /// tokio::time::advance(Duration::from_secs(11)).await;
 /// assert_eq!(budget.balance(), 0.0); // the deposits expired
-/// assert!(budget.try_withdraw(Failure::new(Class::Transient)).is_none());
+/// assert!(budget.try_withdraw(Class::Transient).is_none());
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -256,7 +257,7 @@ impl Budget for RatioBudget {
         }
     }
 
-    fn try_withdraw(&self, _after: Failure) -> Option<Withdrawal> {
+    fn try_withdraw(&self, _after: Class) -> Option<Withdrawal> {
         let inner = &*self.inner;
         let now = inner.now_tick();
         inner.roll(now);
@@ -290,7 +291,7 @@ impl Budget for RatioBudget {
         inner.withdraw(tick, -units);
     }
 
-    fn can_withdraw(&self, _after: Failure) -> bool {
+    fn can_withdraw(&self, _after: Class) -> bool {
         let now = self.inner.now_tick();
         self.inner.roll(now);
         self.inner.balance_at(now) >= RETRY_COST

@@ -6,9 +6,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Budget, Failure, Outcome, RatioBudget, RatioBudgetBuilder, RetryQuota, RetryQuotaBuilder,
-    TokenThrottle, TokenThrottleBuilder, Unlimited, Withdrawal,
+    Attempt, Budget, RatioBudget, RatioBudgetBuilder, RetryQuota, RetryQuotaBuilder, TokenThrottle,
+    TokenThrottleBuilder, Unlimited, Withdrawal,
 };
+use crate::classify::Class;
 use crate::error::ConfigError;
 
 /// A [`RatioBudget`] as plain data (feature `serde`); a knob left out keeps the builder's
@@ -283,11 +284,11 @@ impl BudgetSpec {
 /// like the budgets inside.
 ///
 /// ```
-/// use riprap::budget::{AnyBudget, Budget, Failure, TokenThrottle};
+/// use riprap::budget::{AnyBudget, Budget, TokenThrottle};
 /// use riprap::classify::Class;
 ///
 /// let budget = AnyBudget::TokenThrottle(TokenThrottle::default());
-/// assert!(budget.try_withdraw(Failure::new(Class::Transient)).is_some());
+/// assert!(budget.try_withdraw(Class::Transient).is_some());
 /// ```
 #[derive(Debug, Clone)]
 pub enum AnyBudget {
@@ -325,7 +326,7 @@ impl Budget for AnyBudget {
         each!(self, b => b.deposit())
     }
 
-    fn try_withdraw(&self, after: Failure) -> Option<Withdrawal> {
+    fn try_withdraw(&self, after: Class) -> Option<Withdrawal> {
         each!(self, b => b.try_withdraw(after))
     }
 
@@ -334,11 +335,11 @@ impl Budget for AnyBudget {
     }
 
     #[inline]
-    fn record(&self, outcome: Outcome) {
-        each!(self, b => b.record(outcome))
+    fn record(&self, attempt: Attempt) {
+        each!(self, b => b.record(attempt))
     }
 
-    fn can_withdraw(&self, after: Failure) -> bool {
+    fn can_withdraw(&self, after: Class) -> bool {
         each!(self, b => b.can_withdraw(after))
     }
 }

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Budget, Failure, Outcome, Withdrawal};
+use super::{Attempt, Budget, Withdrawal};
+use crate::classify::Class;
 use crate::error::ConfigError;
 
 /// Tokens are kept in thousandths, as gRPC specifies `token_ratio` to three decimals.
@@ -33,16 +34,16 @@ fn thousandths(ratio: f64) -> u64 {
 /// involved. Retries cost nothing directly, so [`Budget::refund`] does nothing.
 ///
 /// ```
-/// use riprap::budget::{Budget, Failure, Outcome, TokenThrottle};
+/// use riprap::budget::{Budget, Attempt, TokenThrottle};
 /// use riprap::classify::Class;
 ///
 /// let throttle = TokenThrottle::builder().max_tokens(10).token_ratio(0.5).build()?;
-/// let failed = Failure::new(Class::Transient);
+/// let failed = Class::Transient;
 /// for _ in 0..5 {
-///     throttle.record(Outcome::Failure(failed)); // 10 → 5 tokens
+///     throttle.record(Attempt::Failed(failed)); // 10 → 5 tokens
 /// }
 /// assert!(throttle.try_withdraw(failed).is_none()); // 5 is not above half of 10
-/// throttle.record(Outcome::Success { spent: Default::default() }); // 5.5
+/// throttle.record(Attempt::Succeeded { spent: Default::default() }); // 5.5
 /// assert!(throttle.try_withdraw(failed).is_some());
 /// # Ok::<(), riprap::ConfigError>(())
 /// ```
@@ -146,32 +147,33 @@ impl TokenThrottle {
 impl Budget for TokenThrottle {
     fn deposit(&self) {}
 
-    fn try_withdraw(&self, _after: Failure) -> Option<Withdrawal> {
+    fn try_withdraw(&self, _after: Class) -> Option<Withdrawal> {
         self.above_half().then_some(Withdrawal::NONE)
     }
 
     fn refund(&self, _withdrawal: Withdrawal) {}
 
-    fn record(&self, outcome: Outcome) {
+    fn record(&self, attempt: Attempt) {
         let Inner { max, ratio, tokens } = &*self.inner;
         // `fetch_update` with a closure that always returns `Some` cannot fail.
-        let _ = match outcome {
-            Outcome::Success { .. } => {
+        let _ = match attempt {
+            Attempt::Succeeded { .. } => {
                 tokens.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
                     Some(t.saturating_add(*ratio).min(*max))
                 })
             }
             // gRPC counts only the server's failures worth retrying: a permanent error says
             // nothing about the server's health, and a local refusal never reached it.
-            Outcome::Failure(f) if f.class().is_retryable() && !f.class().is_refused() => tokens
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+            Attempt::Failed(f) if f.is_retryable() && !f.is_refused() => {
+                tokens.fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
                     Some(t.saturating_sub(MILLI))
-                }),
-            Outcome::Failure(_) => return,
+                })
+            }
+            Attempt::Failed(_) => return,
         };
     }
 
-    fn can_withdraw(&self, _after: Failure) -> bool {
+    fn can_withdraw(&self, _after: Class) -> bool {
         self.above_half()
     }
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::backoff::{Backoff, MakeBackoff};
-use crate::budget::{Budget, Failure, Outcome, Withdrawal};
+use crate::budget::{Attempt, Budget, Withdrawal};
 use crate::classify::Class;
 
 /// The longest server-requested wait sat out unless configured otherwise: 60 s, enough for
@@ -196,8 +196,8 @@ where
             // A retry scheduled earlier that never went out (the service was not ready).
             r.hand_back();
         }
-        let failure = Failure::from(class);
-        self.budget.record(Outcome::Failure(failure));
+        let failure = class;
+        self.budget.record(Attempt::Failed(failure));
         if !class.is_retryable() {
             return Err(Stop::because(GiveUp::Permanent));
         }
@@ -267,6 +267,6 @@ where
             r.hand_back();
             std::mem::take(&mut r.spent)
         });
-        self.budget.record(Outcome::Success { spent });
+        self.budget.record(Attempt::Succeeded { spent });
     }
 }
