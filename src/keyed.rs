@@ -9,11 +9,11 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::hash::Hash;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use quick_cache::sync::{Cache, EntryAction, EntryResult};
+use quick_cache::sync::Cache;
 use quick_cache::{DefaultHashBuilder, Lifecycle, Options, OptionsBuilder, Weighter};
 use tokio::time::Instant;
 
@@ -47,8 +47,9 @@ type Weigh<K> = Arc<dyn Fn(&K) -> usize + Send + Sync>;
 ///
 /// - the map never holds more than `max_keys` keys (nor, with a byte charge, more than the
 ///   budget), except for breakers under an operator's command, which are never evicted;
-/// - a key is evicted only to make room for a new one, at most one per new key (without a
-///   byte charge), and never the new key itself;
+/// - a key is evicted only to make room for a new one, and never the new key itself;
+///   without a byte charge, a new key evicts one key, or two when it was itself evicted
+///   lately (it then comes back among the frequently used, and room is made there too);
 /// - while a shard has room nothing is evicted: the cap is split evenly over up to 4 × cores
 ///   shards of at least 32 keys each (one shard below 64 keys), so with many shards
 ///   eviction can start a little before `max_keys` keys;
@@ -198,6 +199,8 @@ struct Idle {
 /// At most `max_keys` keys, each with its own `V`.
 pub(crate) struct KeyMap<K, V> {
     store: Cache<K, Arc<Slot<V>>, SlotWeight, DefaultHashBuilder, Pins>,
+    /// One per shard: taken by a new key's insertion only.
+    inserting: Box<[Mutex<()>]>,
     options: Options,
     max_keys: usize,
     weigh: Option<Weigh<K>>,
@@ -276,6 +279,7 @@ where
             u64::MAX
         };
         Ok(KeyMap {
+            inserting: (0..store.num_shards()).map(|_| Mutex::new(())).collect(),
             store,
             options,
             max_keys: limits.max_keys,
@@ -296,6 +300,7 @@ where
                 DefaultHashBuilder::default(),
                 Pins,
             ),
+            inserting: (0..self.inserting.len()).map(|_| Mutex::new(())).collect(),
             options: self.options.clone(),
             max_keys: self.max_keys,
             weigh: self.weigh.clone(),
@@ -366,31 +371,42 @@ where
         if weight > self.max_weight {
             return None;
         }
-        // Made before taking the shard's write lock, so the lock is held only to store it.
+        // Made before taking any lock, so the locks are held only to store it.
         let fresh = Arc::new(Slot {
             value: make(),
             weight,
             last_used: AtomicU64::new(now),
         });
-        let found = self.store.entry(key, None, |_, slot| {
-            if self.expired(slot, now) {
-                EntryAction::ReplaceWithGuard
-            } else {
-                // Another caller stored this key first: share its state.
-                self.touch(slot, now);
-                EntryAction::Retain(slot.value.clone())
+        let value = {
+            // Serialise first uses of one key, so racing callers share one state; the lock
+            // covers the shard, whose write lock `insert` takes anyway.
+            let stripe = self
+                .store
+                .shard_index(key)
+                .checked_rem(self.inserting.len())
+                .unwrap_or(0);
+            let _one_at_a_time = self
+                .inserting
+                .get(stripe)
+                .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner));
+            if let Some(slot) = self.store.get(key) {
+                if !self.expired(&slot, now) {
+                    // Another caller stored this key first: share its state.
+                    self.touch(&slot, now);
+                    return Some(slot.value.clone());
+                }
             }
-        });
-        let guard = match found {
-            EntryResult::Retained(value) => return Some(value),
-            EntryResult::Vacant(guard) | EntryResult::Replaced(guard, _) => guard,
-            // Neither is asked for (no `Remove` action, no timeout).
-            EntryResult::Removed(..) | EntryResult::Timeout => return Some(fresh.value.clone()),
+            let value = fresh.value.clone();
+            // A new key: quick_cache makes room first, then stores it. A key it evicted
+            // lately (a "ghost") comes back among the frequently used, and room is made
+            // after, which can evict the key just stored; then it is stored again, as new.
+            // An expired entry is replaced in place.
+            self.store.insert(key.clone(), Arc::clone(&fresh));
+            if !self.store.contains_key(key) {
+                self.store.insert(key.clone(), fresh);
+            }
+            value
         };
-        let value = fresh.value.clone();
-        // Fails only if a concurrent `remove` took the placeholder: the state then serves
-        // this one call, unkept, as if removed right after.
-        let _ = guard.insert(fresh);
         if let Some(idle) = &self.idle {
             let n = self.inserted.fetch_add(1, Relaxed).wrapping_add(1);
             if n % (self.max_keys as u64) == 0 {
