@@ -158,6 +158,14 @@ pub(crate) trait KeyState: Clone {
     }
 }
 
+/// A key's state as stored: bare when nothing is kept beside it (the default, one object
+/// per key), or with its weight and last use.
+#[derive(Clone)]
+pub(crate) enum Stored<V> {
+    Bare(V),
+    Kept(Arc<Slot<V>>),
+}
+
 pub(crate) struct Slot<V> {
     value: V,
     /// The charge against the map's capacity, fixed when stored (quick_cache requires an
@@ -167,25 +175,50 @@ pub(crate) struct Slot<V> {
     last_used: AtomicU64,
 }
 
+impl<V> Stored<V> {
+    #[inline]
+    fn value(&self) -> &V {
+        match self {
+            Stored::Bare(v) => v,
+            Stored::Kept(slot) => &slot.value,
+        }
+    }
+}
+
+impl<V: Clone> Stored<V> {
+    #[inline]
+    fn into_value(self) -> V {
+        match self {
+            Stored::Bare(v) => v,
+            Stored::Kept(slot) => slot.value.clone(),
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 pub(crate) struct SlotWeight;
 
-impl<K, V> Weighter<K, Arc<Slot<V>>> for SlotWeight {
-    fn weight(&self, _: &K, slot: &Arc<Slot<V>>) -> u64 {
-        slot.weight
+impl<K, V> Weighter<K, Stored<V>> for SlotWeight {
+    #[inline]
+    fn weight(&self, _: &K, stored: &Stored<V>) -> u64 {
+        match stored {
+            Stored::Bare(_) => 1,
+            Stored::Kept(slot) => slot.weight,
+        }
     }
 }
 
 #[derive(Clone, Copy)]
 pub(crate) struct Pins;
 
-impl<K, V: KeyState> Lifecycle<K, Arc<Slot<V>>> for Pins {
+impl<K, V: KeyState> Lifecycle<K, Stored<V>> for Pins {
     type RequestState = ();
 
     fn begin_request(&self) {}
 
-    fn is_pinned(&self, _: &K, slot: &Arc<Slot<V>>) -> bool {
-        slot.value.pinned()
+    #[inline]
+    fn is_pinned(&self, _: &K, stored: &Stored<V>) -> bool {
+        stored.value().pinned()
     }
 }
 
@@ -198,7 +231,7 @@ struct Idle {
 
 /// At most `max_keys` keys, each with its own `V`.
 pub(crate) struct KeyMap<K, V> {
-    store: Cache<K, Arc<Slot<V>>, SlotWeight, DefaultHashBuilder, Pins>,
+    store: Cache<K, Stored<V>, SlotWeight, DefaultHashBuilder, Pins>,
     /// One per shard: taken by a new key's insertion only.
     inserting: Box<[Mutex<()>]>,
     options: Options,
@@ -325,20 +358,20 @@ where
     }
 
     #[inline]
-    fn expired(&self, slot: &Slot<V>, now: u64) -> bool {
-        match &self.idle {
-            None => false,
-            Some(idle) => {
+    fn expired(&self, stored: &Stored<V>, now: u64) -> bool {
+        match (&self.idle, stored) {
+            (Some(idle), Stored::Kept(slot)) => {
                 now.saturating_sub(slot.last_used.load(Relaxed))
                     >= idle.timeout.saturating_add(idle.slack)
                     && !slot.value.pinned()
             }
+            _ => false,
         }
     }
 
     #[inline]
-    fn touch(&self, slot: &Slot<V>, now: u64) {
-        if let Some(idle) = &self.idle {
+    fn touch(&self, stored: &Stored<V>, now: u64) {
+        if let (Some(idle), Stored::Kept(slot)) = (&self.idle, stored) {
             // Write only when it moved by more than the slack: readers of a hot key then
             // share its cache line instead of bouncing it between cores.
             let last = slot.last_used.load(Relaxed);
@@ -353,10 +386,10 @@ where
     #[inline]
     pub(crate) fn get_or_insert(&self, key: &K, make: impl FnOnce() -> V) -> Option<V> {
         let now = self.now();
-        if let Some(slot) = self.store.get(key) {
-            if !self.expired(&slot, now) {
-                self.touch(&slot, now);
-                return Some(slot.value.clone());
+        if let Some(stored) = self.store.get(key) {
+            if !self.expired(&stored, now) {
+                self.touch(&stored, now);
+                return Some(stored.into_value());
             }
         }
         self.insert(key, now, make)
@@ -372,12 +405,17 @@ where
             return None;
         }
         // Made before taking any lock, so the locks are held only to store it.
-        let fresh = Arc::new(Slot {
-            value: make(),
-            weight,
-            last_used: AtomicU64::new(now),
-        });
-        let value = {
+        let value = make();
+        let fresh = if self.idle.is_some() || self.weigh.is_some() {
+            Stored::Kept(Arc::new(Slot {
+                value: value.clone(),
+                weight,
+                last_used: AtomicU64::new(now),
+            }))
+        } else {
+            Stored::Bare(value.clone())
+        };
+        {
             // Serialise first uses of one key, so racing callers share one state; the lock
             // covers the shard, whose write lock `insert` takes anyway.
             let stripe = self
@@ -389,23 +427,21 @@ where
                 .inserting
                 .get(stripe)
                 .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner));
-            if let Some(slot) = self.store.get(key) {
-                if !self.expired(&slot, now) {
+            if let Some(stored) = self.store.get(key) {
+                if !self.expired(&stored, now) {
                     // Another caller stored this key first: share its state.
-                    self.touch(&slot, now);
-                    return Some(slot.value.clone());
+                    self.touch(&stored, now);
+                    return Some(stored.into_value());
                 }
             }
-            let value = fresh.value.clone();
             // A new key: quick_cache makes room first, then stores it. A key it evicted
             // lately (a "ghost") comes back among the frequently used, and room is made
             // after, which can evict the key just stored; then it is stored again, as new.
             // An expired entry is replaced in place.
-            self.store.insert(key.clone(), Arc::clone(&fresh));
+            self.store.insert(key.clone(), fresh.clone());
             if !self.store.contains_key(key) {
                 self.store.insert(key.clone(), fresh);
             }
-            value
         };
         if let Some(idle) = &self.idle {
             let n = self.inserted.fetch_add(1, Relaxed).wrapping_add(1);
@@ -418,7 +454,7 @@ where
     }
 
     fn sweep(&self, now: u64) {
-        self.store.retain(|_, slot| !self.expired(slot, now));
+        self.store.retain(|_, stored| !self.expired(stored, now));
     }
 
     /// Drop every key idle for longer than the idle timeout.
@@ -430,14 +466,14 @@ where
 
     /// The state of `key` without counting a use.
     pub(crate) fn peek(&self, key: &K) -> Option<V> {
-        let slot = self.store.peek(key)?;
-        (!self.expired(&slot, self.now())).then(|| slot.value.clone())
+        let stored = self.store.peek(key)?;
+        (!self.expired(&stored, self.now())).then(|| stored.into_value())
     }
 
     /// Forget `key`; its state, if it had live state.
     pub(crate) fn remove(&self, key: &K) -> Option<V> {
-        let (_, slot) = self.store.remove(key)?;
-        (!self.expired(&slot, self.now())).then(|| slot.value.clone())
+        let (_, stored) = self.store.remove(key)?;
+        (!self.expired(&stored, self.now())).then(|| stored.into_value())
     }
 
     /// Keep only the keys for which `keep` says so (idle ones go too). Takes each shard's
@@ -445,8 +481,9 @@ where
     pub(crate) fn retain(&self, keep: impl FnMut(&K, &V) -> bool) {
         let now = self.now();
         let keep = RefCell::new(keep);
-        self.store
-            .retain(|k, slot| !self.expired(slot, now) && (keep.borrow_mut())(k, &slot.value));
+        self.store.retain(|k, stored| {
+            !self.expired(stored, now) && (keep.borrow_mut())(k, stored.value())
+        });
     }
 
     /// Every live key with its state.
@@ -454,8 +491,8 @@ where
         let now = self.now();
         self.store
             .iter()
-            .filter(|(_, slot)| !self.expired(slot, now))
-            .map(|(k, slot)| (k, slot.value.clone()))
+            .filter(|(_, stored)| !self.expired(stored, now))
+            .map(|(k, stored)| (k, stored.into_value()))
             .collect()
     }
 
