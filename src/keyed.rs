@@ -156,6 +156,9 @@ pub(crate) trait KeyState: Clone {
     fn pinned(&self) -> bool {
         false
     }
+
+    /// Told when the map pushes this state out to make room (or replaces it when idle).
+    fn evicted(&self) {}
 }
 
 /// A key's state as stored: bare when nothing is kept beside it (the default, one object
@@ -219,6 +222,10 @@ impl<K, V: KeyState> Lifecycle<K, Stored<V>> for Pins {
     #[inline]
     fn is_pinned(&self, _: &K, stored: &Stored<V>) -> bool {
         stored.value().pinned()
+    }
+
+    fn on_evict(&self, _: &mut (), _: K, stored: Stored<V>) {
+        stored.value().evicted();
     }
 }
 

@@ -603,3 +603,11 @@ proptest! {
         run_model(cap, ops);
     }
 }
+
+#[test]
+fn keyed_state_is_shared_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<riprap::breaker::KeyedBreakers<String>>();
+    send_sync::<KeyLimits<String>>();
+    send_sync::<KeyedRateLimiter<String>>();
+}

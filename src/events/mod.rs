@@ -93,7 +93,7 @@
 //! | `riprap::ratelimit` | `request refused` | warn | `event="rejected"`, `by` (`quota`, `server`, `adaptive`, `cost`) |
 //! | `riprap::ratelimit` | `waited for capacity` | debug | `event="waited"`, `wait_ms` |
 //! | `riprap::ratelimit` | `pacing to the server's remaining quota` | debug | `event="pacing"`, `interval_ms`, `lasts_ms` |
-//! | `riprap::ratelimit` | `evicted the least recently used key` | debug | `event="key_evicted"` |
+//! | `riprap::ratelimit` | `evicted a key to make room` | debug | `event="key_evicted"` |
 //! | `riprap::classify` | `ignoring malformed rate-limit header value` | debug | `event="malformed_header"`, `header`, `value` (its first 64 bytes, escaped) |
 //! | `riprap::cache` | `hit`, `stale hit, refreshing`, `negative hit`, `miss`, `evicted` | trace | `event` |
 //! | `riprap::cache` | `loaded` | debug | `event="loaded"`, `took_ms` |

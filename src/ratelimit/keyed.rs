@@ -16,7 +16,11 @@ const KNOBS: Knobs = Knobs {
     max_key_bytes: "ratelimit.max_key_bytes",
 };
 
-impl KeyState for RateLimiter {}
+impl KeyState for RateLimiter {
+    fn evicted(&self) {
+        tracing::debug!(target: "riprap::ratelimit", event = "key_evicted", "evicted a key to make room");
+    }
+}
 
 /// A bounded registry of [`RateLimiter`]s, one per key, each enforcing the same config.
 ///
