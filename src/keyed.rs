@@ -51,11 +51,11 @@ type Weigh<K> = Arc<dyn Fn(&K) -> usize + Send + Sync>;
 ///   without a byte charge, a new key evicts one key, or two when it was itself evicted
 ///   lately (it then comes back among the frequently used, and room is made there too);
 /// - while a shard has room nothing is evicted: the cap is split evenly over up to 4 × cores
-///   shards of at least 32 keys each (one shard below 64 keys), so with many shards
+///   shards of at least 32 keys each (a single shard up to 62 keys), so with many shards
 ///   eviction can start a little before `max_keys` keys;
-/// - a key unused for `idle_timeout` is never served its old state, and is dropped within
-///   `idle_timeout × (1 + 1/32)` of its last use (or at the next sweep, see
-///   [`idle_timeout`](Self::idle_timeout));
+/// - a key used less than `idle_timeout` ago is not expired, and a key unused for
+///   `idle_timeout × (1 + 1/32)` is never served its old state: it starts afresh (its memory
+///   goes at the next sweep, see [`idle_timeout`](Self::idle_timeout));
 /// - a key that is neither evicted, expired nor removed keeps its state.
 ///
 /// ```
@@ -107,12 +107,13 @@ impl<K> KeyLimits<K> {
 
     /// Forget a key once it has not been used for `timeout` (more than zero).
     ///
-    /// A lookup never returns state idle that long: the key starts afresh. Idle keys also go
-    /// in a sweep run once every `max_keys` new keys (amortised: one sweep visits each key
-    /// once), and by [`evict_idle`](crate::breaker::KeyedBreakers::evict_idle). The last use
-    /// is recorded only when it moves by more than `timeout / 32`, so a hot key does not
-    /// write a shared cache line on every hit; that is the slack in "dropped within
-    /// `timeout × (1 + 1/32)`".
+    /// A lookup never returns state idle for longer than `timeout × (1 + 1/32)`: the key
+    /// starts afresh. The last use is recorded only when it moves by more than
+    /// `timeout / 32`, so a hot key does not write a shared cache line on every hit; that is
+    /// the slack. Idle keys' memory goes in a sweep run once every `max_keys` new keys
+    /// (amortised: one sweep visits each key once), or when you call `evict_idle`
+    /// ([breakers](crate::breaker::KeyedBreakers::evict_idle),
+    /// [limiters](crate::ratelimit::KeyedRateLimiter::evict_idle)).
     ///
     /// Costs every hit one clock reading. Choose it longer than the longest open time of a
     /// breaker, or an open breaker whose key went quiet is forgotten while still open.

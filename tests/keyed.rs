@@ -178,7 +178,7 @@ async fn idle_keys_are_forgotten_on_the_paused_clock() {
 
 #[tokio::test(start_paused = true)]
 async fn idle_keys_are_swept_as_new_keys_arrive() {
-    // Below 62 keys the map is one shard: nothing is evicted before the cap.
+    // Up to 62 keys the map is one shard: nothing is evicted before the cap.
     let limiters = KeyedRateLimiter::with_limits(
         one_per_hour(),
         KeyLimits::new(40).idle_timeout(secs(1)),
