@@ -75,6 +75,9 @@ pub mod retry;
 pub mod stack;
 pub mod stream;
 mod sync;
+
+// Bounded per-key state behind the keyed breakers and rate limiters.
+mod keyed;
 pub mod timeout;
 
 pub use error::ConfigError;

@@ -273,3 +273,43 @@ fn breaker_clones_per_request_allocate_nothing_and_long_lived_ones_once() {
     });
     assert_eq!(allocs, 1, "a long-lived clone allocated {allocs} times");
 }
+
+#[test]
+fn keyed_hits_allocate_nothing() {
+    use riprap::breaker::{CircuitBreaker, KeyLimits, KeyedCircuitBreakerLayer};
+    use riprap::ratelimit::{KeyedRateLimiter, RateLimitConfig};
+    use tower::Layer;
+
+    let limits = || KeyLimits::new(1_000).idle_timeout(Duration::from_secs(60));
+    let inner = tower::service_fn(|x: u32| std::future::ready(Ok::<_, std::io::Error>(x)));
+    let mut breakers = KeyedCircuitBreakerLayer::with_limits(
+        CircuitBreaker::builder().build().unwrap(),
+        limits(),
+        |k: &u32| *k,
+    )
+    .unwrap()
+    .layer(inner);
+    call_once(&mut breakers);
+    let (allocs, _) = allocations_during(|| {
+        for _ in 0..1_000 {
+            assert_eq!(call_once(&mut breakers), 7);
+        }
+    });
+    assert_eq!(allocs, 0, "keyed breaker hits allocated {allocs} times");
+
+    let limiters = KeyedRateLimiter::with_limits(
+        RateLimitConfig::builder()
+            .requests(1_000_000, Duration::from_secs(1))
+            .build()
+            .unwrap(),
+        limits(),
+    )
+    .unwrap();
+    limiters.get(&7).try_acquire(1).unwrap();
+    let (allocs, _) = allocations_during(|| {
+        for _ in 0..1_000 {
+            limiters.get(&7).try_acquire(1).unwrap();
+        }
+    });
+    assert_eq!(allocs, 0, "keyed limiter hits allocated {allocs} times");
+}

@@ -139,7 +139,8 @@
 //!   *outside* the buffer (`breaker(buffer(service))`) to refuse before queueing at all, and
 //!   classify the buffer's boxed errors with [`ByError`](crate::classify::ByError).
 //! - **Keyed**: [`KeyedCircuitBreakerLayer`] keeps one breaker per key (host, endpoint,
-//!   model, tenant), capped, evicting idle closed ones; see [`KeyedBreakers`].
+//!   model, tenant), never shared between keys, within [`KeyLimits`] (a cap, idle expiry,
+//!   a byte budget for keys); see [`KeyedBreakers`].
 //!
 //! ## Cost
 //!
@@ -190,6 +191,7 @@ mod spec;
 mod state;
 mod window;
 
+pub use crate::keyed::KeyLimits;
 pub use config::{BreakerBuilder, Counted, DEFAULT_OPEN_BASE, DEFAULT_OPEN_MAX, presets};
 pub use error::{BreakerError, Rejected};
 pub use events::{BreakerEvent, BreakerMetrics, BreakerState};

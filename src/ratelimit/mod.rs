@@ -45,8 +45,9 @@
 //!
 //! ## Keyed limits
 //!
-//! [`KeyedRateLimiter`] holds one limiter per tenant, model or endpoint, evicting the least
-//! recently used key beyond `max_keys`; [`RateLimitLayer::keyed`] picks the key per request.
+//! [`KeyedRateLimiter`] holds one limiter per tenant, model or endpoint, within
+//! [`KeyLimits`] (a cap on keys, evicting by use; optionally idle expiry and a byte budget
+//! for keys); [`RateLimitLayer::keyed`] picks the key per request.
 //!
 //! ## From a config file
 //!
@@ -150,6 +151,7 @@ mod signal;
 #[cfg(feature = "serde")]
 mod spec;
 
+pub use crate::keyed::KeyLimits;
 pub use config::{AdaptiveConfig, QuotaConfig, RateLimitConfig, RateLimitConfigBuilder};
 pub use error::{LimitedBy, RateLimitError, RateLimitedError};
 pub use events::RateLimitEvent;
