@@ -15,7 +15,7 @@ use riprap::breaker::CircuitBreaker;
 use riprap::classify::ByError;
 use riprap::ratelimit::{RateLimitConfig, RateLimitLayer, RateLimiter};
 use riprap::retry::RetryConfig;
-use riprap::stack::Stack;
+use riprap::stack::StackBuilder;
 use riprap::timeout::TimeoutLayer;
 use tower::{Layer, Service, ServiceBuilder};
 
@@ -85,7 +85,7 @@ fn success_path(c: &mut Criterion) {
     });
 
     // The composed stack: without deadlines (retry, breaker, rate limit), then with both.
-    let mut stack = Stack::builder(ByError)
+    let mut stack = StackBuilder::new(ByError)
         .rate_limit(RateLimitConfig::builder().requests(1_000_000_000, Duration::from_secs(1)))
         .build()
         .expect("valid")
@@ -93,7 +93,7 @@ fn success_path(c: &mut Criterion) {
     g.bench_function("riprap_stack/no_deadlines", |b| {
         b.iter(|| once(&rt, &mut stack, &mut cx, black_box(7)))
     });
-    let mut deadlines = Stack::builder(ByError)
+    let mut deadlines = StackBuilder::new(ByError)
         .total_deadline(Duration::from_secs(30))
         .attempt_timeout(Duration::from_secs(10))
         .rate_limit(RateLimitConfig::builder().requests(1_000_000_000, Duration::from_secs(1)))

@@ -23,11 +23,11 @@ use riprap::breaker::{Call, CircuitBreaker, TripPolicy};
 use riprap::budget::{Budget, Withdrawal};
 use riprap::classify::{Class, Classify};
 use riprap::retry::RetryConfig;
-use riprap::stack::{Failure as StackFailure, Stack};
+use riprap::stack::{Failure as StackFailure, StackBuilder};
 use riprap::stream::{
     CheckpointError, CommitConfig, Offset, OffsetStore, OnEnd, Resumable, ResumeConfig,
 };
-use tower::{Layer, Service, ServiceExt, service_fn};
+use tower::{Service, ServiceExt, service_fn};
 
 // 1. A classifier -----------------------------------------------------------------------------
 
@@ -247,7 +247,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let allowance = Allowance {
             left: Arc::new(AtomicI64::new(20)),
         };
-        let stack = Stack::builder(LlmErrors)
+        let stack = StackBuilder::new(LlmErrors)
             .total_deadline(Duration::from_secs(30))
             .retry(RetryConfig::new().max_attempts(3).budget(allowance.clone()))
             .breaker(

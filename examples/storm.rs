@@ -26,9 +26,9 @@ use riprap::breaker::{CircuitBreaker, ConsecutiveFailures};
 use riprap::classify::{Class, classify_fn};
 use riprap::ratelimit::RateLimitConfig;
 use riprap::retry::RetryConfig;
-use riprap::stack::Stack;
+use riprap::stack::StackBuilder;
 use tokio::time::Instant;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Service, ServiceExt};
 
 /// What the scenario looks like.
 const SERVER_LIMIT_PER_SEC: u32 = 50;
@@ -212,7 +212,7 @@ async fn naive(api: MockApi) -> Report {
 }
 
 async fn with_riprap(api: MockApi) -> Result<Report, riprap::ConfigError> {
-    let stack = Stack::llm_api(classify_fn(classify))
+    let stack = StackBuilder::llm_api(classify_fn(classify))
         .total_deadline(Duration::from_secs(30))
         .attempt_timeout(Duration::from_secs(10))
         .retry(

@@ -17,8 +17,8 @@
 //! | Nobody knows how the stack behaves when the dependency fails | [`chaos`]: seeded fault injection — errors, throttles, latency, outages, stream disconnects |
 //! | An incident nobody sees until the bill arrives | [`events`]: one listener for every layer, one `tracing` scheme, `metrics` counters and histograms |
 //!
-//! Start with [`stack`]: `Stack::llm_api(classifier)`, `Stack::object_store(..)` or
-//! `Stack::database(..)` give a validated preset whose every knob can be changed; the
+//! Start with [`stack`]: `StackBuilder::llm_api(classifier)`, `StackBuilder::object_store(..)` or
+//! `StackBuilder::database(..)` give a validated preset whose every knob can be changed; the
 //! design-review guide in the repository (`docs/design-review.md`) explains each choice.
 //!
 //! ## One vocabulary
@@ -81,3 +81,8 @@ mod keyed;
 pub mod timeout;
 
 pub use error::ConfigError;
+
+// The README's examples compile as written (its stack snippet needs `reqwest`).
+#[cfg(all(doctest, feature = "reqwest"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -10,7 +10,7 @@ use riprap::classify::{ByError, Class};
 use riprap::events::Event;
 use riprap::ratelimit::{RateLimitConfig, RateLimitEvent};
 use riprap::retry::{RetryConfig, RetryEvent};
-use riprap::stack::{Failure, Stack};
+use riprap::stack::{Failure, StackBuilder};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -34,7 +34,7 @@ async fn run_scenario(seed: u64) -> Counts {
     let r = Arc::clone(&retries);
     let t = Arc::clone(&transitions);
     let g = Arc::clone(&gates);
-    let stack = Stack::builder(ByError)
+    let stack = StackBuilder::new(ByError)
         .total_deadline(Duration::from_secs(20))
         .attempt_timeout(Duration::from_secs(2))
         .retry(
@@ -164,23 +164,23 @@ fn validation_names_the_knob() {
     let s = Duration::from_secs;
     // The attempt timeout must be shorter than the total deadline.
     expect_knob(
-        Stack::builder(ByError)
+        StackBuilder::new(ByError)
             .total_deadline(s(5))
             .attempt_timeout(s(5)),
         "stack.attempt_timeout",
     );
     // Zero limits.
     expect_knob(
-        Stack::builder(ByError).total_deadline(Duration::ZERO),
+        StackBuilder::new(ByError).total_deadline(Duration::ZERO),
         "stack.total_deadline",
     );
     expect_knob(
-        Stack::builder(ByError).attempt_timeout(Duration::ZERO),
+        StackBuilder::new(ByError).attempt_timeout(Duration::ZERO),
         "stack.attempt_timeout",
     );
     // The retry layer's own deadline must fit in the total.
     expect_knob(
-        Stack::builder(ByError)
+        StackBuilder::new(ByError)
             .total_deadline(s(5))
             .retry(RetryConfig::new().deadline(s(10))),
         "retry.deadline",
@@ -188,7 +188,7 @@ fn validation_names_the_knob() {
     // The worst-case backoff must fit in the total deadline: 5 retries capped at 5 s can
     // take 25 s, which a 10 s deadline cannot hold.
     expect_knob(
-        Stack::builder(ByError).total_deadline(s(10)).retry(
+        StackBuilder::new(ByError).total_deadline(s(10)).retry(
             RetryConfig::new().max_attempts(6).backoff(
                 BackoffPolicy::exponential(s(5))
                     .max_delay(s(5))
@@ -200,18 +200,18 @@ fn validation_names_the_knob() {
     );
     // A bad knob inside a layer is reported by that layer.
     expect_knob(
-        Stack::builder(ByError).retry(RetryConfig::new().max_attempts(0)),
+        StackBuilder::new(ByError).retry(RetryConfig::new().max_attempts(0)),
         "retry.max_attempts",
     );
     // The presets are valid as shipped.
-    Stack::llm_api(ByError).build().unwrap();
-    Stack::object_store(ByError).build().unwrap();
-    Stack::database(ByError).build().unwrap();
+    StackBuilder::llm_api(ByError).build().unwrap();
+    StackBuilder::object_store(ByError).build().unwrap();
+    StackBuilder::database(ByError).build().unwrap();
 }
 
 #[tokio::test(start_paused = true)]
 async fn permanent_errors_pass_through_once_and_classify_as_final() {
-    let stack = Stack::builder(ByError).build().unwrap();
+    let stack = StackBuilder::new(ByError).build().unwrap();
     let calls = Arc::new(Mutex::new(0));
     let c = Arc::clone(&calls);
     let mut svc = stack.layer(service_fn(move |_: ()| {
@@ -224,13 +224,12 @@ async fn permanent_errors_pass_through_once_and_classify_as_final() {
     );
     assert_eq!(err.attempts(), Some(1));
     assert_eq!(*calls.lock().unwrap(), 1);
-    use riprap::classify::Classified;
     assert_eq!(err.class(), Class::Permanent);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_hung_attempt_times_out_and_is_retried() {
-    let stack = Stack::builder(ByError)
+    let stack = StackBuilder::new(ByError)
         .total_deadline(Duration::from_secs(10))
         .attempt_timeout(Duration::from_secs(1))
         .build()
@@ -253,7 +252,7 @@ async fn a_hung_attempt_times_out_and_is_retried() {
     assert_eq!(svc.ready().await.unwrap().call(()).await.unwrap(), 2);
 }
 
-/// The README's stack: an HTTP client under `Stack::llm_api`, with the provider's headers read
+/// The README's stack: an HTTP client under `StackBuilder::llm_api`, with the provider's headers read
 /// by the rate limiter. A 429 with `Retry-After: 20` is waited out, then the call succeeds.
 #[cfg(feature = "http")]
 #[tokio::test(start_paused = true)]
@@ -261,7 +260,7 @@ async fn http_stack_honours_retry_after() {
     use riprap::classify::HttpStatus;
     use riprap::ratelimit::HeaderSignal;
 
-    let stack = Stack::llm_api(HttpStatus::new())
+    let stack = StackBuilder::llm_api(HttpStatus::new())
         .rate_limit(
             RateLimitConfig::builder()
                 .requests(500, Duration::from_secs(60))
@@ -319,7 +318,7 @@ async fn an_attempt_timeout_inside_the_stack_costs_a_timeout_price() {
             Ok::<(), std::io::Error>(())
         }
     });
-    let stack = Stack::builder(ByError)
+    let stack = StackBuilder::new(ByError)
         .attempt_timeout(Duration::from_secs(1))
         .retry(RetryConfig::new().max_attempts(3).budget(quota.clone()))
         .build()
@@ -329,4 +328,79 @@ async fn an_attempt_timeout_inside_the_stack_costs_a_timeout_price() {
     // A timeout costs 10: the first retry is paid, a second (10 more) is not.
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert_eq!(quota.available(), 5);
+}
+
+/// A stacked source feeds a resumable stream: a `StackError` classifies by the stack's
+/// verdict on the final failure, so a transient give-up is reconnected after (the stack used
+/// to call every give-up permanent, and the first would end the stream), and a permanent one
+/// ends it. The stream's items and the stacked connect share the `StackError` type.
+#[tokio::test(start_paused = true)]
+async fn a_stacked_source_feeds_a_resumable_stream() {
+    use futures_util::StreamExt;
+    use riprap::backoff::BackoffPolicy;
+    use riprap::stack::StackError;
+    use riprap::stream::{Resumable, ResumeError};
+    use std::io;
+
+    // Connects: three resets (one stack call gives up after its 3 attempts), then a log of
+    // 0..6 that breaks after 3 items once, then the rest.
+    let connects = Arc::new(Mutex::new(0u32));
+    let c = Arc::clone(&connects);
+    let connect = service_fn(move |after: Option<u64>| {
+        let n = {
+            let mut g = c.lock().unwrap();
+            *g += 1;
+            *g
+        };
+        async move {
+            if n <= 3 {
+                return Err(io::Error::from(io::ErrorKind::ConnectionReset));
+            }
+            let from = after.map_or(0, |a| a + 1);
+            let mut items: Vec<Result<(u64, u64), io::Error>> =
+                (from..6).map(|i| Ok((i, i * 10))).collect();
+            if n == 4 {
+                items.truncate(3);
+                items.push(Err(io::Error::from(io::ErrorKind::BrokenPipe)));
+            }
+            Ok(futures_util::stream::iter(items))
+        }
+    });
+    let stack = StackBuilder::new(ByError)
+        .retry(
+            RetryConfig::new().max_attempts(3).backoff(
+                BackoffPolicy::constant(Duration::from_millis(10))
+                    .build()
+                    .unwrap(),
+            ),
+        )
+        .build()
+        .unwrap();
+    let source = stack.layer(connect);
+    let backoff = BackoffPolicy::constant(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    type Item = Result<(u64, u64), ResumeError<StackError<io::Error>, u64>>;
+    let items: Vec<Item> = Resumable::new(source, backoff).take(6).collect().await;
+    let offsets: Vec<u64> = items.into_iter().map(|r| r.unwrap().0).collect();
+    assert_eq!(offsets, [0, 1, 2, 3, 4, 5]);
+    assert_eq!(*connects.lock().unwrap(), 5);
+
+    // A permanent give-up ends the stream.
+    let denied = service_fn(|_: Option<u64>| async {
+        Err::<futures_util::stream::Iter<std::vec::IntoIter<Result<(u64, u64), io::Error>>>, _>(
+            io::Error::from(io::ErrorKind::PermissionDenied),
+        )
+    });
+    let backoff = BackoffPolicy::constant(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let mut s = Resumable::new(stack.layer(denied), backoff);
+    match s.next().await {
+        Some(Err(ResumeError::Permanent(e))) => {
+            assert_eq!(e.class(), Class::Permanent);
+            assert_eq!(e.attempts(), Some(1));
+        }
+        other => panic!("expected a permanent end, got {other:?}"),
+    }
 }

@@ -126,12 +126,29 @@ pub trait Backoff {
 /// assert_eq!(b.next_delay(), Some(Duration::from_millis(50)));
 /// # Ok::<(), riprap::ConfigError>(())
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a backoff policy",
+    note = "use `BackoffPolicy::exponential(..).build()?` (or `linear`, `constant`), or implement `riprap::backoff::MakeBackoff`"
+)]
 pub trait MakeBackoff {
     /// The schedule this policy makes.
     type Backoff: Backoff;
 
     /// A fresh schedule, starting at the first retry.
     fn make_backoff(&self) -> Self::Backoff;
+
+    /// Draw every schedule from `seed` from now on, so runs are reproducible. Policies
+    /// without randomness ignore it (the default).
+    fn reseed(&mut self, seed: u64) {
+        let _ = seed;
+    }
+
+    /// The most the first `retries` delays of a schedule can add up to, if the policy can
+    /// say; a stack checks it against its total deadline. The default cannot say.
+    fn max_total_delay(&self, retries: u32) -> Option<Duration> {
+        let _ = retries;
+        None
+    }
 }
 
 /// How a delay is randomised within its envelope.
@@ -337,6 +354,15 @@ impl MakeBackoff for BackoffPolicy {
     fn make_backoff(&self) -> Schedule {
         let n = self.schedules_made.fetch_add(1, Ordering::Relaxed);
         self.schedule_with_seed(SplitMix64::mix(self.seed, n))
+    }
+
+    fn reseed(&mut self, seed: u64) {
+        self.seed = seed;
+        self.schedules_made = Arc::new(AtomicU64::new(0));
+    }
+
+    fn max_total_delay(&self, retries: u32) -> Option<Duration> {
+        Some(self.worst_case_total(retries))
     }
 }
 

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::TripPolicyExt;
 use super::policy::{ConsecutiveFailures, TripPolicy};
 use super::state::CircuitBreaker;
+use super::{AnyOf, CountWindow, TimeWindow, TripPolicyExt};
 use crate::backoff::{Backoff, BackoffPolicy, Jitter, MakeBackoff};
 use crate::error::{ConfigError, check_duration};
 use crate::events::{Listener, SharedListener};
@@ -327,26 +327,19 @@ fn positive(knob: &'static str, d: Duration) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Starting points for common dependencies; adjust with the builder's methods.
-///
-/// Each returns a [`BreakerBuilder`]; the reasoning is in the [module guide](super).
-pub mod presets {
-    use std::time::Duration;
-
-    use super::{BreakerBuilder, TripPolicyExt};
-    use crate::breaker::{AnyOf, ConsecutiveFailures, CountWindow, TimeWindow};
-
+impl BreakerBuilder<AnyOf<ConsecutiveFailures, TimeWindow>> {
     /// An LLM API: slow, expensive calls at modest rates.
     ///
     /// 5 consecutive failures, or half of the calls in the last 60 s with at least 10;
     /// open 15 s growing to 2 min; one probe at a time, close after 2 successes. Latency is
-    /// not judged: a long completion is not a sick server.
+    /// not judged: a long completion is not a sick server. The reasoning is in the
+    /// [module guide](super#presets).
     ///
     /// ```
-    /// let breaker = riprap::breaker::presets::llm_api().name("llm").build()?;
+    /// let breaker = riprap::breaker::BreakerBuilder::llm_api().name("llm").build()?;
     /// # Ok::<(), riprap::ConfigError>(())
     /// ```
-    pub fn llm_api() -> BreakerBuilder<AnyOf<ConsecutiveFailures, TimeWindow>> {
+    pub fn llm_api() -> Self {
         BreakerBuilder::with_policy(ConsecutiveFailures::with(5).or(TimeWindow::preset(
             Duration::from_secs(60),
             12,
@@ -359,27 +352,6 @@ pub mod presets {
         .close_after(2)
     }
 
-    /// An object store (S3, GCS, Azure Blob): high request rates, many parallel reads.
-    ///
-    /// Half of the last 200 calls with at least 50, or 80 % of them slower than 10 s; open 5 s
-    /// growing to 60 s; 5 probes at once, close after 5 successes.
-    ///
-    /// ```
-    /// let breaker = riprap::breaker::presets::object_store().build()?;
-    /// # Ok::<(), riprap::ConfigError>(())
-    /// ```
-    pub fn object_store() -> BreakerBuilder<CountWindow> {
-        BreakerBuilder::with_policy(CountWindow::preset(
-            200,
-            0.5,
-            50,
-            Some((Duration::from_secs(10), 0.8)),
-        ))
-        .open_growing(Duration::from_secs(5), Duration::from_secs(60))
-        .half_open_probes(5)
-        .close_after(5)
-    }
-
     /// A database: failures are fast (refused connections) or slow (lock waits, failover).
     ///
     /// 5 consecutive failures, or over the last 10 s with at least 20 calls half failed or
@@ -387,10 +359,10 @@ pub mod presets {
     /// close after 3 successes.
     ///
     /// ```
-    /// let breaker = riprap::breaker::presets::database().build()?;
+    /// let breaker = riprap::breaker::BreakerBuilder::database().build()?;
     /// # Ok::<(), riprap::ConfigError>(())
     /// ```
-    pub fn database() -> BreakerBuilder<AnyOf<ConsecutiveFailures, TimeWindow>> {
+    pub fn database() -> Self {
         BreakerBuilder::with_policy(ConsecutiveFailures::with(5).or(TimeWindow::preset(
             Duration::from_secs(10),
             10,
@@ -401,5 +373,28 @@ pub mod presets {
         .open_growing(Duration::from_secs(2), Duration::from_secs(30))
         .half_open_probes(2)
         .close_after(3)
+    }
+}
+
+impl BreakerBuilder<CountWindow> {
+    /// An object store (S3, GCS, Azure Blob): high request rates, many parallel reads.
+    ///
+    /// Half of the last 200 calls with at least 50, or 80 % of them slower than 10 s; open 5 s
+    /// growing to 60 s; 5 probes at once, close after 5 successes.
+    ///
+    /// ```
+    /// let breaker = riprap::breaker::BreakerBuilder::object_store().build()?;
+    /// # Ok::<(), riprap::ConfigError>(())
+    /// ```
+    pub fn object_store() -> Self {
+        BreakerBuilder::with_policy(CountWindow::preset(
+            200,
+            0.5,
+            50,
+            Some((Duration::from_secs(10), 0.8)),
+        ))
+        .open_growing(Duration::from_secs(5), Duration::from_secs(60))
+        .half_open_probes(5)
+        .close_after(5)
     }
 }

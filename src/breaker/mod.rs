@@ -81,17 +81,17 @@
 //!
 //! ## Presets
 //!
-//! - [`presets::llm_api`]: calls are slow, costly and modest in number, and latency varies by
+//! - [`BreakerBuilder::llm_api`]: calls are slow, costly and modest in number, and latency varies by
 //!   the length of the answer, so slowness is not judged. 5 consecutive failures or half of
 //!   the last 60 s (at least 10 calls); open 15 s growing to 2 min, since provider incidents
 //!   last minutes; one probe at a time and two successes to close, because every probe
 //!   costs money. A 429 is a throttle and does not count.
-//! - [`presets::object_store`]: high request rates and many parallel reads, so a count
+//! - [`BreakerBuilder::object_store`]: high request rates and many parallel reads, so a count
 //!   window (half of the last 200, at least 50) judges quickly, and 80 % of calls slower than
 //!   10 s means the store is degraded even if requests still succeed; open 5 s growing to
 //!   60 s; five probes at once because parallel readers need a quick verdict. `SlowDown`
 //!   (503) should classify as a throttle.
-//! - [`presets::database`]: failures are fast (refused connections) or slow (lock waits,
+//! - [`BreakerBuilder::database`]: failures are fast (refused connections) or slow (lock waits,
 //!   failover), so 5 consecutive failures, or over the last 10 s (at least 20 calls) half
 //!   failed or half slower than 2 s; open 2 s growing to 30 s because failovers finish in
 //!   seconds; two probes, three successes to close. Constraint violations are permanent and
@@ -192,7 +192,7 @@ mod state;
 mod window;
 
 pub use crate::keyed::KeyLimits;
-pub use config::{BreakerBuilder, Counted, DEFAULT_OPEN_BASE, DEFAULT_OPEN_MAX, presets};
+pub use config::{BreakerBuilder, Counted, DEFAULT_OPEN_BASE, DEFAULT_OPEN_MAX};
 pub use error::{BreakerError, Rejected};
 pub use events::{BreakerEvent, BreakerMetrics, BreakerState};
 pub use future::ResponseFuture;

@@ -163,6 +163,10 @@ impl PolicyStats {
 /// assert!(!policy.record(denied));
 /// assert!(policy.record(denied));
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a trip policy",
+    note = "use `ConsecutiveFailures`, `CountWindow` or `TimeWindow` (combined with `.or(..)`), or implement `riprap::breaker::TripPolicy`"
+)]
 pub trait TripPolicy: Send + Sync + 'static {
     /// Record one finished call (counted or not: see [`Call::counted`]); `true` opens the
     /// breaker.

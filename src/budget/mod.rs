@@ -111,6 +111,11 @@ pub use throttle::{TokenThrottle, TokenThrottleBuilder};
 ///
 /// Implementations are shared by every clone (keep the state behind an `Arc`) and are called
 /// on the request path: keep every method lock-free and allocation-free.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a retry budget",
+    label = "not a `riprap::budget::Budget`",
+    note = "use `RatioBudget`, `TokenThrottle`, `RetryQuota` or `Unlimited`, or implement `riprap::budget::Budget` (deposit, try_withdraw, refund)"
+)]
 pub trait Budget: Send + Sync {
     /// A logical request is making its first attempt.
     fn deposit(&self);

@@ -17,6 +17,10 @@ use crate::backoff::SplitMix64;
 ///
 /// Implemented for [`DefaultInjector`] (an `Err` built `From<ChaosError>`) and for every
 /// `Fn(Fault) -> Result<Res, Err>`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot inject faults into outcomes of `Result<{Res}, {Err}>`",
+    note = "the chaos layer's default injector needs `{Err}: From<riprap::chaos::ChaosError>`; implement that, or `Inject` for your own injector"
+)]
 pub trait Inject<Res, Err> {
     /// The outcome the caller sees for `fault`.
     fn inject(&self, fault: Fault) -> Result<Res, Err>;

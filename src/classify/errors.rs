@@ -24,6 +24,11 @@ use super::{Class, Classify};
 ///
 /// assert_eq!(ByError.classify(Err::<&(), _>(&StoreError::BadKey)), Class::Permanent);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "riprap cannot tell what a `{Self}` error means: `{Self}` does not implement `Classified`",
+    label = "no verdict for this error type",
+    note = "implement `riprap::classify::Classified` for `{Self}` (one `match` giving a `Class`), or give the layer a classifier of your own with `.classifier(classify_fn(|out| ...))`"
+)]
 pub trait Classified {
     /// This error's verdict.
     fn class(&self) -> Class;
@@ -42,6 +47,9 @@ pub trait Classified {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ByError;
 
+// Not recommended in errors, so that an error type without a verdict reports `Classified`,
+// which says what to do, rather than the layers' long types.
+#[diagnostic::do_not_recommend]
 impl<Res, Err: Classified> Classify<Res, Err> for ByError {
     fn classify(&self, outcome: Result<&Res, &Err>) -> Class {
         match outcome {

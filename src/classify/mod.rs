@@ -239,6 +239,11 @@ impl std::fmt::Display for Class {
 ///
 /// assert_eq!(ApiClassifier.classify(Ok(&Reply { code: 503 })), Class::Transient);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot classify outcomes of `Result<{Res}, {Err}>`",
+    label = "not a classifier for this client's responses and errors",
+    note = "`ByError` needs `{Err}: Classified`; `HttpStatus` classifies `http::Response` and `reqwest::Response`; or write one with `classify_fn(|out: Result<&{Res}, &{Err}>| ...)`"
+)]
 pub trait Classify<Res, Err> {
     /// The verdict on one outcome.
     fn classify(&self, outcome: Result<&Res, &Err>) -> Class;

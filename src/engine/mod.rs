@@ -270,3 +270,13 @@ where
         self.budget.record(Attempt::Succeeded { spent });
     }
 }
+
+/// What a retrying future can tell about the request it ran, once it is done: how many
+/// attempts it made, and why it stopped if it gave up. A stack reads it to describe a failing
+/// response it hands back as an error.
+pub(crate) trait Progress {
+    /// Attempts made so far, the first included.
+    fn attempts(&self) -> u32;
+    /// Why retrying stopped, if it gave up.
+    fn gave_up(&self) -> Option<GiveUp>;
+}

@@ -10,6 +10,10 @@ use super::Measure;
 ///
 /// Each layer implements it for its own event type, next to the type: adding an event or a
 /// layer touches that layer's folder and nothing here.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a layer's event",
+    note = "implement `riprap::events::LayerEvent` for it (layer, kind, the metrics it feeds, `as_any`)"
+)]
 pub trait LayerEvent: fmt::Debug + Send + Sync + 'static {
     /// Which layer it came from, as the last segment of its `tracing` target: `"retry"`,
     /// `"breaker"`, `"ratelimit"`, `"cache"`, `"stream"`, ...

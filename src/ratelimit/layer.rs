@@ -9,6 +9,10 @@ use crate::classify::ByError;
 
 /// Chooses the limiter a request goes through: one shared [`RateLimiter`], or one per key
 /// with [`ByKey`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot choose a rate limiter for a `{Req}`",
+    note = "use a `RateLimiter`, or `RateLimitLayer::keyed(limiters, |req: &{Req}| key)`"
+)]
 pub trait SelectLimiter<Req> {
     /// The limiter for `request`.
     fn select(&self, request: &Req) -> RateLimiter;

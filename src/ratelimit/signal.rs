@@ -24,6 +24,11 @@ use crate::classify::headers::RateLimitSignal;
 /// };
 /// assert_eq!(read.signal(&Reply { wait_secs: Some(3) }).unwrap().retry_after, Some(Duration::from_secs(3)));
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot read a rate-limit signal from a `{Res}`",
+    label = "not a signal reader for this response type",
+    note = "use `riprap::ratelimit::HeaderSignal` for `http::Response` or `reqwest::Response` (features `http`, `reqwest`), `NoSignal` to read none, or a closure `|res: &{Res}| -> Option<RateLimitSignal>`"
+)]
 pub trait ReadSignal<Res> {
     /// The signal `response` carries, if any.
     fn signal(&self, response: &Res) -> Option<RateLimitSignal>;
@@ -137,6 +142,11 @@ impl ReadSignal<reqwest::Response> for HeaderSignal {
 /// let tokens = |c: &Chat| (c.prompt.len() as u32).div_ceil(4) + c.max_tokens;
 /// assert_eq!(tokens.cost(&Chat { prompt: "Hello there!".into(), max_tokens: 100 }), 103);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot price a `{Req}` against the cost quota",
+    label = "not a cost function for this request type",
+    note = "use `riprap::ratelimit::UnitCost`, or a closure `|req: &{Req}| -> u32` (its estimated tokens, bytes, weight)"
+)]
 pub trait Cost<Req> {
     /// The units `request` spends.
     fn cost(&self, request: &Req) -> u32;

@@ -46,18 +46,27 @@ pub struct RetryConfig<C = ByError, P = BackoffPolicy, B = RatioBudget, R = ByCl
     backoff: Result<P, ConfigError>,
     budget: B,
     requests: R,
+    knobs: Knobs,
+}
+
+/// The knobs that are plain values, grouped so that a setter changing a policy's type moves
+/// them in one piece.
+#[derive(Clone)]
+struct Knobs {
     max_attempts: u32,
     deadline: Option<Duration>,
     max_retry_after: Duration,
+    seed: Option<u64>,
     listener: Option<SharedListener>,
 }
 
-impl std::fmt::Debug for RetryConfig {
+impl<C, P, B, R> std::fmt::Debug for RetryConfig<C, P, B, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RetryConfig")
-            .field("max_attempts", &self.max_attempts)
-            .field("deadline", &self.deadline)
-            .field("max_retry_after", &self.max_retry_after)
+            .field("max_attempts", &self.knobs.max_attempts)
+            .field("deadline", &self.knobs.deadline)
+            .field("max_retry_after", &self.knobs.max_retry_after)
+            .field("seed", &self.knobs.seed)
             .finish_non_exhaustive()
     }
 }
@@ -85,10 +94,13 @@ impl RetryConfig {
             ),
             budget: RatioBudget::default(),
             requests: ByClone,
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
-            deadline: None,
-            max_retry_after: DEFAULT_MAX_RETRY_AFTER,
-            listener: None,
+            knobs: Knobs {
+                max_attempts: DEFAULT_MAX_ATTEMPTS,
+                deadline: None,
+                max_retry_after: DEFAULT_MAX_RETRY_AFTER,
+                seed: None,
+                listener: None,
+            },
         }
     }
 
@@ -109,10 +121,10 @@ impl RetryConfig {
                 BackoffPolicy::exponential(Duration::from_millis(500))
                     .max_delay(Duration::from_secs(8)),
             ),
-            max_attempts: 3,
-            max_retry_after: Duration::from_secs(60),
             ..RetryConfig::new()
         }
+        .max_attempts(3)
+        .max_retry_after(Duration::from_secs(60))
     }
 
     /// For object stores (S3, GCS, Azure Blob) and similar bulk HTTP storage.
@@ -128,10 +140,10 @@ impl RetryConfig {
                 BackoffPolicy::exponential(Duration::from_millis(100))
                     .max_delay(Duration::from_secs(15)),
             ),
-            max_attempts: 5,
-            deadline: Some(Duration::from_secs(180)),
             ..RetryConfig::new()
         }
+        .max_attempts(5)
+        .deadline(Duration::from_secs(180))
     }
 
     /// For databases: serialization failures, deadlocks, "database is locked".
@@ -147,22 +159,26 @@ impl RetryConfig {
                 BackoffPolicy::exponential(Duration::from_millis(20))
                     .max_delay(Duration::from_secs(1)),
             ),
-            max_attempts: 4,
-            deadline: Some(Duration::from_secs(10)),
             ..RetryConfig::new()
         }
+        .max_attempts(4)
+        .deadline(Duration::from_secs(10))
     }
 }
 
 impl<C, P, B, R> RetryConfig<C, P, B, R> {
     /// The knobs a stack checks against its deadlines: attempts, deadline and backoff.
     pub(crate) fn plan(&self) -> (u32, Option<Duration>, Option<&P>) {
-        (self.max_attempts, self.deadline, self.backoff.as_ref().ok())
+        (
+            self.knobs.max_attempts,
+            self.knobs.deadline,
+            self.backoff.as_ref().ok(),
+        )
     }
 
     /// Attempts in all, first included, from 1 (no retries) to 100. Default 3.
     pub fn max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n;
+        self.knobs.max_attempts = n;
         self
     }
 
@@ -171,7 +187,7 @@ impl<C, P, B, R> RetryConfig<C, P, B, R> {
     /// [`GiveUp::Deadline`](super::GiveUp::Deadline) instead of sleeping uselessly. An attempt
     /// in flight is not cut short; wrap the layer in `tower::timeout` for a hard cap.
     pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = Some(deadline);
+        self.knobs.deadline = Some(deadline);
         self
     }
 
@@ -181,13 +197,29 @@ impl<C, P, B, R> RetryConfig<C, P, B, R> {
     /// [`RetryError::retry_at`](super::RetryError::retry_at) says when the server will take
     /// calls again.
     pub fn max_retry_after(mut self, max: Duration) -> Self {
-        self.max_retry_after = max;
+        self.knobs.max_retry_after = max;
+        self
+    }
+
+    /// Seed the backoff's jitter, so that two runs with the same seed (and the same outcomes)
+    /// make the same calls at the same instants. Unseeded, each layer draws a random seed, so
+    /// a fleet of clients does not retry in lockstep: seed for tests and replays, not in
+    /// production.
+    ///
+    /// ```
+    /// use riprap::retry::RetryConfig;
+    /// let layer = RetryConfig::llm_api().seed(7).build()?;
+    /// # drop(layer);
+    /// # Ok::<(), riprap::ConfigError>(())
+    /// ```
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.knobs.seed = Some(seed);
         self
     }
 
     /// Hear every [`RetryEvent`](super::RetryEvent), for metrics or tests.
     pub fn listener(mut self, listener: impl Listener) -> Self {
-        self.listener = Some(Arc::new(listener));
+        self.knobs.listener = Some(Arc::new(listener));
         self
     }
 
@@ -198,10 +230,7 @@ impl<C, P, B, R> RetryConfig<C, P, B, R> {
             backoff: self.backoff,
             budget: self.budget,
             requests: self.requests,
-            max_attempts: self.max_attempts,
-            deadline: self.deadline,
-            max_retry_after: self.max_retry_after,
-            listener: self.listener,
+            knobs: self.knobs,
         }
     }
 
@@ -212,10 +241,7 @@ impl<C, P, B, R> RetryConfig<C, P, B, R> {
             backoff: Ok(backoff),
             budget: self.budget,
             requests: self.requests,
-            max_attempts: self.max_attempts,
-            deadline: self.deadline,
-            max_retry_after: self.max_retry_after,
-            listener: self.listener,
+            knobs: self.knobs,
         }
     }
 
@@ -227,10 +253,7 @@ impl<C, P, B, R> RetryConfig<C, P, B, R> {
             backoff: self.backoff,
             budget,
             requests: self.requests,
-            max_attempts: self.max_attempts,
-            deadline: self.deadline,
-            max_retry_after: self.max_retry_after,
-            listener: self.listener,
+            knobs: self.knobs,
         }
     }
 
@@ -242,10 +265,7 @@ impl<C, P, B, R> RetryConfig<C, P, B, R> {
             backoff: self.backoff,
             budget: self.budget,
             requests,
-            max_attempts: self.max_attempts,
-            deadline: self.deadline,
-            max_retry_after: self.max_retry_after,
-            listener: self.listener,
+            knobs: self.knobs,
         }
     }
 
@@ -256,17 +276,21 @@ impl<C, P, B, R> RetryConfig<C, P, B, R> {
     /// let err = RetryConfig::new().max_attempts(0).build().unwrap_err();
     /// assert_eq!(err.knob(), "retry.max_attempts");
     /// ```
-    pub fn build(self) -> Result<RetryLayer<C, P, B, R>, ConfigError> {
-        if !(1..=MAX_ATTEMPTS_LIMIT).contains(&self.max_attempts) {
+    pub fn build(self) -> Result<RetryLayer<C, P, B, R>, ConfigError>
+    where
+        P: MakeBackoff,
+    {
+        let knobs = self.knobs;
+        if !(1..=MAX_ATTEMPTS_LIMIT).contains(&knobs.max_attempts) {
             return Err(ConfigError::new(
                 "retry.max_attempts",
                 format!(
                     "must be from 1 to {MAX_ATTEMPTS_LIMIT} (got {})",
-                    self.max_attempts
+                    knobs.max_attempts
                 ),
             ));
         }
-        if let Some(d) = self.deadline {
+        if let Some(d) = knobs.deadline {
             if check_duration("retry.deadline", d)? == 0 {
                 return Err(ConfigError::new(
                     "retry.deadline",
@@ -275,19 +299,22 @@ impl<C, P, B, R> RetryConfig<C, P, B, R> {
             }
         }
         // Zero is allowed: it means "never sit out a server's delay, give up at once".
-        check_duration("retry.max_retry_after", self.max_retry_after)?;
-        let backoff = self.backoff?;
+        check_duration("retry.max_retry_after", knobs.max_retry_after)?;
+        let mut backoff = self.backoff?;
+        if let Some(seed) = knobs.seed {
+            backoff.reseed(seed);
+        }
         Ok(RetryLayer::from_shared(Arc::new(super::Shared {
             classifier: self.classifier,
             rules: Rules {
                 backoff,
                 budget: self.budget,
-                max_attempts: self.max_attempts,
-                deadline: self.deadline,
-                max_retry_after: self.max_retry_after,
+                max_attempts: knobs.max_attempts,
+                deadline: knobs.deadline,
+                max_retry_after: knobs.max_retry_after,
             },
             requests: self.requests,
-            listener: self.listener,
+            listener: knobs.listener,
         })))
     }
 }

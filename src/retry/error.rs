@@ -29,6 +29,8 @@ pub struct RetryError<E> {
     reason: GiveUp,
     attempts: u32,
     retry_at: Option<Instant>,
+    // The classifier's verdict on the last attempt's error.
+    class: Class,
     inner: E,
 }
 
@@ -38,8 +40,20 @@ impl<E> RetryError<E> {
             reason,
             attempts,
             retry_at: None,
+            class: Class::Transient,
             inner,
         }
+    }
+
+    pub(crate) fn with_class(mut self, class: Class) -> Self {
+        self.class = class;
+        self
+    }
+
+    /// The classifier's verdict on the last attempt's error: what the failure was, as opposed
+    /// to what this error is to a layer above ([`Class::Permanent`]: already retried).
+    pub fn last_class(&self) -> Class {
+        self.class
     }
 
     pub(crate) fn retrying_at(mut self, retry_at: Option<Instant>) -> Self {
@@ -123,6 +137,7 @@ impl<E: Into<BoxError>> RetryError<E> {
             reason: self.reason,
             attempts: self.attempts,
             retry_at: self.retry_at,
+            class: self.class,
             inner: Boxed(self.inner.into()),
         })
     }

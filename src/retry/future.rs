@@ -14,7 +14,7 @@ use super::{CloneRequest, GiveUp, RetryError, RetryEvent, Shared};
 use crate::backoff::MakeBackoff;
 use crate::budget::Budget;
 use crate::classify::{Class, Classify};
-use crate::engine::{Retries, Stop};
+use crate::engine::{Progress, Retries, Stop};
 use crate::events;
 
 pin_project! {
@@ -36,6 +36,7 @@ pin_project! {
         request: Option<Req>,
         shared: Arc<Shared<C, P, B, R>>,
         attempts: u32,
+        gave_up: Option<GiveUp>,
         started: Option<Instant>,
         span: tracing::Span,
         // Everything only a retry needs, allocated at the first failure so the success path
@@ -90,6 +91,7 @@ where
             request,
             shared,
             attempts: 1,
+            gave_up: None,
             started,
             span,
             retrying: None,
@@ -122,7 +124,8 @@ where
                         shared.rules.succeeded(retries);
                         shared.attempt(attempt, class, None);
                         this.state.set(State::Done);
-                        break outcome.map_err(|e| shared.give_up(Stop::permanent(), attempt, e));
+                        break outcome
+                            .map_err(|e| shared.give_up(Stop::permanent(), class, attempt, e));
                     }
                     let retrying = this.retrying.get_or_insert_with(|| {
                         Box::new(Retrying {
@@ -141,7 +144,8 @@ where
                         Err(stop) => {
                             shared.attempt(attempt, class, None);
                             this.state.set(State::Done);
-                            break finish(shared, outcome, stop, attempt);
+                            *this.gave_up = Some(stop.reason);
+                            break finish(shared, outcome, stop, class, attempt);
                         }
                     };
                     shared.attempt(attempt, class, Some(delay));
@@ -163,7 +167,9 @@ where
                         // Dropping the retry state hands the held withdrawal back.
                         *this.retrying = None;
                         this.state.set(State::Done);
-                        break Err(shared.give_up(Stop::because(GiveUp::NotReady), attempts, e));
+                        let class = shared.classifier.classify(Err(&e));
+                        let stop = Stop::because(GiveUp::NotReady);
+                        break Err(shared.give_up(stop, class, attempts, e));
                     }
                     let next = attempts + 1;
                     let req = match this.request.take() {
@@ -210,12 +216,13 @@ fn finish<C, P, B, R, Res, E>(
     shared: &Shared<C, P, B, R>,
     outcome: Result<Res, E>,
     stop: Stop,
+    class: Class,
     attempts: u32,
 ) -> Result<Res, RetryError<E>> {
     if outcome.is_ok() {
         shared.gave_up(stop.reason, attempts);
     }
-    outcome.map_err(|e| shared.give_up(stop, attempts, e))
+    outcome.map_err(|e| shared.give_up(stop, class, attempts, e))
 }
 
 /// Whether `tracing` output at `level` can be wanted at all: one relaxed load, so the success
@@ -259,8 +266,25 @@ impl<C, P, B, R> Shared<C, P, B, R> {
         self.report(RetryEvent::GaveUp { attempts, reason });
     }
 
-    fn give_up<E>(&self, stop: Stop, attempts: u32, err: E) -> RetryError<E> {
+    fn give_up<E>(&self, stop: Stop, class: Class, attempts: u32, err: E) -> RetryError<E> {
         self.gave_up(stop.reason, attempts);
-        RetryError::new(stop.reason, attempts, err).retrying_at(stop.retry_at)
+        RetryError::new(stop.reason, attempts, err)
+            .retrying_at(stop.retry_at)
+            .with_class(class)
+    }
+}
+
+impl<S, Req, C, P, B, R> Progress for ResponseFuture<S, Req, C, P, B, R>
+where
+    S: Service<Req>,
+    P: MakeBackoff,
+    B: Budget,
+{
+    fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    fn gave_up(&self) -> Option<GiveUp> {
+        self.gave_up
     }
 }

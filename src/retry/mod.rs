@@ -134,6 +134,8 @@ pub use error::{Boxed, RetryError};
 pub use event::RetryEvent;
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;
+#[cfg(feature = "reqwest")]
+pub use request::TryClone;
 #[cfg(feature = "http")]
 pub use request::{AssumeIdempotent, IdempotentOnly};
 pub use request::{ByClone, CloneRequest};

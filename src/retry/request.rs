@@ -2,6 +2,10 @@
 
 /// Makes the copy of a request that a retry sends.
 ///
+/// riprap ships [`ByClone`] (the default, for requests that are `Clone`),
+/// `TryClone` (feature `reqwest`: `reqwest::Request::try_clone`, declining a streamed body),
+/// and `IdempotentOnly` (feature `http`: only methods that are safe to send twice).
+///
 /// Called once before the first attempt (the copy is kept for the retries) and once per retry
 /// after that, except the last. Return `None` when the request cannot be sent again: the layer
 /// then makes a single attempt and gives up with
@@ -26,6 +30,11 @@
 ///
 /// assert!(ReplayBuffered.clone_request(&Upload { buffered: None }).is_none());
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "riprap cannot copy a `{Req}` to send it again with `{Self}`",
+    label = "this request type needs a copy policy for retries",
+    note = "a request that is not `Clone` needs its own copy policy: for `reqwest::Request` use `riprap::retry::TryClone` (feature `reqwest`) with `.clone_requests(TryClone)`, or implement `riprap::retry::CloneRequest` for yours"
+)]
 pub trait CloneRequest<Req> {
     /// A copy of `req` to send again, or `None` if it cannot be sent again.
     fn clone_request(&self, req: &Req) -> Option<Req>;
@@ -35,6 +44,9 @@ pub trait CloneRequest<Req> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ByClone;
 
+// Not recommended in errors, so that a request that is not `Clone` reports the missing copy
+// policy (and the ones that exist) rather than a missing `Clone`.
+#[diagnostic::do_not_recommend]
 impl<Req: Clone> CloneRequest<Req> for ByClone {
     #[inline]
     fn clone_request(&self, req: &Req) -> Option<Req> {
@@ -48,6 +60,33 @@ where
 {
     fn clone_request(&self, req: &Req) -> Option<Req> {
         self(req)
+    }
+}
+
+/// Copies a `reqwest::Request` with its `try_clone`, which declines a request whose body is a
+/// stream: such a request is sent once, never retried, and the give-up says so
+/// ([`GiveUp::NotRetryable`](super::GiveUp::NotRetryable)).
+///
+/// `reqwest::Request` is not `Clone`, so the default [`ByClone`] cannot copy it; give this to
+/// the retry config or the stack with `.clone_requests(TryClone)`.
+///
+/// ```
+/// use riprap::retry::{CloneRequest, TryClone};
+///
+/// let client = reqwest::Client::new();
+/// let buffered = client.post("http://localhost/v1/chat").body("{}").build().unwrap();
+/// assert!(TryClone.clone_request(&buffered).is_some());
+/// ```
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TryClone;
+
+#[cfg(feature = "reqwest")]
+impl CloneRequest<reqwest::Request> for TryClone {
+    #[inline]
+    fn clone_request(&self, req: &reqwest::Request) -> Option<reqwest::Request> {
+        req.try_clone()
     }
 }
 

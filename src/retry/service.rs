@@ -80,9 +80,11 @@ where
     type Future = ResponseFuture<S, Req, C, P, B, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner
-            .poll_ready(cx)
-            .map_err(|e| RetryError::new(GiveUp::NotReady, 0, e))
+        let shared = &self.shared;
+        self.inner.poll_ready(cx).map_err(|e| {
+            let class = shared.classifier.classify(Err(&e));
+            RetryError::new(GiveUp::NotReady, 0, e).with_class(class)
+        })
     }
 
     fn call(&mut self, req: Req) -> Self::Future {

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Stack, StackBuilder};
+use super::StackBuilder;
 use crate::breaker::{BreakerSpec, TripPolicies};
 use crate::budget::AnyBudget;
 use crate::error::ConfigError;
@@ -10,7 +10,7 @@ use crate::ratelimit::{NoSignal, RateLimitSpec, UnitCost};
 use crate::retry::RetrySpec;
 
 /// A [stack](super) as plain data: deadlines plus each layer's spec. Absent parts keep the
-/// defaults of [`Stack::builder`].
+/// defaults of [`StackBuilder::new`].
 ///
 /// ```
 /// use riprap::classify::ByError;
@@ -72,7 +72,7 @@ impl StackSpec {
     ) -> Result<StackBuilder<C, TripPolicies, UnitCost, NoSignal, AnyBudget>, ConfigError> {
         let retry = self.retry.clone().unwrap_or_default().config()?;
         let breaker = self.breaker.clone().unwrap_or_default().builder()?;
-        let mut b = Stack::builder(classifier).retry(retry).breaker(breaker);
+        let mut b = StackBuilder::new(classifier).retry(retry).breaker(breaker);
         if let Some(rate_limit) = &self.rate_limit {
             b = b.rate_limit(rate_limit.builder());
         }

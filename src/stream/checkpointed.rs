@@ -242,12 +242,12 @@ where
     }
 }
 
-impl<S, O, T, E, C, B, St> Stream for Checkpointed<S, O, C, B, St>
+impl<S, O, T, E, E1, C, B, St> Stream for Checkpointed<S, O, C, B, St>
 where
     O: Offset,
-    S: Service<Option<O>>,
-    S::Error: Into<E>,
-    S::Response: Stream<Item = Result<(O, T), E>>,
+    S: Service<Option<O>, Error = E>,
+    S::Response: Stream<Item = Result<(O, T), E1>>,
+    E1: Into<E>,
     C: Classify<T, E>,
     B: MakeBackoff,
     St: OffsetStore<O>,

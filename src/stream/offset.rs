@@ -40,6 +40,10 @@ use std::sync::Arc;
 /// p.encode(&mut buf);
 /// assert_eq!(Position::decode(&buf), Some(p));
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a stream offset",
+    note = "integers, `BytePosition` and `ResumeToken` are offsets; implement `riprap::stream::Offset` (is_after, and successor for dense offsets) for your own"
+)]
 pub trait Offset: Clone + PartialEq + fmt::Debug + Send + Sync + 'static {
     /// Whether an item at `self` is new to a consumer that has seen everything through `last`.
     /// Items for which this is `false` are replays and are dropped.

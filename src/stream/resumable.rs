@@ -251,12 +251,12 @@ where
     }
 }
 
-impl<S, O, T, E, C, B> Stream for Resumable<S, O, C, B>
+impl<S, O, T, E, E1, C, B> Stream for Resumable<S, O, C, B>
 where
     O: Offset,
-    S: Service<Option<O>>,
-    S::Error: Into<E>,
-    S::Response: Stream<Item = Result<(O, T), E>>,
+    S: Service<Option<O>, Error = E>,
+    S::Response: Stream<Item = Result<(O, T), E1>>,
+    E1: Into<E>,
     C: Classify<T, E>,
     B: MakeBackoff,
 {
@@ -286,7 +286,9 @@ where
                     *last = offset.clone();
                     this.stats.bump_delivered();
                     // An item, so only the error type changes.
-                    return Poll::Ready(next.map(|r| r.map_err(ResumeError::Permanent)));
+                    return Poll::Ready(
+                        next.map(|r| r.map_err(|e| ResumeError::Permanent(e.into()))),
+                    );
                 }
             }
         }
@@ -299,16 +301,16 @@ where
 /// from the source's stream.
 #[inline(never)]
 #[allow(clippy::type_complexity)]
-fn poll_slow<S, O, T, E, C, B>(
+fn poll_slow<S, O, T, E, E1, C, B>(
     resumable: Pin<&mut Resumable<S, O, C, B>>,
     cx: &mut Context<'_>,
-    mut first: Option<Option<Result<(O, T), E>>>,
+    mut first: Option<Option<Result<(O, T), E1>>>,
 ) -> Poll<Option<Result<(O, T), ResumeError<E, O>>>>
 where
     O: Offset,
-    S: Service<Option<O>>,
-    S::Error: Into<E>,
-    S::Response: Stream<Item = Result<(O, T), E>>,
+    S: Service<Option<O>, Error = E>,
+    S::Response: Stream<Item = Result<(O, T), E1>>,
+    E1: Into<E>,
     C: Classify<T, E>,
     B: MakeBackoff,
 {
@@ -358,7 +360,10 @@ where
                         this.stats.bump_delivered();
                         return Poll::Ready(Some(Ok((offset, item))));
                     }
-                    Some(Err(e)) => (this.classifier.classify(Err(&e)), Some(e)),
+                    Some(Err(e)) => {
+                        let e: E = e.into();
+                        (this.classifier.classify(Err(&e)), Some(e))
+                    }
                     None => match this.config.on_end {
                         OnEnd::Finish => {
                             this.state.set(State::Done);
@@ -379,20 +384,14 @@ where
                     });
                     continue;
                 }
-                Err(e) => {
-                    let e = e.into();
-                    (this.classifier.classify(Err(&e)), Some(e))
-                }
+                Err(e) => (this.classifier.classify(Err(&e)), Some(e)),
             },
             StateProj::Connecting { future } => match ready!(future.as_mut().poll(cx)) {
                 Ok(stream) => {
                     this.state.set(State::Streaming { stream });
                     continue;
                 }
-                Err(e) => {
-                    let e = e.into();
-                    (this.classifier.classify(Err(&e)), Some(e))
-                }
+                Err(e) => (this.classifier.classify(Err(&e)), Some(e)),
             },
             StateProj::Waiting { sleep } => {
                 ready!(sleep.as_mut().poll(cx));

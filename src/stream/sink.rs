@@ -39,6 +39,10 @@ use super::store::OffsetStore;
 /// # Ok(())
 /// # }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be flushed before an offset commits",
+    note = "implement `riprap::stream::Flush` for your sink: make what was written durable"
+)]
 pub trait Flush: Send + Sync + 'static {
     /// Make everything written so far durable: once this returns `Ok`, no crash loses it.
     fn flush(&self) -> impl Future<Output = io::Result<()>> + Send;

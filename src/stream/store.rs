@@ -67,6 +67,11 @@ use super::sink::{Flush, FlushFirst};
 /// all. When the output lives elsewhere (a file, another service), wrap the store with
 /// [`flush_first`](OffsetStore::flush_first) so the output is durable before the position
 /// that covers it is saved.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot store offsets of type `{O}`",
+    label = "not an offset store for these offsets",
+    note = "use `MemoryStore` or `FileStore`, or implement `riprap::stream::OffsetStore<{O}>` (load and save) for your database or key-value store"
+)]
 pub trait OffsetStore<O: Offset>: Send + Sync + 'static {
     /// The committed position, or `None` if nothing was ever committed.
     fn load(&self) -> impl Future<Output = Result<Option<O>, CheckpointError>> + Send;

@@ -39,6 +39,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::classify::{Class, Classified, LayerError, marker};
+use crate::engine::{GiveUp, Progress};
 
 /// Fail a call that takes longer than a limit; see the [module docs](self).
 #[derive(Debug, Clone, Copy)]
@@ -131,6 +132,16 @@ where
             Some(Poll::Ready(())) => Poll::Ready(Err(TimeoutError::Elapsed(*this.limit))),
             _ => Poll::Pending,
         }
+    }
+}
+
+impl<F: Progress> Progress for ResponseFuture<F> {
+    fn attempts(&self) -> u32 {
+        self.inner.attempts()
+    }
+
+    fn gave_up(&self) -> Option<GiveUp> {
+        self.inner.gave_up()
     }
 }
 
