@@ -48,6 +48,8 @@
 //! | `reqwest` | classification and header signals for `reqwest` |
 //! | `object_store` | resumable ranged reads through `object_store` |
 //! | `rusqlite` | classification of `rusqlite` errors |
+//! | `sqlx` | classification of `sqlx` errors for PostgreSQL (SQLSTATE, I/O, pool timeouts) |
+//! | `tokio-postgres` | classification of `tokio-postgres` errors (SQLSTATE, I/O, closed connections) |
 //! | `serde` | configs from TOML/YAML/JSON with human durations |
 //! | `metrics` | counters and histograms through the `metrics` facade |
 //! | `backoff-compat` | use a policy from the unmaintained `backoff` crate as a riprap [`Backoff`](backoff::Backoff) |

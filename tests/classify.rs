@@ -1048,3 +1048,125 @@ fn fuzz_corpus_header_ietf() {
 fn fuzz_corpus_header_signal() {
     common::replay_corpus("header_signal", header_signal_check::run);
 }
+
+// ---------------------------------------------------------------------------------------------
+// SQLSTATE, and the PostgreSQL clients' own errors (features `sqlx`, `tokio-postgres`); real
+// server errors are provoked in tests/postgres.rs
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn sqlstate_postgres_codes() {
+    use riprap::classify::database::sqlstate;
+    let throttled = Class::Throttled { retry_after: None };
+    let cases = [
+        // Transient: the transaction lost a race, or the session or server went away.
+        ("40001", Class::Transient), // serialization_failure
+        ("40P01", Class::Transient), // deadlock_detected
+        ("57P01", Class::Transient), // admin_shutdown (pg_terminate_backend)
+        ("57P02", Class::Transient), // crash_shutdown
+        ("57P03", Class::Transient), // cannot_connect_now (starting up)
+        ("08000", Class::Transient), // connection_exception
+        ("08001", Class::Transient), // sqlclient_unable_to_establish_sqlconnection
+        ("08003", Class::Transient), // connection_does_not_exist
+        ("08006", Class::Transient), // connection_failure
+        ("08P01", Class::Transient), // protocol_violation
+        // Throttled: the server is at its connection limit.
+        ("53300", throttled),
+        // Permanent: the statement itself is wrong.
+        ("23000", Class::Permanent), // integrity_constraint_violation
+        ("23502", Class::Permanent), // not_null_violation
+        ("23503", Class::Permanent), // foreign_key_violation
+        ("23505", Class::Permanent), // unique_violation
+        ("23514", Class::Permanent), // check_violation
+        ("23P01", Class::Permanent), // exclusion_violation
+        ("22001", Class::Permanent), // string_data_right_truncation
+        ("22003", Class::Permanent), // numeric_value_out_of_range
+        ("22012", Class::Permanent), // division_by_zero
+        ("22P02", Class::Permanent), // invalid_text_representation
+        ("42501", Class::Permanent), // insufficient_privilege
+        ("42601", Class::Permanent), // syntax_error
+        ("42703", Class::Permanent), // undefined_column
+        ("42P01", Class::Permanent), // undefined_table
+    ];
+    for (code, class) in cases {
+        assert_eq!(sqlstate(code), class, "{code}");
+        assert_eq!(
+            sqlstate(&code.to_ascii_lowercase()),
+            class,
+            "{code} in lower case"
+        );
+    }
+}
+
+proptest! {
+    #[test]
+    fn sqlstate_classes_hold_for_every_subclass(
+        sub in "[0-9A-Z]{3}",
+        lower in any::<bool>(),
+    ) {
+        use riprap::classify::database::sqlstate;
+        let case = |code: String| if lower { code.to_ascii_lowercase() } else { code };
+        for class in ["22", "23", "42"] {
+            prop_assert_eq!(sqlstate(&case(format!("{class}{sub}"))), Class::Permanent);
+        }
+        prop_assert_eq!(sqlstate(&case(format!("08{sub}"))), Class::Transient);
+    }
+
+    #[test]
+    fn sqlstate_never_panics(code in "\\PC{0,8}") {
+        let _ = riprap::classify::database::sqlstate(&code);
+    }
+}
+
+#[cfg(feature = "sqlx")]
+#[test]
+fn sqlx_client_errors() {
+    let throttled = Class::Throttled { retry_after: None };
+    let io = |kind| sqlx::Error::Io(io::Error::from(kind));
+    let boxed = |e: &str| -> Box<dyn StdError + Send + Sync> { e.into() };
+    let cases = [
+        (sqlx::Error::PoolTimedOut, throttled),
+        (io(io::ErrorKind::ConnectionRefused), Class::Transient),
+        (io(io::ErrorKind::ConnectionReset), Class::Transient),
+        (io(io::ErrorKind::UnexpectedEof), Class::Transient),
+        (
+            sqlx::Error::Protocol("unexpected message".into()),
+            Class::Transient,
+        ),
+        (sqlx::Error::WorkerCrashed, Class::Transient),
+        (
+            sqlx::Error::Tls(Box::new(io::Error::from(io::ErrorKind::ConnectionReset))),
+            Class::Transient,
+        ),
+        (
+            sqlx::Error::Tls(boxed("certificate expired")),
+            Class::Permanent,
+        ),
+        (sqlx::Error::PoolClosed, Class::Permanent),
+        (sqlx::Error::RowNotFound, Class::Permanent),
+        (sqlx::Error::ColumnNotFound("id".into()), Class::Permanent),
+        (
+            sqlx::Error::Configuration(boxed("bad url")),
+            Class::Permanent,
+        ),
+        (sqlx::Error::Decode(boxed("not an int")), Class::Permanent),
+    ];
+    for (err, class) in cases {
+        assert_eq!(err.class(), class, "{err:?}");
+        assert_eq!(ByError.classify(Err::<&(), _>(&err)), class, "{err:?}");
+        let boxed: Box<dyn StdError + Send + Sync> = Box::new(err);
+        assert_eq!(boxed.class(), class, "boxed {boxed:?}");
+    }
+}
+
+#[cfg(feature = "tokio-postgres")]
+#[test]
+fn tokio_postgres_client_errors() {
+    // A connection string that does not parse is the caller's to fix.
+    let bad = "host=/tmp port=notaport"
+        .parse::<tokio_postgres::Config>()
+        .unwrap_err();
+    assert_eq!(bad.class(), Class::Permanent, "{bad:?}");
+    let boxed: Box<dyn StdError + Send + Sync> = Box::new(bad);
+    assert_eq!(boxed.class(), Class::Permanent);
+}

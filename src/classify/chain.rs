@@ -9,7 +9,7 @@
 //!    retry layer that gave up is final ([`Class::Permanent`]) whatever its inner error type,
 //!    and a riprap timeout is [`Class::TimedOut`];
 //! 2. the types this module knows: `std::io::Error`, tower's and tokio's `Elapsed`, and the
-//!    clients behind features (`reqwest`, `rusqlite`);
+//!    clients behind features (`reqwest`, `rusqlite`, `sqlx`, `tokio-postgres`);
 //! 3. every type registered with [`recognize`]: each riprap layer registers its own refusal
 //!    type when it is built (and the type registers itself the first time the walk asks it for
 //!    its description), and you can register yours.
@@ -106,6 +106,10 @@ fn class_of_link(err: &(dyn StdError + 'static)) -> Option<Class> {
     #[cfg(feature = "rusqlite")]
     if let Some(e) = err.downcast_ref::<rusqlite::Error>() {
         return Some(e.class());
+    }
+    #[cfg(any(feature = "sqlx", feature = "tokio-postgres"))]
+    if let Some(class) = super::postgres::known_class(err) {
+        return Some(class);
     }
     for slot in &KNOWN {
         let known = slot.get()?;

@@ -23,6 +23,13 @@
 //! With the `rusqlite` feature, `rusqlite::Error` implements
 //! [`Classified`](super::Classified): busy, locked and I/O failures are transient; constraint
 //! violations, SQL errors and "no rows" are permanent.
+//!
+//! With the `sqlx` feature, `sqlx::Error` implements [`Classified`](super::Classified), and
+//! with the `tokio-postgres` feature, `tokio_postgres::Error` and its `DbError` do: a server's
+//! refusal by its SQLSTATE through [`sqlstate`], I/O failures and closed connections
+//! transient, sqlx's pool timeout throttled, and the program's own mistakes (no rows, a
+//! missing column, a value that does not convert, bad configuration) permanent. Each impl's
+//! documentation has its full table.
 
 use super::Class;
 

@@ -53,6 +53,8 @@ mod errors;
 pub mod headers;
 #[cfg(feature = "http")]
 mod http;
+#[cfg(any(feature = "sqlx", feature = "tokio-postgres"))]
+mod postgres;
 #[cfg(feature = "reqwest")]
 mod reqwest;
 mod through;
