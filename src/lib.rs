@@ -70,6 +70,9 @@ pub mod config;
 mod engine;
 mod error;
 pub mod events;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "redis", feature = "postgres"))))]
+pub mod fleet;
 pub mod ratelimit;
 pub mod retry;
 pub mod stack;

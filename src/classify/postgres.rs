@@ -7,8 +7,8 @@
 #[cfg(feature = "tokio-postgres")]
 use std::error::Error as _;
 
-use super::database::sqlstate;
 use super::chain::classify_chain;
+use super::database::sqlstate;
 use super::{Class, Classified};
 
 /// By SQLSTATE for errors the server returned; by kind for I/O; throttled for a pool that had
