@@ -23,8 +23,16 @@
 //! paces the attempts to reach it again ([`FleetEvent::Recovered`] when one answers).
 
 mod events;
+mod fenced;
+#[cfg(feature = "redis")]
 mod health;
+#[cfg(feature = "postgres")]
+mod offsets_pg;
+#[cfg(feature = "redis")]
+mod offsets_redis;
 
+#[cfg(feature = "redis")]
+mod budget;
 #[cfg(feature = "redis")]
 mod gate;
 #[cfg(feature = "redis")]
@@ -34,9 +42,16 @@ mod quota;
 #[cfg(feature = "redis")]
 mod redis;
 
+#[cfg(feature = "redis")]
+pub use budget::FleetBudget;
 pub use events::{FleetEvent, Store};
+pub use fenced::Fenced;
 #[cfg(feature = "redis")]
 pub use gate::FleetGate;
+#[cfg(feature = "postgres")]
+pub use offsets_pg::{PgOffsetStore, PgOffsetStoreBuilder};
+#[cfg(feature = "redis")]
+pub use offsets_redis::RedisOffsetStore;
 #[cfg(feature = "redis")]
 pub use quota::FleetLimiterBuilder;
 #[cfg(feature = "redis")]
