@@ -298,3 +298,116 @@ async fn redis_killed_mid_run_falls_back_and_recovers() {
     assert!(seen.contains(&"degraded"), "{seen:?}");
     assert!(seen.contains(&"recovered"), "{seen:?}");
 }
+
+/// Deposits in one process pay for retries in another: the budget is the fleet's sum, and
+/// the fleet together cannot withdraw more than it holds (beyond what one sync lets slip).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_budget_sums_across_processes() {
+    use riprap::budget::{Budget, Failure, RatioBudget};
+    let Some(redis) = Redis::start() else { return };
+    let knobs = || RatioBudget::builder().ratio(0.5).min_retries_per_sec(0);
+    let (a_fleet, b_fleet) = (fleet(&redis), fleet(&redis));
+    let sync = Duration::from_millis(20);
+    let a = a_fleet.budget_synced("api", knobs(), sync).unwrap();
+    let b = b_fleet.budget_synced("api", knobs(), sync).unwrap();
+    eventually("both synced", || a.is_shared() && b.is_shared()).await;
+    for _ in 0..20 {
+        a.deposit(); // 20 first attempts in process A: 10 retries for the fleet
+    }
+    eventually("B sees A's deposits", || b.balance() >= 10.0).await;
+    let failure = Failure::new(Class::Transient);
+    let mut b_retries = 0;
+    while b.try_withdraw(failure).is_some() {
+        b_retries += 1;
+        assert!(b_retries <= 10);
+    }
+    assert_eq!(b_retries, 10, "B spends what A deposited");
+    // A hears of B's withdrawals at its next sync, and has nothing left to spend.
+    eventually("A sees B's withdrawals", || a.balance() < 1.0).await;
+    assert!(a.try_withdraw(failure).is_none());
+}
+
+/// The Redis offset store: the successor resumes from the committed position; the
+/// zombie's saves are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_offsets_fence_a_zombie() {
+    use riprap::fleet::Fenced;
+    use riprap::stream::{CheckpointError, OffsetStore};
+    let Some(redis) = Redis::start() else { return };
+    let fleet = fleet(&redis);
+    let zombie = fleet.offsets::<u64>("logs").await.unwrap();
+    assert_eq!(zombie.load().await.unwrap(), None);
+    zombie.save(&41).await.unwrap();
+    let successor = fleet.offsets::<u64>("logs").await.unwrap();
+    assert!(successor.epoch() > zombie.epoch());
+    assert_eq!(successor.load().await.unwrap(), Some(41));
+    let err = zombie.save(&3).await.unwrap_err();
+    assert!(matches!(&err, CheckpointError::Backend(b) if b.downcast_ref::<Fenced>().is_some()));
+    successor.save(&42).await.unwrap();
+    assert_eq!(zombie.load().await.unwrap(), Some(42));
+}
+
+fn cache() -> riprap::cache::Cache<String, u32, std::io::Error> {
+    let config = riprap::cache::CacheConfig::builder()
+        .expire_after(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    riprap::cache::Cache::new(config)
+}
+
+/// `invalidate` on one process reaches every other process's cache; after the subscription
+/// is lost and back, entries that may have missed their message are gone too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidation_fans_out_and_survives_a_lost_subscription() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut shared = Vec::new();
+    let mut fleets = Vec::new();
+    for i in 0..3 {
+        let sink = Arc::clone(&events);
+        let fleet = Fleet::builder(&redis.url())
+            .timeout(Duration::from_millis(200))
+            .reconnect(
+                BackoffPolicy::exponential(Duration::from_millis(20))
+                    .max_delay(Duration::from_millis(100))
+                    .build()
+                    .unwrap(),
+            )
+            .listener(move |e: &FleetEvent| sink.lock().unwrap().push((i, e.as_str())))
+            .build()
+            .unwrap();
+        let c = cache();
+        c.insert("flags".into(), 1);
+        c.insert("limits".into(), 2);
+        shared.push(fleet.invalidation("settings", c));
+        fleets.push(fleet);
+    }
+    eventually("all subscribed", || {
+        shared.iter().all(|s| s.is_subscribed())
+    })
+    .await;
+    assert!(shared[0].invalidate(&"flags".to_string()).await);
+    eventually("every process forgot it", || {
+        shared.iter().all(|s| s.cache().get("flags").is_none())
+    })
+    .await;
+    assert!(shared.iter().all(|s| s.cache().get("limits") == Some(2)));
+
+    // Redis goes away: the subscriptions are lost, and an event says so in every process.
+    redis.kill();
+    eventually("subscriptions lost", || {
+        shared.iter().all(|s| !s.is_subscribed())
+    })
+    .await;
+    let lost = |ev: &Vec<(i32, &str)>| (0..3).all(|i| ev.contains(&(i, "subscription_lost")));
+    assert!(lost(&events.lock().unwrap()));
+    // An invalidation sent meanwhile cannot arrive...
+    shared[1].cache().insert("limits".into(), 3);
+    assert!(!shared[1].invalidate(&"limits".to_string()).await);
+    redis.restart();
+    eventually("resubscribed", || shared.iter().all(|s| s.is_subscribed())).await;
+    // ...so every cache dropped what it held when it came back.
+    assert!(shared.iter().all(|s| s.cache().get("limits").is_none()));
+}

@@ -2,17 +2,17 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use redis::Script;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::events::{FleetEvent, Store};
+use super::events::FleetEvent;
 use super::redis::{Conn, Fleet};
-use crate::backoff::{Backoff, MakeBackoff, SplitMix64};
+use super::subscription::{Subscriber, keep};
+use crate::backoff::SplitMix64;
 use crate::classify::headers::MAX_SERVER_DELAY;
 use crate::ratelimit::shared::SharedGate;
 
@@ -95,7 +95,7 @@ impl Fleet {
             task: OnceLock::new(),
             conn,
         });
-        let task = tokio::spawn(subscribe(Arc::downgrade(&inner)));
+        let task = tokio::spawn(keep(Arc::downgrade(&inner)));
         let _ = inner.task.set(task.abort_handle());
         FleetGate { inner }
     }
@@ -191,60 +191,46 @@ impl fmt::Debug for FleetGate {
     }
 }
 
-/// Keep a subscription to the gate's channel, reconnecting with riprap's backoff; ends when
-/// the gate is dropped.
-async fn subscribe(gate: Weak<Inner>) {
-    let Some(me) = gate.upgrade() else { return };
-    let (client, channel, timeout) = (me.conn.client.clone(), me.channel.clone(), me.conn.timeout);
-    let mut backoff = me.conn.reconnect.make_backoff();
-    drop(me);
-    loop {
-        let connected = tokio::time::timeout(timeout, async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        })
-        .await;
-        if let Ok(Ok(pubsub)) = connected {
-            let Some(me) = gate.upgrade() else { return };
-            // Subscribed first, then read what is already there: nothing falls in between.
-            let left: Option<i64> = me
-                .conn
-                .run(|mut con| {
-                    let key = me.key.clone();
-                    async move { redis::cmd("PTTL").arg(key).query_async(&mut con).await }
-                })
-                .await;
-            if let Some(ms) = left.and_then(|ms| u64::try_from(ms).ok()) {
-                me.heard(Duration::from_millis(ms));
-            }
-            me.subscribed.store(true, Relaxed);
-            me.conn.health.emit(FleetEvent::Subscribed {
-                store: Store::Redis,
-            });
-            backoff.reset();
-            drop(me);
-            let mut messages = pubsub.into_on_message();
-            while let Some(msg) = messages.next().await {
-                let Some(me) = gate.upgrade() else { return };
-                let payload = msg.get_payload_bytes();
-                let text = std::str::from_utf8(payload).unwrap_or("");
-                let mut parts = text.splitn(2, ':');
-                let ms = parts.next().and_then(|p| p.parse::<u64>().ok());
-                let origin = parts.next().and_then(|p| p.parse::<u64>().ok());
-                if let (Some(ms), Some(origin)) = (ms, origin) {
-                    if origin != me.origin {
-                        me.heard(Duration::from_millis(ms));
-                    }
-                }
-            }
-            let Some(me) = gate.upgrade() else { return };
-            me.subscribed.store(false, Relaxed);
-            me.conn.health.emit(FleetEvent::SubscriptionLost {
-                store: Store::Redis,
-            });
+impl Subscriber for Inner {
+    fn conn(&self) -> &Conn {
+        &self.conn
+    }
+
+    fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// Read what is already paused: a pause announced while this process was away (or
+    /// before it started) still reaches it.
+    async fn subscribed(&self, _again: bool) {
+        let left: Option<i64> = self
+            .conn
+            .run(|mut con| {
+                let key = self.key.clone();
+                async move { redis::cmd("PTTL").arg(key).query_async(&mut con).await }
+            })
+            .await;
+        if let Some(ms) = left.and_then(|ms| u64::try_from(ms).ok()) {
+            self.heard(Duration::from_millis(ms));
         }
-        let delay = backoff.next_delay().unwrap_or(Duration::from_secs(5));
-        tokio::time::sleep(delay).await;
+    }
+
+    fn message(&self, payload: &[u8]) {
+        let text = std::str::from_utf8(payload).unwrap_or("");
+        let mut parts = text.splitn(2, ':');
+        let ms = parts.next().and_then(|p| p.parse::<u64>().ok());
+        let origin = parts.next().and_then(|p| p.parse::<u64>().ok());
+        if let (Some(ms), Some(origin)) = (ms, origin) {
+            if origin != self.origin {
+                self.heard(Duration::from_millis(ms));
+            }
+        }
+    }
+
+    /// The local gate carries on alone: this process still pauses on its own 429s.
+    fn lost(&self) {}
+
+    fn set_subscribed(&self, on: bool) {
+        self.subscribed.store(on, Relaxed);
     }
 }

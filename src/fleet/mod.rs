@@ -38,9 +38,13 @@ mod gate;
 #[cfg(feature = "redis")]
 mod gcra;
 #[cfg(feature = "redis")]
+mod invalidation;
+#[cfg(feature = "redis")]
 mod quota;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod subscription;
 
 #[cfg(feature = "redis")]
 pub use budget::FleetBudget;
@@ -48,6 +52,8 @@ pub use events::{FleetEvent, Store};
 pub use fenced::Fenced;
 #[cfg(feature = "redis")]
 pub use gate::FleetGate;
+#[cfg(feature = "redis")]
+pub use invalidation::FleetInvalidation;
 #[cfg(feature = "postgres")]
 pub use offsets_pg::{PgOffsetStore, PgOffsetStoreBuilder};
 #[cfg(feature = "redis")]
