@@ -3,8 +3,8 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::{Pin, pin};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::Script;
@@ -245,6 +245,13 @@ impl FleetLimiterBuilder {
                 need_cost: AtomicU32::new(0),
                 answered: Notify::new(),
                 fallback,
+                granted: (AtomicU64::new(0), AtomicU64::new(0)),
+                block: AtomicU64::new(pack(lease, cost_lease)),
+                demand: Mutex::new(Demand {
+                    at: Instant::now(),
+                    spent: (0, 0),
+                    rate: (0.0, 0.0),
+                }),
             }),
         }))
     }
@@ -303,6 +310,43 @@ struct Inner {
     need_cost: AtomicU32,
     answered: Notify,
     fallback: RateLimiter,
+    /// Units ever granted (requests, cost): with what is held, what was spent.
+    granted: (AtomicU64, AtomicU64),
+    /// Touched by the one refill in flight only.
+    demand: Mutex<Demand>,
+    /// The blocks the last refill aimed for (requests, cost), packed: the low-water mark is
+    /// a quarter of them.
+    block: AtomicU64,
+}
+
+/// What this process spent by the previous refill, to size the next one.
+struct Demand {
+    at: Instant,
+    spent: (u64, u64),
+    /// Units spent per second, smoothed over [`DEMAND_HORIZON`].
+    rate: (f64, f64),
+}
+
+/// A process leases what it spends in this long, at most a lease: a light process (a
+/// poller) holds little of the fleet's capacity idle, a busy one grows to the whole lease.
+/// It is also the smoothing time of the spending rate, so a burst at start-up does not
+/// make a poller hold a whole lease for seconds.
+const DEMAND_HORIZON: Duration = Duration::from_secs(1);
+
+/// Fold `spent` units over `over` into the smoothed `rate` (units per second).
+fn smoothed(rate: f64, spent: u64, over: Duration) -> f64 {
+    let secs = over.as_secs_f64();
+    if secs <= 0.0 {
+        return rate;
+    }
+    let weight = 1.0 - (-secs / DEMAND_HORIZON.as_secs_f64()).exp();
+    rate + weight * (spent as f64 / secs - rate)
+}
+
+/// The block to hold at `rate`: a horizon's worth, within `[1, lease]`.
+fn sized(lease: u32, rate: f64) -> u32 {
+    let wanted = (rate * DEMAND_HORIZON.as_secs_f64()).ceil();
+    (wanted.min(f64::from(lease)) as u32).max(1)
 }
 
 fn pack(requests: u32, cost: u32) -> u64 {
@@ -336,7 +380,8 @@ impl SharedQuota for FleetQuota {
                 let (r, c) = (r - r_need, c - c_need);
                 // Low water: fetch the next block while a quarter of this one is left, so a
                 // steady caller never waits for a round trip.
-                if (s.requests && r <= s.lease / 4) || (s.cost.is_some() && c <= s.cost_lease / 4) {
+                let (rb, cb) = unpack(s.block.load(Relaxed));
+                if (s.requests && r <= rb / 4) || (s.cost.is_some() && c <= cb / 4) {
                     s.start_refill(&self.inner);
                 }
                 Take::Taken
@@ -417,16 +462,17 @@ impl Inner {
     async fn refill(&self) {
         // A denial says when the need will fit; a few in a row mean the fleet is far beyond
         // its quota, and the waiting callers' own deadlines take over.
+        let (lease, cost_lease) = self.block();
         for _ in 0..4 {
             let (r, c) = unpack(self.held.load(Relaxed));
             let need_cost = self.need_cost.swap(0, Relaxed);
             let mut args: Vec<(u32, u32)> = Vec::with_capacity(2);
             if self.requests {
-                let want = self.lease.saturating_sub(r);
+                let want = lease.saturating_sub(r);
                 args.push((want, u32::from(r == 0).min(want)));
             }
             if let Some(burst) = self.cost {
-                let want = self.cost_lease.max(need_cost).min(burst).saturating_sub(c);
+                let want = cost_lease.max(need_cost).min(burst).saturating_sub(c);
                 args.push((want, need_cost.saturating_sub(c).min(want)));
             }
             if args.iter().all(|(want, _)| *want == 0) {
@@ -451,6 +497,8 @@ impl Inner {
                         self.wait(ready_in).await;
                     }
                     self.held.fetch_add(pack(req, cost), Relaxed);
+                    self.granted.0.fetch_add(u64::from(req), Relaxed);
+                    self.granted.1.fetch_add(u64::from(cost), Relaxed);
                     self.conn.health.emit(FleetEvent::Leased {
                         requests: req,
                         cost,
@@ -464,6 +512,30 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// The blocks to hold, sized by what this process spent since the previous refill.
+    fn block(&self) -> (u32, u32) {
+        let (r, c) = unpack(self.held.load(Relaxed));
+        let spent = (
+            self.granted.0.load(Relaxed).saturating_sub(u64::from(r)),
+            self.granted.1.load(Relaxed).saturating_sub(u64::from(c)),
+        );
+        let mut d = self.demand.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let over = now.saturating_duration_since(d.at);
+        let rate = (
+            smoothed(d.rate.0, spent.0.saturating_sub(d.spent.0), over),
+            smoothed(d.rate.1, spent.1.saturating_sub(d.spent.1), over),
+        );
+        *d = Demand {
+            at: now,
+            spent,
+            rate,
+        };
+        let sizes = (sized(self.lease, rate.0), sized(self.cost_lease, rate.1));
+        self.block.store(pack(sizes.0, sizes.1), Relaxed);
+        sizes
     }
 
     /// Sleep for `d` with the instant published, so callers wait for it against their own
@@ -506,6 +578,24 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocks_follow_demand() {
+        let ms = Duration::from_millis;
+        assert_eq!(sized(20, 0.0), 1);
+        assert_eq!(sized(20, 7.2), 8);
+        assert_eq!(sized(20, 1e6), 20);
+        // A burst of 8 in 10 ms moves the rate by about 1 % of 800/s.
+        let burst = smoothed(0.0, 8, ms(10));
+        assert!((7.0..9.0).contains(&burst), "{burst}");
+        // A steady 50/s converges on it.
+        let mut rate = 0.0;
+        for _ in 0..100 {
+            rate = smoothed(rate, 5, ms(100));
+        }
+        assert!((rate - 50.0).abs() < 0.5, "{rate}");
+        assert_eq!(smoothed(3.0, 9, Duration::ZERO), 3.0);
+    }
 
     #[test]
     fn packs() {

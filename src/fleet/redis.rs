@@ -100,6 +100,16 @@ impl Fleet {
         self.conn.health.round_trips()
     }
 
+    /// One round trip (`PING`) within the timeout: connects now rather than on the first
+    /// acquire, and says whether Redis answers.
+    pub async fn ping(&self) -> bool {
+        let pong: Option<String> = self
+            .conn
+            .run(|mut con| async move { redis::cmd("PING").query_async(&mut con).await })
+            .await;
+        pong.is_some()
+    }
+
     /// Whether Redis is taken to be answering (`false` while the layers run on local state).
     pub fn is_up(&self) -> bool {
         self.conn.health.is_up()
