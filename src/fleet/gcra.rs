@@ -5,10 +5,13 @@
 //! `interval` microseconds; the quota lets through whatever keeps the TAT within
 //! `burst × interval` of now. redis-cell and go-redis's redis_rate keep the same state;
 //! what differs here is the question asked. They ask "may one request of cost n pass now?";
-//! the lease asks "grant me up to `want` units, at least `need`, ready by now + `ahead`",
-//! and the answer carries the instant the grant may be spent. A fleet at its limit thus
-//! queues its grants in the TAT instead of retrying denials: each round trip brings back a
-//! block, and the processes spend their blocks at the pace the quota allows.
+//! the lease asks "grant me up to `want` units, at least `need`, the first of them
+//! conforming by now + `ahead`", and the answer says when the first unit conforms. The
+//! others follow one `interval` apart, exactly as single requests would have: a block is
+//! never spent faster than GCRA would have let its units through one by one, so a lease may
+//! be larger than the burst. A fleet at its limit thus queues its grants in the TAT instead
+//! of retrying denials: each round trip brings back a block, and the processes spend their
+//! blocks at the pace the quota allows.
 //!
 //! Several keys (a request quota and a cost quota) are evaluated together: either every key
 //! grants at least its `need`, and all are booked, or nothing is booked. That is the
@@ -19,7 +22,9 @@ use std::time::Duration;
 /// KEYS: one TAT per quota. ARGV[1]: `ahead` (µs); then per key: interval (µs, may be
 /// fractional), tolerance (burst × interval, µs), want, need.
 ///
-/// Returns `{1, ready_in_us, grant...}` or `{0, retry_in_us}`.
+/// Returns `{1, grant_1, first_us_1, grant_2, first_us_2...}` (when the first unit of each
+/// key's grant conforms, from now; negative when the quota was idle, so that several
+/// units conform at once) or `{0, retry_in_us}`.
 pub(crate) const SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -47,19 +52,18 @@ end
 if retry > 0 then
   return {0, math.ceil(retry)}
 end
-local ready = now
-local out = {1, 0}
+local out = {1}
 for i = 1, #KEYS do
   local a = 1 + (i - 1) * 4
   local interval = tonumber(ARGV[a + 1])
   local tolerance = tonumber(ARGV[a + 2])
   local new = tats[i] + grants[i] * interval
-  if new - tolerance > ready then ready = new - tolerance end
+  local first = tats[i] + interval - tolerance - now
   local ttl = math.ceil((new - now) / 1000) + 1
   redis.call('SET', KEYS[i], string.format('%.0f', math.ceil(new)), 'PX', ttl)
-  out[i + 2] = grants[i]
+  out[#out + 1] = grants[i]
+  out[#out + 1] = math.ceil(first)
 end
-out[2] = math.ceil(ready - now)
 return out
 ";
 
@@ -82,14 +86,43 @@ impl Params {
     }
 }
 
+/// One key's grant: `units`, the first conforming `first_us` microseconds from the answer
+/// (negative: in the past, so that the units conform one `interval` apart from then and
+/// several may be due at once), the others one interval apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Grant {
+    pub(crate) units: u32,
+    pub(crate) first_us: i64,
+}
+
+impl Grant {
+    /// Units due `elapsed` after the answer arrived, given one unit per `interval` µs.
+    pub(crate) fn due(&self, elapsed: Duration, interval: f64) -> u32 {
+        let since_first = elapsed.as_secs_f64() * 1e6 - self.first_us as f64;
+        if since_first < 0.0 {
+            return 0;
+        }
+        if interval <= 0.0 {
+            return self.units;
+        }
+        let n = (since_first / interval).floor() + 1.0;
+        n.min(f64::from(self.units)) as u32
+    }
+
+    /// When unit `k` (from 0) is due, after the answer arrived.
+    pub(crate) fn due_at(&self, k: u32, interval: f64) -> Duration {
+        // A microsecond late, so the unit is due by the clock's reading then, whatever the
+        // rounding.
+        let us = self.first_us as f64 + f64::from(k) * interval + 1.0;
+        Duration::from_secs_f64((us / 1e6).max(0.0))
+    }
+}
+
 /// The script's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Answer {
-    /// Granted, spendable after `ready_in`; one grant per key, in key order.
-    Granted {
-        ready_in: Duration,
-        grants: Vec<u32>,
-    },
+    /// Granted: one grant per key, in key order.
+    Granted(Vec<Grant>),
     /// Not even `need` fits within `ahead`: ask again after `retry_in`.
     Denied { retry_in: Duration },
 }
@@ -103,13 +136,18 @@ impl Answer {
     /// treated as an unreachable store, never trusted).
     pub(crate) fn decode(reply: &[i64], keys: usize) -> Option<Answer> {
         match reply {
-            [1, ready, grants @ ..] if grants.len() == keys => Some(Answer::Granted {
-                ready_in: micros(*ready),
-                grants: grants
-                    .iter()
-                    .map(|g| u32::try_from(*g).ok())
-                    .collect::<Option<Vec<u32>>>()?,
-            }),
+            [1, grants @ ..] if grants.len() == 2 * keys => Some(Answer::Granted(
+                grants
+                    .chunks_exact(2)
+                    .map(|g| match g {
+                        [units, first] => Some(Grant {
+                            units: u32::try_from(*units).ok()?,
+                            first_us: *first,
+                        }),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<Grant>>>()?,
+            )),
             [0, retry, ..] => Some(Answer::Denied {
                 retry_in: micros(*retry),
             }),
@@ -125,11 +163,17 @@ mod tests {
     #[test]
     fn decodes_and_refuses_odd_replies() {
         assert_eq!(
-            Answer::decode(&[1, 1500, 20, 400], 2),
-            Some(Answer::Granted {
-                ready_in: Duration::from_micros(1500),
-                grants: vec![20, 400]
-            })
+            Answer::decode(&[1, 20, 1500, 400, -90], 2),
+            Some(Answer::Granted(vec![
+                Grant {
+                    units: 20,
+                    first_us: 1500
+                },
+                Grant {
+                    units: 400,
+                    first_us: -90
+                }
+            ]))
         );
         assert_eq!(
             Answer::decode(&[0, 90], 2),
@@ -138,8 +182,30 @@ mod tests {
             })
         );
         assert_eq!(Answer::decode(&[1, 0, 3], 2), None);
-        assert_eq!(Answer::decode(&[1, 0, -3], 1), None);
+        assert_eq!(Answer::decode(&[1, -3, 0], 1), None);
         assert_eq!(Answer::decode(&[], 1), None);
+    }
+
+    #[test]
+    fn grants_come_due_one_interval_apart() {
+        let ms = Duration::from_millis;
+        // Idle quota: the first unit conformed 25 ms ago at 10 ms per unit, so three are due.
+        let idle = Grant {
+            units: 5,
+            first_us: -25_000,
+        };
+        assert_eq!(idle.due(Duration::ZERO, 10_000.0), 3);
+        assert_eq!(idle.due(ms(5), 10_000.0), 4);
+        assert_eq!(idle.due(ms(60), 10_000.0), 5);
+        // A fleet at its limit: the first unit in 2 ms.
+        let queued = Grant {
+            units: 2,
+            first_us: 2_000,
+        };
+        assert_eq!(queued.due(ms(1), 10_000.0), 0);
+        assert_eq!(queued.due(ms(2), 10_000.0), 1);
+        assert_eq!(queued.due_at(1, 10_000.0), Duration::from_micros(12_001));
+        assert_eq!(idle.due_at(0, 10_000.0), Duration::ZERO);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::events::FleetEvent;
-use super::gcra::{Answer, Params, SCRIPT};
+use super::gcra::{Answer, Grant, Params, SCRIPT};
 use super::redis::{Conn, Fleet};
 use crate::ConfigError;
 use crate::events::{Listener, SharedListener};
@@ -73,19 +73,22 @@ impl Fleet {
     ///
     /// A round trip to Redis leases a block of capacity (20 requests by default) which the
     /// process then spends locally, lock-free; a new block is fetched in the background when
-    /// a quarter of the lease is left. GCRA on the server bounds what is *granted* in any
+    /// an eighth of the block is left. GCRA on the server bounds what is *granted* in any
     /// window of length `T` to `burst + rate × T`; what is *spent* in it may add what the
     /// processes held when it began, at most one lease each. So with `P` processes:
     ///
     /// ```text
     /// calls in any window T  ≤  burst + rate × T + P × lease        (cost: P × cost_lease)
-    /// round trips per acquire ≈  1 / (¾ × lease)                    at steady state
+    /// round trips per acquire ≈  1 / (⅞ × lease)                    at steady state
     /// ```
     ///
     /// A bigger lease means fewer round trips and more slack; `lease(1)` asks Redis on every
-    /// acquire and has no slack. When the fleet is at its limit the server schedules each
-    /// grant for the instant it conforms, and the process holds it until then: every round
-    /// trip still brings back a whole block, and no process polls a refusal.
+    /// acquire and has no slack. A block's units are released into the process one GCRA
+    /// interval apart, each when it conforms on the server's schedule (the first `burst` at
+    /// once when the quota is idle), so a block is never spent faster than single requests
+    /// would have been let through, whatever its size. When the fleet is at its limit those
+    /// instants lie ahead, queued in the server's TAT: every round trip still brings back a
+    /// whole block, and no process polls a refusal.
     ///
     /// ## When Redis is down
     ///
@@ -113,8 +116,10 @@ impl Fleet {
 }
 
 impl FleetLimiterBuilder {
-    /// Requests leased per round trip (default 20, at most the request burst). Each process
-    /// may spend this many beyond the fleet's GCRA bound: the slack.
+    /// The most requests leased per round trip (default 20; a process leases what it spent
+    /// over the last second, up to this). Each process may spend this many beyond the
+    /// fleet's GCRA bound: the slack. It may exceed the burst: a block's units are released
+    /// one GCRA interval apart, as they conform, never all at once.
     pub fn lease(mut self, requests: u32) -> Self {
         self.lease = Some(requests);
         self
@@ -191,9 +196,9 @@ impl FleetLimiterBuilder {
             ));
         }
         let lease = match requests {
-            Some(q) => {
-                let lease = self.lease.unwrap_or(20).min(q.burst);
-                check_lease("fleet.lease", lease, q.burst)?;
+            Some(_) => {
+                let lease = self.lease.unwrap_or(20);
+                check_lease("fleet.lease", lease)?;
                 lease
             }
             None => 0,
@@ -208,7 +213,7 @@ impl FleetLimiterBuilder {
                     None => q.burst / 10,
                 };
                 let lease = self.cost_lease.unwrap_or(default.clamp(1, q.burst));
-                check_lease("fleet.cost_lease", lease, q.burst)?;
+                check_lease("fleet.cost_lease", lease)?;
                 lease
             }
             None => 0,
@@ -250,19 +255,21 @@ impl FleetLimiterBuilder {
                 demand: Mutex::new(Demand {
                     at: Instant::now(),
                     spent: (0, 0),
-                    rate: (0.0, 0.0),
+                    // Start as if the process spent a whole lease a horizon: a busy
+                    // process starts at full blocks, a light one shrinks within seconds.
+                    rate: (
+                        f64::from(lease) / DEMAND_HORIZON.as_secs_f64(),
+                        f64::from(cost_lease) / DEMAND_HORIZON.as_secs_f64(),
+                    ),
                 }),
             }),
         }))
     }
 }
 
-fn check_lease(knob: &'static str, lease: u32, burst: u32) -> Result<(), ConfigError> {
-    if lease == 0 || lease > burst {
-        return Err(ConfigError::new(
-            knob,
-            format!("must be from 1 to the quota's burst, {burst} (got {lease})"),
-        ));
+fn check_lease(knob: &'static str, lease: u32) -> Result<(), ConfigError> {
+    if lease == 0 {
+        return Err(ConfigError::new(knob, "must be at least 1"));
     }
     Ok(())
 }
@@ -315,7 +322,7 @@ struct Inner {
     /// Touched by the one refill in flight only.
     demand: Mutex<Demand>,
     /// The blocks the last refill aimed for (requests, cost), packed: the low-water mark is
-    /// a quarter of them.
+    /// an eighth of them.
     block: AtomicU64,
 }
 
@@ -370,42 +377,45 @@ impl SharedQuota for FleetQuota {
             u32::from(s.requests),
             if s.cost.is_some() { cost } else { 0 },
         );
-        let taken = s.held.fetch_update(Relaxed, Relaxed, |word| {
-            let (r, c) = unpack(word);
-            (r >= r_need && c >= c_need).then(|| pack(r - r_need, c - c_need))
-        });
-        match taken {
-            Ok(word) => {
+        // Twice at most: a refill that ends between the first look and starting another may
+        // have brought what this caller needs.
+        for _ in 0..2 {
+            let taken = s.held.fetch_update(Relaxed, Relaxed, |word| {
+                let (r, c) = unpack(word);
+                (r >= r_need && c >= c_need).then(|| pack(r - r_need, c - c_need))
+            });
+            if let Ok(word) = taken {
                 let (r, c) = unpack(word);
                 let (r, c) = (r - r_need, c - c_need);
-                // Low water: fetch the next block while a quarter of this one is left, so a
-                // steady caller never waits for a round trip.
+                // Low water: fetch the next block while an eighth of this one is left, so a
+                // steady caller rarely waits for a round trip (a round trip on loopback or
+                // in one zone is far shorter than spending an eighth of a block).
                 let (rb, cb) = unpack(s.block.load(Relaxed));
-                if (s.requests && r <= rb / 4) || (s.cost.is_some() && c <= cb / 4) {
+                if (s.requests && r <= rb / 8) || (s.cost.is_some() && c <= cb / 8) {
                     s.start_refill(&self.inner);
                 }
-                Take::Taken
+                return Take::Taken;
             }
-            Err(_) if s.conn.health.is_up() => {
-                s.need_cost.fetch_max(c_need, Relaxed);
-                s.start_refill(&self.inner);
-                if s.refilling.load(Relaxed) {
-                    match s.wait_until.load(Relaxed) {
-                        // A round trip is in flight: its answer is due within the timeout.
-                        0 => Take::Pending,
-                        n => Take::Until(s.base + Duration::from_nanos(n)),
-                    }
-                } else {
-                    // No runtime to fetch in (a synchronous `try_acquire`): the local share.
-                    self.local(cost)
-                }
-            }
-            Err(_) => {
+            if !s.conn.health.is_up() {
                 // Degraded: a background attempt when the backoff allows, the local share now.
                 s.start_refill(&self.inner);
-                self.local(cost)
+                return self.local(cost);
+            }
+            s.need_cost.fetch_max(c_need, Relaxed);
+            s.start_refill(&self.inner);
+            if s.refilling.load(Relaxed) {
+                return match s.wait_until.load(Relaxed) {
+                    // A round trip is in flight: its answer is due within the timeout.
+                    0 => Take::Pending,
+                    n => Take::Until(s.base + Duration::from_nanos(n)),
+                };
+            }
+            if tokio::runtime::Handle::try_current().is_err() {
+                // No runtime to fetch in (a synchronous `try_acquire`): the local share.
+                return self.local(cost);
             }
         }
+        Take::Pending
     }
 
     fn changed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
@@ -458,7 +468,8 @@ impl Inner {
         });
     }
 
-    /// Top the held capacity up to a lease, in as few round trips as the server allows.
+    /// Top the held capacity up to a block, in as few round trips as the server allows,
+    /// and release the grant into it at the pace its units conform.
     async fn refill(&self) {
         // A denial says when the need will fit; a few in a row mean the fleet is far beyond
         // its quota, and the waiting callers' own deadlines take over.
@@ -471,8 +482,8 @@ impl Inner {
                 let want = lease.saturating_sub(r);
                 args.push((want, u32::from(r == 0).min(want)));
             }
-            if let Some(burst) = self.cost {
-                let want = cost_lease.max(need_cost).min(burst).saturating_sub(c);
+            if self.cost.is_some() {
+                let want = cost_lease.max(need_cost).saturating_sub(c);
                 args.push((want, need_cost.saturating_sub(c).min(want)));
             }
             if args.iter().all(|(want, _)| *want == 0) {
@@ -481,35 +492,74 @@ impl Inner {
             let answer = self.ask(&args).await;
             match answer {
                 None => return,
-                Some(Answer::Granted { ready_in, grants }) => {
+                Some(Answer::Granted(grants)) => {
                     let mut g = grants.into_iter();
-                    let req = if self.requests {
-                        g.next().unwrap_or(0)
-                    } else {
-                        0
+                    let none = Grant {
+                        units: 0,
+                        first_us: 0,
                     };
-                    let cost = if self.cost.is_some() {
-                        g.next().unwrap_or(0)
-                    } else {
-                        0
-                    };
-                    if !ready_in.is_zero() {
-                        self.wait(ready_in).await;
-                    }
-                    self.held.fetch_add(pack(req, cost), Relaxed);
-                    self.granted.0.fetch_add(u64::from(req), Relaxed);
-                    self.granted.1.fetch_add(u64::from(cost), Relaxed);
+                    let req = if self.requests { g.next() } else { None };
+                    let cost = if self.cost.is_some() { g.next() } else { None };
+                    let (req, cost) = (req.unwrap_or(none), cost.unwrap_or(none));
                     self.conn.health.emit(FleetEvent::Leased {
-                        requests: req,
-                        cost,
-                        ready_in,
+                        requests: req.units,
+                        cost: cost.units,
+                        ready_in: Duration::from_micros(
+                            u64::try_from(req.first_us.max(cost.first_us)).unwrap_or(0),
+                        ),
                     });
+                    self.drip(req, cost).await;
                     return;
                 }
                 Some(Answer::Denied { retry_in }) => {
                     self.need_cost.fetch_max(need_cost, Relaxed);
-                    self.wait(retry_in.max(Duration::from_millis(1))).await;
+                    self.wait_until(Instant::now() + retry_in.max(Duration::from_millis(1)))
+                        .await;
                 }
+            }
+        }
+    }
+
+    /// Release a grant into the capacity held as its units conform: the first after its
+    /// `first_in` (counted from the answer's arrival, so never earlier than on the server's
+    /// clock), the others one interval apart.
+    async fn drip(&self, req: Grant, cost: Grant) {
+        let arrived = Instant::now();
+        let mut params = self.params.iter();
+        let mut interval = |on: bool| {
+            if on {
+                params.next().map_or(0.0, |p| p.interval)
+            } else {
+                0.0
+            }
+        };
+        let keys = [
+            (req, interval(self.requests)),
+            (cost, interval(self.cost.is_some())),
+        ];
+        let mut released = [0u32; 2];
+        loop {
+            let elapsed = Instant::now().saturating_duration_since(arrived);
+            let mut add = [0u32; 2];
+            let mut next: Option<Duration> = None;
+            for (i, (grant, every)) in keys.iter().enumerate() {
+                let due = grant.due(elapsed, *every).max(released[i]);
+                add[i] = due - released[i];
+                released[i] = due;
+                if due < grant.units {
+                    let at = grant.due_at(due, *every);
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                }
+            }
+            if add != [0, 0] {
+                self.held.fetch_add(pack(add[0], add[1]), Relaxed);
+                self.granted.0.fetch_add(u64::from(add[0]), Relaxed);
+                self.granted.1.fetch_add(u64::from(add[1]), Relaxed);
+                self.answered.notify_waiters();
+            }
+            match next {
+                None => return,
+                Some(at) => self.wait_until(arrived + at).await,
             }
         }
     }
@@ -538,10 +588,9 @@ impl Inner {
         sizes
     }
 
-    /// Sleep for `d` with the instant published, so callers wait for it against their own
-    /// deadline rather than for the refill as a whole.
-    async fn wait(&self, d: Duration) {
-        let until = Instant::now() + d;
+    /// Sleep until `until` with the instant published, so callers wait for it against
+    /// their own deadline rather than for the refill as a whole.
+    async fn wait_until(&self, until: Instant) {
         let n = u64::try_from(until.saturating_duration_since(self.base).as_nanos())
             .unwrap_or(u64::MAX)
             .max(1);
