@@ -411,3 +411,56 @@ async fn invalidation_fans_out_and_survives_a_lost_subscription() {
     // ...so every cache dropped what it held when it came back.
     assert!(shared.iter().all(|s| s.cache().get("limits").is_none()));
 }
+
+/// A Redis that stops answering without closing anything (frozen with SIGSTOP): no caller
+/// waits on it past the fleet's timeout, the quota falls back to the local share, and the
+/// fleet is back once Redis answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_redis_bounds_every_caller_by_the_timeout() {
+    let Some(redis) = Redis::start() else { return };
+    let timeout = Duration::from_millis(100);
+    let fleet = Fleet::builder(&redis.url())
+        .timeout(timeout)
+        .reconnect(
+            BackoffPolicy::exponential(Duration::from_millis(20))
+                .max_delay(Duration::from_millis(100))
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let config = RateLimitConfig::builder()
+        .requests(1_000, Duration::from_secs(1))
+        .request_burst(20)
+        .max_wait(Duration::ZERO)
+        .build()
+        .unwrap();
+    let limiter = fleet
+        .limiter_builder("slow", config)
+        .lease(5)
+        .local_share(0.5)
+        .build()
+        .unwrap();
+    limiter.acquire(1).await.unwrap();
+    redis.pause();
+    let mut slowest = Duration::ZERO;
+    let mut passed = 0;
+    for _ in 0..50 {
+        let t = Instant::now();
+        if limiter.acquire(1).await.is_ok() {
+            passed += 1;
+        }
+        slowest = slowest.max(t.elapsed());
+    }
+    assert!(!fleet.is_up(), "a frozen Redis must degrade the fleet");
+    assert!(passed > 0, "the local share keeps the process going");
+    // One round trip's timeout, and some room for a loaded machine: never the OS's TCP
+    // timeouts (minutes).
+    assert!(slowest < timeout * 10, "an acquire took {slowest:?}");
+    redis.resume();
+    eventually("the fleet answers again", || {
+        let _ = limiter.try_acquire(1);
+        fleet.is_up()
+    })
+    .await;
+}
