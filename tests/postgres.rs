@@ -425,13 +425,13 @@ mod with_tokio_postgres {
                 .unwrap()
                 .get(0);
             assert!(gone, "backend {pid} still running");
-            // The connection task reads the server's parting 57P01 and ends with it; the
-            // client then finds its connection closed.
+            // The connection task ends with the server's parting 57P01, or, when the socket
+            // closes before that message is read, with "connection closed"; the client then
+            // finds its connection closed. Every one of them is transient.
             let parting = connection.await.unwrap().unwrap_err();
-            assert_eq!(
-                verdict("terminated backend (connection)", parting),
-                (Some("57P01".into()), Class::Transient)
-            );
+            let (code, class) = verdict("terminated backend (connection)", parting);
+            assert!(matches!(code.as_deref(), Some("57P01") | None), "{code:?}");
+            assert_eq!(class, Class::Transient);
             let err = victim.batch_execute("SELECT 1").await.unwrap_err();
             assert!(err.is_closed(), "{err:?}");
             assert_eq!(

@@ -17,9 +17,9 @@
 //! ```
 //!
 //! Where the binaries come from:
-//! - PostgreSQL: `$RIPRAP_PG_BIN` (a directory holding `initdb`, `pg_ctl` and
-//!   `createdb`) when set, else
-//!   the newest `/usr/lib/postgresql/*/bin` (Debian's layout), else `initdb` on `PATH`.
+//! - PostgreSQL: `$RIPRAP_PG_BIN` (a directory holding `initdb`, `pg_ctl` and `createdb`) when
+//!   set, else the newest `/usr/lib/postgresql/*/bin` (Debian's layout), else `initdb` on
+//!   `PATH`.
 //! - Redis: `$RIPRAP_REDIS_SERVER` (the binary) when set, else `redis-server` on `PATH`, else
 //!   `/usr/bin/redis-server`.
 //!
