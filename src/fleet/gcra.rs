@@ -208,6 +208,36 @@ mod tests {
         assert_eq!(idle.due_at(0, 10_000.0), Duration::ZERO);
     }
 
+    proptest::proptest! {
+        /// Units come due in order, never more than granted, each by the instant `due_at`
+        /// names for it, and never earlier than one interval after the one before.
+        #[test]
+        fn units_come_due_in_order(
+            units in 0u32..500,
+            first_us in -2_000_000i64..2_000_000,
+            interval in 1.0f64..100_000.0,
+            steps in proptest::collection::vec(0u64..50_000, 1..40),
+        ) {
+            let g = Grant { units, first_us };
+            let mut elapsed = Duration::ZERO;
+            let mut before = 0;
+            for step in steps {
+                elapsed += Duration::from_micros(step);
+                let due = g.due(elapsed, interval);
+                proptest::prop_assert!(due >= before && due <= units);
+                before = due;
+            }
+            for k in 0..units.min(50) {
+                proptest::prop_assert!(g.due(g.due_at(k, interval), interval) > k);
+                if k > 0 {
+                    let gap = g.due_at(k, interval).saturating_sub(g.due_at(k - 1, interval));
+                    let at_first = g.due_at(k - 1, interval).is_zero();
+                    proptest::prop_assert!(at_first || gap.as_secs_f64() * 1e6 >= interval - 1.0);
+                }
+            }
+        }
+    }
+
     #[test]
     fn params() {
         let p = Params::new(500, Duration::from_secs(60), 50);
