@@ -464,3 +464,33 @@ async fn slow_redis_bounds_every_caller_by_the_timeout() {
     })
     .await;
 }
+
+/// Redis gone: after three missed syncs the fleet budget spends from its local budget,
+/// which every deposit kept warm; back on the fleet's sum once Redis answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_budget_falls_back_to_the_local_budget() {
+    use riprap::budget::{Budget, Failure, RatioBudget};
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let fleet = fleet(&redis);
+    let knobs = RatioBudget::builder().ratio(0.5).min_retries_per_sec(0);
+    let budget = fleet
+        .budget_synced("fallback", knobs, Duration::from_millis(20))
+        .unwrap();
+    eventually("synced", || budget.is_shared()).await;
+    redis.kill();
+    for _ in 0..4 {
+        budget.deposit();
+    }
+    eventually("on the local budget", || !budget.is_shared()).await;
+    let failure = Failure::new(Class::Transient);
+    assert!(budget.try_withdraw(failure).is_some());
+    assert!(budget.try_withdraw(failure).is_some());
+    assert!(
+        budget.try_withdraw(failure).is_none(),
+        "4 deposits at 50 % pay for 2"
+    );
+    redis.restart();
+    eventually("shared again", || budget.is_shared()).await;
+}
