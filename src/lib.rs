@@ -16,6 +16,7 @@
 //! | The primitives exist but nobody composes them in the right order | [`stack`]: the layers in the recommended order, one classifier, validated together |
 //! | Nobody knows how the stack behaves when the dependency fails | [`chaos`]: seeded fault injection — errors, throttles, latency, outages, stream disconnects |
 //! | An incident nobody sees until the bill arrives | [`events`]: one listener for every layer, one `tracing` scheme, `metrics` counters and histograms |
+//! | One team's poller burns a quota every service shares; forty replicas retry forty times over; a consumer restarted elsewhere must resume where its predecessor committed | `fleet` (features `redis`, `postgres`): the same quota, server gate, retry budget, fenced offsets and invalidation across processes, on Redis and PostgreSQL |
 //!
 //! Start with [`stack`]: `StackBuilder::llm_api(classifier)`, `StackBuilder::object_store(..)` or
 //! `StackBuilder::database(..)` give a validated preset whose every knob can be changed; the
@@ -52,6 +53,8 @@
 //! | `tokio-postgres` | classification of `tokio-postgres` errors (SQLSTATE, I/O, closed connections) |
 //! | `serde` | configs from TOML/YAML/JSON with human durations |
 //! | `metrics` | counters and histograms through the `metrics` facade |
+//! | `redis` | `fleet` on Redis: a GCRA quota with leases, the shared server gate, the fleet retry budget, an offset store, cache invalidation |
+//! | `postgres` | `fleet` on PostgreSQL (through sqlx): an offset store committed in the sink's own transaction, fenced by an epoch |
 //! | `backoff-compat` | use a policy from the unmaintained `backoff` crate as a riprap [`Backoff`](backoff::Backoff) |
 
 #![forbid(unsafe_code)]
@@ -70,6 +73,9 @@ pub mod config;
 mod engine;
 mod error;
 pub mod events;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "redis", feature = "postgres"))))]
+pub mod fleet;
 pub mod ratelimit;
 pub mod retry;
 pub mod stack;
@@ -82,7 +88,7 @@ pub mod timeout;
 
 pub use error::ConfigError;
 
-// The README's examples compile as written (its stack snippet needs `reqwest`).
-#[cfg(all(doctest, feature = "reqwest"))]
+// The README's examples compile as written (its snippets need `reqwest` and `redis`).
+#[cfg(all(doctest, feature = "reqwest", feature = "redis"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -2,7 +2,7 @@
 //! fails on any cycle, and on any import that runs against the floors of the design:
 //!
 //! ```text
-//!   top      stack                                          consumes the layers
+//!   top      stack · fleet                                  consume the layers
 //!   layers   breaker · cache · chaos · ratelimit · retry · stream · timeout · …
 //!   ground   classify · events · engine · budget · backoff · config · error · keyed · sync
 //! ```
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 const GROUND: &[&str] = &[
     "backoff", "budget", "classify", "config", "engine", "error", "events", "keyed", "sync",
 ];
-const TOP: &[&str] = &["stack"];
+const TOP: &[&str] = &["fleet", "stack"];
 
 /// Every top-level module of `src/` and the files it is made of.
 fn modules(src: &Path) -> BTreeMap<String, Vec<PathBuf>> {

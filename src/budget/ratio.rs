@@ -149,6 +149,13 @@ impl RatioBudgetBuilder {
         self
     }
 
+    /// The ratio, the reserve in retries per second and the ttl, as set (for a budget
+    /// shared by a fleet, which keeps the same knobs).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn knobs(&self) -> (f64, u32, Duration) {
+        (self.ratio, self.min_retries_per_sec, self.ttl)
+    }
+
     /// Check every knob and build the budget.
     ///
     /// ```

@@ -92,7 +92,7 @@ impl TokioClock {
     }
 
     #[inline]
-    fn tick(&self, at: Instant) -> Tick {
+    pub(crate) fn tick(&self, at: Instant) -> Tick {
         Tick(duration_nanos(at.saturating_duration_since(self.base)))
     }
 

@@ -20,6 +20,7 @@ use super::adaptive::{Adaptive, Change};
 use super::clock::{Tick, TokioClock, duration_nanos};
 use super::config::{QuotaConfig, RateLimitConfig};
 use super::gate::{Gate, Verdict};
+use super::shared::{SharedGate, SharedQuota, Take};
 use super::{LimitedBy, RateLimitError, RateLimitEvent};
 use crate::backoff::SplitMix64;
 use crate::classify::Class;
@@ -69,6 +70,11 @@ pub(crate) struct Shared {
     probe_answered: tokio::sync::Notify,
     seed: u64,
     waiters: AtomicU64,
+    /// A quota shared with other processes, consulted after the local ones.
+    shared_quota: Option<Arc<dyn SharedQuota>>,
+    /// A gate shared with other processes: their pauses close this gate, and this one's
+    /// closings reach them.
+    shared_gate: Option<Arc<dyn SharedGate>>,
 }
 
 /// Proof that a request was let through, and when: hand it back to
@@ -91,12 +97,20 @@ fn gcra(q: QuotaConfig, clock: TokioClock) -> Direct {
 enum Hold {
     Gate(Tick),
     Until(Tick, LimitedBy),
+    /// The shared quota's refill is in flight.
+    Shared,
 }
 
 fn limited(now: Tick, hold: Hold) -> RateLimitError {
     let (t, by) = match hold {
         Hold::Gate(t) => (t, LimitedBy::Server),
         Hold::Until(t, by) => (t, by),
+        Hold::Shared => {
+            return RateLimitError::Limited {
+                by: LimitedBy::Quota,
+                retry_after: None,
+            };
+        }
     };
     RateLimitError::Limited {
         by,
@@ -107,6 +121,15 @@ fn limited(now: Tick, hold: Hold) -> RateLimitError {
 impl RateLimiter {
     /// A limiter enforcing `config`; clones share it.
     pub fn new(config: RateLimitConfig) -> Self {
+        Self::build_shared(config, None, None)
+    }
+
+    /// A limiter that also consults a quota and a gate shared with other processes.
+    pub(crate) fn build_shared(
+        config: RateLimitConfig,
+        shared_quota: Option<Arc<dyn SharedQuota>>,
+        shared_gate: Option<Arc<dyn SharedGate>>,
+    ) -> Self {
         super::error::register();
         let clock = TokioClock::new();
         let seed = config.seed.unwrap_or_else(|| SplitMix64::random_seed(0));
@@ -121,6 +144,8 @@ impl RateLimiter {
                 probe_answered: tokio::sync::Notify::new(),
                 seed,
                 waiters: AtomicU64::new(0),
+                shared_quota,
+                shared_gate,
                 config,
             }),
         }
@@ -146,7 +171,11 @@ impl RateLimiter {
         match first {
             Ok(()) => Acquire::done(Ok(Admission { sent_at: now })),
             Err(Err(e)) => Acquire::done(Err(self.shared.reject(e))),
-            Err(Ok(hold)) if self.shared.config.max_wait.is_zero() => {
+            // A shared quota's round trip is waited for even without a wait: it is bounded by
+            // the shared store's own timeout.
+            Err(Ok(hold))
+                if self.shared.config.max_wait.is_zero() && !matches!(hold, Hold::Shared) =>
+            {
                 Acquire::done(Err(self.shared.reject(limited(now, hold))))
             }
             Err(Ok(_)) => self.wait(now, cost),
@@ -237,6 +266,12 @@ impl Shared {
     /// to wait for, `Err(Err(e))` that waiting cannot help.
     #[inline]
     fn try_pass(&self, now: Tick, cost: u32) -> Result<(), Result<Hold, RateLimitError>> {
+        if let Some(g) = &self.shared_gate {
+            // Another process's pause joins this gate, where the probe and the jitter apply.
+            if let Some(until) = g.closed_until() {
+                self.close_local(now, self.clock.tick(until));
+            }
+        }
         let watched = !self.gate.is_clear();
         let mut reopened = false;
         if watched {
@@ -290,6 +325,18 @@ impl Shared {
                 }
             }
         }
+        if let Some(q) = &self.shared_quota {
+            match q.try_take(cost) {
+                Take::Taken => {}
+                Take::Until(t) => {
+                    return Err(Ok(Hold::Until(self.clock.tick(t), LimitedBy::Quota)));
+                }
+                Take::Pending => return Err(Ok(Hold::Shared)),
+                Take::TooLarge { burst } => {
+                    return Err(Err(RateLimitError::CostExceedsBurst { cost, burst }));
+                }
+            }
+        }
         if let Some(a) = &self.adaptive {
             a.commit(now);
         }
@@ -321,6 +368,7 @@ impl Shared {
         let deadline = start.after(self.config.max_wait);
         let mut line = None;
         let mut rng = None;
+        let mut shared_waited = false;
         loop {
             // Registered before looking, so a probe answered in between is not missed.
             let mut answered = pin!(self.probe_answered.notified());
@@ -350,6 +398,22 @@ impl Shared {
                     )
                 }
                 Err(Ok(Hold::Until(t, by))) => (t, by),
+                Err(Ok(Hold::Shared)) => {
+                    // The shared quota's answer is on its way: wait for it, not a guess.
+                    // The first wait is not bounded by the deadline (the store's own timeout
+                    // bounds it), so a caller that may not wait still gets the answer.
+                    if now >= deadline && shared_waited {
+                        return Err(self.reject(RateLimitError::Limited {
+                            by: LimitedBy::Quota,
+                            retry_after: None,
+                        }));
+                    }
+                    shared_waited = true;
+                    if let Some(changed) = self.shared_quota.as_ref().map(|q| q.changed()) {
+                        changed.await;
+                    }
+                    continue;
+                }
             };
             if target > deadline {
                 return Err(self.reject(RateLimitError::Limited {
@@ -407,7 +471,17 @@ impl Shared {
         e
     }
 
+    /// A server signal seen here: close this gate, and the shared one.
     fn close_until(&self, now: Tick, until: Tick) {
+        self.close_local(now, until);
+        if let Some(g) = &self.shared_gate {
+            if until > now {
+                g.close_until(self.clock.instant(until));
+            }
+        }
+    }
+
+    fn close_local(&self, now: Tick, until: Tick) {
         if until > now && self.gate.close_until(until) {
             self.emit(RateLimitEvent::GateClosed {
                 reopens_in: now.until(until),

@@ -147,6 +147,7 @@ mod keyed;
 mod layer;
 mod limiter;
 mod service;
+pub(crate) mod shared;
 mod signal;
 #[cfg(feature = "serde")]
 mod spec;

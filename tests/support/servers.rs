@@ -452,6 +452,31 @@ impl Redis {
         }
     }
 
+    /// Freeze the server (SIGSTOP): connections stay open and nothing answers, as a server
+    /// stuck in a long command or a network that drops packets would behave, until
+    /// [`resume`](Self::resume).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Let a [`pause`](Self::pause)d server run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        if let Some(child) = &self.child {
+            let sent = Command::new("kill")
+                .arg(which)
+                .arg(child.id().to_string())
+                .status();
+            assert!(
+                matches!(sent, Ok(s) if s.success()),
+                "kill {which} redis-server: {sent:?}"
+            );
+        }
+    }
+
     /// Start the server again on the same port, empty, after [`kill`](Self::kill).
     pub fn restart(&mut self) {
         if self.child.is_none() {
@@ -502,6 +527,9 @@ impl Redis {
 
 impl Drop for Redis {
     fn drop(&mut self) {
+        // A paused server would not die of SIGKILL's delivery any later, but resume it
+        // anyway so nothing is left stopped should the kill fail.
+        self.resume();
         self.kill();
         let _ = std::fs::remove_dir_all(&self.root);
     }
