@@ -216,7 +216,9 @@ async fn redis_killed_mid_run_falls_back_and_recovers() {
                 .build()
                 .unwrap(),
         )
-        .listener(riprap::events::only(move |e: &FleetEvent| sink.lock().unwrap().push(e.as_str())))
+        .listener(riprap::events::only(move |e: &FleetEvent| {
+            sink.lock().unwrap().push(e.as_str())
+        }))
         .build()
         .unwrap();
     // 2,000/s fleet-wide; this process's share while Redis is down is a tenth: 200/s.
@@ -375,7 +377,9 @@ async fn invalidation_fans_out_and_survives_a_lost_subscription() {
                     .build()
                     .unwrap(),
             )
-            .listener(riprap::events::only(move |e: &FleetEvent| sink.lock().unwrap().push((i, e.as_str()))))
+            .listener(riprap::events::only(move |e: &FleetEvent| {
+                sink.lock().unwrap().push((i, e.as_str()))
+            }))
             .build()
             .unwrap();
         let c = cache();

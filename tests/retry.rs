@@ -915,3 +915,40 @@ async fn a_retry_after_the_own_breaker_refused_is_not_priced_as_a_throttle() {
     assert_eq!(start.elapsed(), Duration::from_secs(1));
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+/// Runs can be pinned: two runs of the default config with the same seed make the same calls
+/// at the same instants; another seed draws other delays.
+#[tokio::test(start_paused = true)]
+async fn the_same_seed_gives_the_same_calls() {
+    async fn run(seed: u64) -> Vec<(u64, Duration)> {
+        let start = Instant::now();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&log);
+        let svc = service_fn(move |req: u64| {
+            sink.lock().unwrap().push((req, start.elapsed()));
+            // Every request fails twice, then succeeds.
+            let n = sink
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(r, _)| *r == req)
+                .count();
+            async move { if n < 3 { Err(reset()) } else { Ok(req) } }
+        });
+        let layer = RetryConfig::new().seed(seed).build().unwrap();
+        let mut tasks = Vec::new();
+        for req in 0..20 {
+            tokio::time::sleep(ms(7)).await;
+            tasks.push(tokio::spawn(layer.layer(svc.clone()).oneshot(req)));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let log = log.lock().unwrap().clone();
+        log
+    }
+    let (a, b, other) = (run(42).await, run(42).await, run(43).await);
+    assert_eq!(a.len(), 60);
+    assert_eq!(a, b, "same seed, same calls at the same instants");
+    assert_ne!(a, other, "another seed draws other delays");
+}

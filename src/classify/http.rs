@@ -2,6 +2,7 @@
 
 use http::{HeaderMap, Response, StatusCode};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use super::headers::{MAX_SERVER_DELAY, Now, Reader, Table};
 use super::{Class, Classified, ClassifierExt, Classify};
@@ -54,9 +55,23 @@ use super::{Class, Classified, ClassifierExt, Classify};
 /// let reset = io::Error::from(io::ErrorKind::ConnectionReset);
 /// assert_eq!(classifier.classify(Err::<&Response<()>, _>(&reset)), Class::Transient);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpStatus {
     overrides: Arc<[(u16, Class)]>,
+    clock: Option<WallClock>,
+}
+
+/// A source of "now" for the headers that name an instant (an HTTP-date `Retry-After`, an
+/// epoch or RFC 3339 reset).
+type WallClock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+impl std::fmt::Debug for HttpStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpStatus")
+            .field("overrides", &self.overrides)
+            .field("clock", &self.clock.as_ref().map(|_| "custom"))
+            .finish()
+    }
 }
 
 impl Default for HttpStatus {
@@ -70,6 +85,35 @@ impl HttpStatus {
     pub fn new() -> Self {
         HttpStatus {
             overrides: Arc::new([]),
+            clock: None,
+        }
+    }
+
+    /// Read "now" from `clock` instead of the system clock, for headers that name an instant
+    /// (`Retry-After: <HTTP-date>`, GitHub's epoch reset, Anthropic's RFC 3339 reset), so that a
+    /// test or a replay classifies the same way every time.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use riprap::classify::{Class, Classify, HttpStatus};
+    ///
+    /// // 2023-11-14 22:13:20 UTC, and a server asking to come back 30 s later.
+    /// let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// let classifier = HttpStatus::new().clock(move || now);
+    /// let res = http::Response::builder()
+    ///     .status(429)
+    ///     .header("retry-after", "Tue, 14 Nov 2023 22:13:50 GMT")
+    ///     .body(())
+    ///     .unwrap();
+    /// assert_eq!(
+    ///     classifier.classify(Ok::<_, &std::io::Error>(&res)),
+    ///     Class::Throttled { retry_after: Some(Duration::from_secs(30)) },
+    /// );
+    /// ```
+    pub fn clock(self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        HttpStatus {
+            clock: Some(Arc::new(clock)),
+            ..self
         }
     }
 
@@ -91,7 +135,7 @@ impl HttpStatus {
             .copied()
             .chain([(code, class)])
             .collect();
-        HttpStatus { overrides }
+        HttpStatus { overrides, ..self }
     }
 
     /// The verdict on a response with `status` and `headers`, for clients whose response type
@@ -117,7 +161,11 @@ impl HttpStatus {
             return Class::Success;
         }
         let table = Table::from_headers(headers);
-        let headers = Reader::new(|h| table.get(h), Now::wall(), MAX_SERVER_DELAY);
+        let now = match &self.clock {
+            Some(clock) => Now::At(clock()),
+            None => Now::wall(),
+        };
+        let headers = Reader::new(|h| table.get(h), now, MAX_SERVER_DELAY);
         match overridden {
             Some(Class::Throttled { retry_after: None }) => {
                 return Class::Throttled {

@@ -80,16 +80,48 @@ impl<Res> ReadSignal<Res> for NoSignal {
 /// ```
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct HeaderSignal {
-    _private: (),
+    clock: Option<std::sync::Arc<dyn Fn() -> SystemTime + Send + Sync>>,
+}
+
+#[cfg(feature = "http")]
+impl std::fmt::Debug for HeaderSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeaderSignal")
+            .field("clock", &self.clock.as_ref().map(|_| "custom"))
+            .finish()
+    }
 }
 
 #[cfg(feature = "http")]
 impl HeaderSignal {
     /// Read every dialect of rate-limit header riprap knows.
     pub fn new() -> Self {
-        HeaderSignal { _private: () }
+        HeaderSignal { clock: None }
+    }
+
+    /// Read "now" from `clock` instead of the system clock, for headers that name an instant
+    /// (an HTTP-date `Retry-After`, an epoch or RFC 3339 reset), so that a test or a replay
+    /// reads the same signal every time.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use riprap::ratelimit::{HeaderSignal, ReadSignal};
+    ///
+    /// let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// let res = http::Response::builder()
+    ///     .header("x-ratelimit-remaining", "0")
+    ///     .header("x-ratelimit-reset", "1700000060") // GitHub: an epoch second
+    ///     .body(())
+    ///     .unwrap();
+    /// let signal = HeaderSignal::new().clock(move || now).signal(&res).unwrap();
+    /// assert_eq!(signal.pause(), Some(Duration::from_secs(60)));
+    /// ```
+    pub fn clock(self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        HeaderSignal {
+            clock: Some(std::sync::Arc::new(clock)),
+        }
     }
 
     /// The signal in `headers`, if they carry any.
@@ -97,11 +129,12 @@ impl HeaderSignal {
         if headers.is_empty() {
             return None;
         }
-        let signal = RateLimitSignal::from_headers(
-            headers,
-            SystemTime::now(),
-            crate::classify::headers::MAX_SERVER_DELAY,
-        );
+        let now = self
+            .clock
+            .as_ref()
+            .map_or_else(SystemTime::now, |clock| clock());
+        let signal =
+            RateLimitSignal::from_headers(headers, now, crate::classify::headers::MAX_SERVER_DELAY);
         (!signal.is_empty()).then_some(signal)
     }
 }
