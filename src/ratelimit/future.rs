@@ -9,7 +9,7 @@ use pin_project_lite::pin_project;
 use tower::util::Oneshot;
 use tower_service::Service;
 
-use super::error::RateLimitedError;
+use super::error::{RateLimitError, RateLimitedError};
 use super::{Acquire, Admission, RateLimiter, ReadSignal};
 use crate::classify::Classify;
 
@@ -36,13 +36,50 @@ pin_project! {
     where
         S: Service<Req>,
     {
+        // Admitted at once, and sent through the layer's ready service.
+        Called { #[pin] fut: S::Future, admitted: Admission },
+        // Refused at once.
+        Refused { refused: Option<RateLimitError> },
+        // Waiting for capacity, with an unready clone of the inner service.
         Acquiring { acquire: Acquire, call: Option<(S, Req)> },
+        // Admitted after a wait: the clone is made ready, then called.
         Calling { #[pin] call: Oneshot<S, Req>, admitted: Admission },
     }
 }
 
 impl<S: Service<Req>, Req, C, R> ResponseFuture<S, Req, C, R> {
-    pub(crate) fn new(
+    pub(crate) fn called(
+        fut: S::Future,
+        admitted: Admission,
+        limiter: RateLimiter,
+        classifier: C,
+        signal: R,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Called { fut, admitted },
+            limiter,
+            classifier,
+            signal,
+        }
+    }
+
+    pub(crate) fn refused(
+        refused: RateLimitError,
+        limiter: RateLimiter,
+        classifier: C,
+        signal: R,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Refused {
+                refused: Some(refused),
+            },
+            limiter,
+            classifier,
+            signal,
+        }
+    }
+
+    pub(crate) fn waiting(
         acquire: Acquire,
         inner: S,
         request: Req,
@@ -74,6 +111,19 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
+                StateProj::Called { fut, admitted } => {
+                    let outcome = ready!(fut.poll(cx));
+                    let class = this.classifier.classify(outcome.as_ref());
+                    let signal = outcome.as_ref().ok().and_then(|r| this.signal.signal(r));
+                    this.limiter.observe(*admitted, &class, signal.as_ref());
+                    return Poll::Ready(outcome.map_err(RateLimitedError::Inner));
+                }
+                StateProj::Refused { refused } => {
+                    let Some(e) = refused.take() else {
+                        panic!("`ResponseFuture` polled after completion");
+                    };
+                    return Poll::Ready(Err(RateLimitedError::Limited(e)));
+                }
                 StateProj::Acquiring { acquire, call } => {
                     let admitted =
                         ready!(Pin::new(acquire).poll(cx)).map_err(RateLimitedError::Limited)?;

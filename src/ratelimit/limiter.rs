@@ -569,6 +569,15 @@ impl Acquire {
             state: AcquireState::Done(Some(r)),
         }
     }
+
+    /// The answer, if it was known at once (admitted or refused without waiting).
+    #[inline]
+    pub(crate) fn take_ready(&mut self) -> Option<Result<Admission, RateLimitError>> {
+        match &mut self.state {
+            AcquireState::Done(r) => r.take(),
+            AcquireState::Waiting(_) => None,
+        }
+    }
 }
 
 impl fmt::Debug for Acquire {

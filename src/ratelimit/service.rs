@@ -11,9 +11,11 @@ use crate::classify::Classify;
 /// Waits for the limiter's capacity before calling the inner service, then tells the limiter
 /// how the call went. Built by [`RateLimitLayer`](super::RateLimitLayer).
 ///
-/// Readiness: `poll_ready` is always ready. Each call waits for capacity first and only then
-/// drives a clone of the inner service to readiness, so a request parked on the rate limit
-/// holds nothing of the inner service (no connection, no concurrency permit) while it waits.
+/// Readiness: `poll_ready` is the inner service's. A request the limiter admits at once goes
+/// straight to that ready service. A request that must wait parks on a clone of the inner
+/// service that is not made ready until the request is admitted, so a parked request holds
+/// nothing of the inner service (no connection, no concurrency permit) while it waits; the
+/// ready service stays reserved for the next call.
 #[derive(Debug, Clone)]
 pub struct RateLimit<S, L, W, C, R> {
     inner: S,
@@ -53,20 +55,31 @@ where
     type Error = RateLimitedError<S::Error>;
     type Future = ResponseFuture<S, Req, C, R>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(RateLimitedError::Inner)
     }
 
+    #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         let limiter = self.limiters.select(&request);
-        let acquire = limiter.acquire(self.cost.cost(&request));
-        ResponseFuture::new(
-            acquire,
-            self.inner.clone(),
-            request,
-            limiter,
-            self.classifier.clone(),
-            self.signal.clone(),
-        )
+        let mut acquire = limiter.acquire(self.cost.cost(&request));
+        let (classifier, signal) = (self.classifier.clone(), self.signal.clone());
+        match acquire.take_ready() {
+            // Admitted at once: the ready service takes it, nothing is cloned.
+            Some(Ok(admitted)) => {
+                let fut = self.inner.call(request);
+                ResponseFuture::called(fut, admitted, limiter, classifier, signal)
+            }
+            Some(Err(refused)) => ResponseFuture::refused(refused, limiter, classifier, signal),
+            None => ResponseFuture::waiting(
+                acquire,
+                self.inner.clone(),
+                request,
+                limiter,
+                classifier,
+                signal,
+            ),
+        }
     }
 }

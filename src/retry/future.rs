@@ -10,6 +10,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
+use super::service::Core;
 use super::{CloneRequest, GiveUp, RetryError, RetryEvent, Shared};
 use crate::backoff::MakeBackoff;
 use crate::budget::Budget;
@@ -31,25 +32,27 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future>,
-        service: S,
         // The copy kept for the next attempt; `None` once it cannot be copied again.
         request: Option<Req>,
-        shared: Arc<Shared<C, P, B, R>>,
+        core: Arc<Core<S, C, P, B, R>>,
         attempts: u32,
         gave_up: Option<GiveUp>,
         started: Option<Instant>,
         span: tracing::Span,
         // Everything only a retry needs, allocated at the first failure so the success path
         // stays small (the future is moved on every call) and allocation-free.
-        retrying: Option<Box<Retrying<P::Backoff, B>>>,
+        retrying: Option<Box<Retrying<S, P::Backoff, B>>>,
     }
 }
 
-struct Retrying<K, B: Budget> {
+struct Retrying<S, K, B: Budget> {
     // The engine's state for this request; dropping it hands back a held withdrawal.
     retries: Option<Retries<K, B>>,
     // Kept across retries and reset, so a request allocates at most one timer.
     sleep: Option<Pin<Box<Sleep>>>,
+    // The service retries go to: a clone of the layer's, made at the first failure, so a
+    // request that succeeds at once clones nothing.
+    service: S,
 }
 
 pin_project! {
@@ -69,7 +72,9 @@ where
     B: Budget + Clone,
     R: CloneRequest<Req>,
 {
-    pub(crate) fn start(mut service: S, req: Req, shared: Arc<Shared<C, P, B, R>>) -> Self {
+    /// The first attempt, sent now through `service` (which the caller polled ready).
+    pub(crate) fn start(service: &mut S, req: Req, core: Arc<Core<S, C, P, B, R>>) -> Self {
+        let shared = &*core.shared;
         let started = shared.rules.begin();
         let request = if shared.rules.max_attempts > 1 {
             shared.requests.clone_request(&req)
@@ -87,9 +92,8 @@ where
         };
         ResponseFuture {
             state: State::Calling { fut },
-            service,
             request,
-            shared,
+            core,
             attempts: 1,
             gave_up: None,
             started,
@@ -101,7 +105,7 @@ where
 
 impl<S, Req, C, P, B, R> Future for ResponseFuture<S, Req, C, P, B, R>
 where
-    S: Service<Req>,
+    S: Service<Req> + Clone,
     C: Classify<S::Response, S::Error>,
     P: MakeBackoff,
     B: Budget + Clone,
@@ -112,7 +116,8 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let _enter = this.span.enter();
-        let shared = &**this.shared;
+        let core = &**this.core;
+        let shared = &*core.shared;
         let output = loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { fut } => {
@@ -131,6 +136,7 @@ where
                         Box::new(Retrying {
                             retries: None,
                             sleep: None,
+                            service: core.template.clone(),
                         })
                     });
                     let delay = match shared.rules.after_failure(
@@ -163,7 +169,10 @@ where
                 }
                 StateProj::Readying => {
                     let attempts = *this.attempts;
-                    if let Err(e) = ready!(this.service.poll_ready(cx)) {
+                    let Some(retrying) = this.retrying.as_deref_mut() else {
+                        unreachable_state()
+                    };
+                    if let Err(e) = ready!(retrying.service.poll_ready(cx)) {
                         // Dropping the retry state hands the held withdrawal back.
                         *this.retrying = None;
                         this.state.set(State::Done);
@@ -186,13 +195,15 @@ where
                         // A retry is scheduled only while a copy is kept.
                         None => unreachable_state(),
                     };
-                    let Some(retries) = this.retrying.as_mut().and_then(|r| r.retries.as_mut())
-                    else {
+                    let Some(retrying) = this.retrying.as_deref_mut() else {
+                        unreachable_state()
+                    };
+                    let Some(retries) = retrying.retries.as_mut() else {
                         unreachable_state()
                     };
                     shared.rules.sending(retries);
                     *this.attempts = next;
-                    let fut = this.service.call(req);
+                    let fut = retrying.service.call(req);
                     this.state.set(State::Calling { fut });
                 }
                 StateProj::Done => panic!("retry future polled after completion"),

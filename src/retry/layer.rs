@@ -62,7 +62,7 @@ impl<C, P, B, R> fmt::Debug for RetryLayer<C, P, B, R> {
     }
 }
 
-impl<S, C, P, B, R> Layer<S> for RetryLayer<C, P, B, R> {
+impl<S: Clone, C, P, B, R> Layer<S> for RetryLayer<C, P, B, R> {
     type Service = Retry<S, C, P, B, R>;
 
     fn layer(&self, inner: S) -> Self::Service {

@@ -45,10 +45,10 @@
 //!     .build()?;
 //!
 //! let start = tokio::time::Instant::now();
-//! let mut calls = 0;
+//! let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
 //! let mut svc = tower::ServiceBuilder::new().layer(layer).service(service_fn(move |_: ()| {
-//!     calls += 1;
-//!     let status = if calls == 1 { 429 } else { 200 };
+//!     let n = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+//!     let status = if n == 0 { 429 } else { 200 };
 //!     async move { Ok::<u16, std::io::Error>(status) }
 //! }));
 //! assert_eq!(svc.ready().await?.call(()).await?, 200);

@@ -20,14 +20,29 @@ use crate::classify::Classify;
 /// so every retry can wait for it to be ready.
 pub struct Retry<S, C, P, B, R> {
     inner: S,
-    shared: Arc<Shared<C, P, B, R>>,
+    core: Arc<Core<S, C, P, B, R>>,
+}
+
+/// What a service's response futures share: the layer's policies, and a clone of the inner
+/// service kept unready, from which a request that fails takes the service its retries go to.
+/// The first attempt goes through the caller's ready service, so a request that succeeds at
+/// once clones no service.
+pub(crate) struct Core<S, C, P, B, R> {
+    pub(crate) shared: Arc<Shared<C, P, B, R>>,
+    pub(crate) template: S,
+}
+
+impl<S: Clone, C, P, B, R> Retry<S, C, P, B, R> {
+    pub(crate) fn from_shared(inner: S, shared: Arc<Shared<C, P, B, R>>) -> Self {
+        let template = inner.clone();
+        Retry {
+            inner,
+            core: Arc::new(Core { shared, template }),
+        }
+    }
 }
 
 impl<S, C, P, B, R> Retry<S, C, P, B, R> {
-    pub(crate) fn from_shared(inner: S, shared: Arc<Shared<C, P, B, R>>) -> Self {
-        Retry { inner, shared }
-    }
-
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -45,7 +60,7 @@ impl<S, C, P, B, R> Retry<S, C, P, B, R> {
 
     /// The budget this service draws on.
     pub fn budget(&self) -> &B {
-        &self.shared.rules.budget
+        &self.core.shared.rules.budget
     }
 }
 
@@ -53,7 +68,7 @@ impl<S: Clone, C, P, B, R> Clone for Retry<S, C, P, B, R> {
     fn clone(&self) -> Self {
         Retry {
             inner: self.inner.clone(),
-            shared: Arc::clone(&self.shared),
+            core: Arc::clone(&self.core),
         }
     }
 }
@@ -62,7 +77,7 @@ impl<S: fmt::Debug, C, P, B, R> fmt::Debug for Retry<S, C, P, B, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")
             .field("inner", &self.inner)
-            .field("max_attempts", &self.shared.rules.max_attempts)
+            .field("max_attempts", &self.core.shared.rules.max_attempts)
             .finish_non_exhaustive()
     }
 }
@@ -80,17 +95,16 @@ where
     type Future = ResponseFuture<S, Req, C, P, B, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let shared = &self.shared;
+        let shared = &self.core.shared;
         self.inner.poll_ready(cx).map_err(|e| {
             let class = shared.classifier.classify(Err(&e));
             RetryError::new(GiveUp::NotReady, 0, e).with_class(class)
         })
     }
 
+    #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        // The ready service goes with the request; this one waits to be polled ready again.
-        let fresh = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, fresh);
-        ResponseFuture::start(ready, req, Arc::clone(&self.shared))
+        // The first attempt goes through this ready service; a retry takes its own clone.
+        ResponseFuture::start(&mut self.inner, req, Arc::clone(&self.core))
     }
 }

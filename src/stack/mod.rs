@@ -619,7 +619,7 @@ impl<C, T, W, H, B, D, R, M> StackLayer<C, T, W, H, B, D, R, M> {
     #[allow(clippy::type_complexity)]
     pub fn layer<S, Req>(&self, client: S) -> Stacked<S, C, T, W, H, B, D, R, M>
     where
-        S: Service<Req>,
+        S: Service<Req> + Clone,
         R: CloneRequest<Req>,
         C: Classify<S::Response, S::Error> + Clone,
         W: Cost<Req> + Clone,
@@ -642,6 +642,7 @@ impl<C, T, W, H, B, D, R, M> std::fmt::Debug for StackLayer<C, T, W, H, B, D, R,
 
 impl<S, C, T, W, H, B, D, R, M> Layer<S> for StackLayer<C, T, W, H, B, D, R, M>
 where
+    S: Clone,
     C: Clone,
     T: TripPolicy,
     W: Clone,
