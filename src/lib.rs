@@ -59,6 +59,7 @@
 pub mod backoff;
 pub mod breaker;
 pub mod budget;
+pub mod bulkhead;
 pub mod cache;
 pub mod chaos;
 pub mod classify;

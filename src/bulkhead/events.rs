@@ -1,0 +1,147 @@
+//! What a bulkhead reports: events, their `tracing`, and a metrics snapshot.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Rejected;
+
+/// Something a bulkhead did, reported through `tracing` (target `riprap::bulkhead`) and an
+/// optional [`Listener`](crate::events::Listener) set with
+/// [`BulkheadBuilder::listener`](super::BulkheadBuilder::listener).
+///
+/// | event | level | fields |
+/// |---|---|---|
+/// | `Rejected` | debug | `event="rejected"`, `name`, `reason`, `waited_ms` |
+/// | `Waited` | debug | `event="waited"`, `name`, `waited_ms` |
+/// | `LimitChanged` after a throttle or a timeout | info | `event="limit_changed"`, `name`, `from`, `to`, `dropped=true` |
+/// | `LimitChanged` from latency | debug | the same, `dropped=false` |
+/// | `SheddingStarted` | warn | `event="shedding_started"`, `name` |
+/// | `SheddingStopped` | info | `event="shedding_stopped"`, `name` |
+///
+/// Refusals are per call and follow from a state already reported (a full bulkhead, a
+/// standing queue), so they stay at debug: an overload logs one warning, not one per call.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum BulkheadEvent {
+    /// A call was turned away.
+    Rejected {
+        /// The bulkhead's name, if it has one (a keyed bulkhead is named after its key).
+        name: Option<Arc<str>>,
+        /// Why.
+        rejected: Rejected,
+    },
+    /// A call waited in the queue, then got its permit.
+    Waited {
+        /// The bulkhead's name, if it has one.
+        name: Option<Arc<str>>,
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// The adaptive limit moved.
+    LimitChanged {
+        /// The bulkhead's name, if it has one.
+        name: Option<Arc<str>>,
+        /// The limit before.
+        from: u32,
+        /// The limit now.
+        to: u32,
+        /// Whether a throttle or a timeout moved it (otherwise, measured latency).
+        dropped: bool,
+    },
+    /// The queue became standing (callers kept waiting past the shedding target for a whole
+    /// interval): callers that waited longer than the interval are shed.
+    SheddingStarted {
+        /// The bulkhead's name, if it has one.
+        name: Option<Arc<str>>,
+    },
+    /// The queue drained below the shedding target, or emptied.
+    SheddingStopped {
+        /// The bulkhead's name, if it has one.
+        name: Option<Arc<str>>,
+    },
+}
+
+impl BulkheadEvent {
+    /// A short snake_case name for logs and metrics: `"rejected"`, `"waited"`,
+    /// `"limit_changed"`, `"shedding_started"` or `"shedding_stopped"`.
+    ///
+    /// ```
+    /// use riprap::bulkhead::{BulkheadEvent, Rejected};
+    ///
+    /// let e = BulkheadEvent::Rejected { name: None, rejected: Rejected::Full };
+    /// assert_eq!(e.as_str(), "rejected");
+    /// ```
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BulkheadEvent::Rejected { .. } => "rejected",
+            BulkheadEvent::Waited { .. } => "waited",
+            BulkheadEvent::LimitChanged { .. } => "limit_changed",
+            BulkheadEvent::SheddingStarted { .. } => "shedding_started",
+            BulkheadEvent::SheddingStopped { .. } => "shedding_stopped",
+        }
+    }
+
+    /// The bulkhead's own name, if it has one.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            BulkheadEvent::Rejected { name, .. }
+            | BulkheadEvent::Waited { name, .. }
+            | BulkheadEvent::LimitChanged { name, .. }
+            | BulkheadEvent::SheddingStarted { name }
+            | BulkheadEvent::SheddingStopped { name } => name.as_deref(),
+        }
+    }
+}
+
+/// Whole milliseconds, saturating.
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The `tracing` scheme of the events guide: target `riprap::bulkhead`, an `event` field
+/// named as [`BulkheadEvent::as_str`], durations in whole `_ms` fields.
+pub(crate) fn trace(event: &BulkheadEvent) {
+    const T: &str = "riprap::bulkhead";
+    let name = event.name().unwrap_or("");
+    match *event {
+        BulkheadEvent::Rejected { rejected, .. } => {
+            tracing::debug!(target: T, event = "rejected", name, reason = rejected.as_str(), waited_ms = ms(rejected.waited()), "call rejected");
+        }
+        BulkheadEvent::Waited { waited, .. } => {
+            tracing::debug!(target: T, event = "waited", name, waited_ms = ms(waited), "waited for a permit");
+        }
+        BulkheadEvent::LimitChanged {
+            from,
+            to,
+            dropped: true,
+            ..
+        } => {
+            tracing::info!(target: T, event = "limit_changed", name, from, to, dropped = true, "concurrency limit cut after a throttle or timeout");
+        }
+        BulkheadEvent::LimitChanged { from, to, .. } => {
+            tracing::debug!(target: T, event = "limit_changed", name, from, to, dropped = false, "concurrency limit moved");
+        }
+        BulkheadEvent::SheddingStarted { .. } => {
+            tracing::warn!(target: T, event = "shedding_started", name, "queue standing: shedding callers by age");
+        }
+        BulkheadEvent::SheddingStopped { .. } => {
+            tracing::info!(target: T, event = "shedding_stopped", name, "queue drained: shedding stopped");
+        }
+    }
+}
+
+/// A snapshot of a bulkhead, from [`Bulkhead::metrics`](super::Bulkhead::metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BulkheadMetrics {
+    /// The current concurrency limit.
+    pub limit: u32,
+    /// Permits held.
+    pub in_flight: u32,
+    /// Callers waiting, per priority class (the most urgent first).
+    pub waiting: Vec<usize>,
+    /// Calls turned away since the bulkhead was built.
+    pub rejected: u64,
+    /// Whether the queue is standing (shedding by age).
+    pub shedding: bool,
+}

@@ -1,0 +1,616 @@
+//! Bulkhead behaviour on a paused clock: fail fast, the queue and its timeout, priorities and
+//! the starvation guard, shedding by age, keyed bulkheads, cancellation at every await point,
+//! adaptive limits, and the layer in a tower stack.
+
+mod common;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::task::noop_waker_ref;
+use proptest::prelude::*;
+use riprap::bulkhead::{
+    Aimd, Bulkhead, BulkheadError, BulkheadEvent, BulkheadLayer, Gradient, KeyedBulkheads, Permit,
+    Priority, Rejected, Vegas,
+};
+use riprap::classify::{ByError, Class, Classify, Through, classify_fn};
+use riprap::timeout::TimeoutLayer;
+use tokio::time::Instant;
+use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Poll once with a waker that does nothing.
+fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+    Pin::new(f).poll(&mut Context::from_waker(noop_waker_ref()))
+}
+
+fn permit(p: Poll<Result<Permit, Rejected>>) -> Permit {
+    match p {
+        Poll::Ready(Ok(p)) => p,
+        Poll::Ready(Err(r)) => panic!("rejected: {r}"),
+        Poll::Pending => panic!("still waiting"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_bulkhead_without_a_queue_refuses_at_once_as_a_local_refusal() {
+    let bulkhead = Bulkhead::builder().max_concurrent(2).build().unwrap();
+    let a = bulkhead.try_acquire().unwrap();
+    let _b = bulkhead.acquire(Priority::NORMAL).await.unwrap();
+    let refused = bulkhead.acquire(Priority::HIGH).await.unwrap_err();
+    assert_eq!(refused, Rejected::Full);
+    assert_eq!(
+        ByError.classify(Err::<&(), _>(&BulkheadError::<std::io::Error>::from(
+            refused
+        ))),
+        Class::Refused { retry_after: None }
+    );
+    drop(a);
+    assert!(bulkhead.try_acquire().is_ok());
+    assert_eq!(bulkhead.metrics().rejected, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiters_are_admitted_in_arrival_order_and_time_out() {
+    let bulkhead = Bulkhead::builder()
+        .max_concurrent(1)
+        .max_queue(2)
+        .queue_timeout(ms(100))
+        .build()
+        .unwrap();
+    let held = bulkhead.try_acquire().unwrap();
+    let mut first = bulkhead.acquire(Priority::NORMAL);
+    let mut second = bulkhead.acquire(Priority::NORMAL);
+    assert!(poll_once(&mut first).is_pending());
+    tokio::time::advance(ms(10)).await;
+    assert!(poll_once(&mut second).is_pending());
+    assert_eq!(bulkhead.try_acquire().unwrap_err(), Rejected::Full);
+    assert_eq!(
+        bulkhead.acquire(Priority::NORMAL).await.unwrap_err(),
+        Rejected::Full,
+        "the queue holds two"
+    );
+
+    drop(held);
+    let first = permit(poll_once(&mut first));
+    assert!(poll_once(&mut second).is_pending());
+    // The second waits its 100 ms out.
+    let err = second.await.unwrap_err();
+    assert_eq!(err, Rejected::QueueTimeout { waited: ms(100) });
+    assert_eq!(bulkhead.waiting(), 0);
+    drop(first);
+    assert_eq!(bulkhead.in_flight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_most_urgent_class_goes_first_and_displaces_the_least_urgent_when_full() {
+    let bulkhead = Bulkhead::builder()
+        .max_concurrent(1)
+        .max_queue(2)
+        .build()
+        .unwrap();
+    let held = bulkhead.try_acquire().unwrap();
+    let mut low = bulkhead.acquire(Priority::LOW);
+    let mut normal = bulkhead.acquire(Priority::NORMAL);
+    assert!(poll_once(&mut low).is_pending());
+    assert!(poll_once(&mut normal).is_pending());
+    let mut high = bulkhead.acquire(Priority::HIGH);
+    assert!(
+        poll_once(&mut high).is_pending(),
+        "it takes the low caller's place"
+    );
+    assert!(matches!(
+        poll_once(&mut low),
+        Poll::Ready(Err(Rejected::Displaced { .. }))
+    ));
+    assert_eq!(bulkhead.metrics().waiting, vec![1, 1, 0]);
+    // Nobody less urgent than the low caller: it cannot displace anyone.
+    assert_eq!(
+        bulkhead.acquire(Priority::LOW).await.unwrap_err(),
+        Rejected::Full
+    );
+
+    drop(held);
+    let high = permit(poll_once(&mut high));
+    assert!(poll_once(&mut normal).is_pending());
+    drop(high);
+    drop(permit(poll_once(&mut normal)));
+    assert_eq!((bulkhead.in_flight(), bulkhead.waiting()), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_dropped_after_its_grant_hands_the_permit_on() {
+    let bulkhead = Bulkhead::builder()
+        .max_concurrent(1)
+        .max_queue(4)
+        .build()
+        .unwrap();
+    let held = bulkhead.try_acquire().unwrap();
+    let mut granted_then_dropped = bulkhead.acquire(Priority::NORMAL);
+    let mut next = bulkhead.acquire(Priority::NORMAL);
+    assert!(poll_once(&mut granted_then_dropped).is_pending());
+    assert!(poll_once(&mut next).is_pending());
+    drop(held); // the permit passes to the first waiter, which never polls again
+    assert_eq!(bulkhead.in_flight(), 1);
+    drop(granted_then_dropped);
+    let next = permit(poll_once(&mut next));
+    assert_eq!((bulkhead.in_flight(), bulkhead.waiting()), (1, 0));
+    drop(next);
+    assert_eq!(bulkhead.in_flight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn raising_the_limit_admits_waiters_and_lowering_it_waits_for_permits_back() {
+    let bulkhead = Bulkhead::builder()
+        .max_concurrent(1)
+        .max_queue(4)
+        .build()
+        .unwrap();
+    let a = bulkhead.try_acquire().unwrap();
+    let mut b = bulkhead.acquire(Priority::NORMAL);
+    assert!(poll_once(&mut b).is_pending());
+    bulkhead.set_limit(2).unwrap();
+    let b = permit(poll_once(&mut b));
+    bulkhead.set_limit(1).unwrap();
+    assert_eq!(
+        bulkhead.in_flight(),
+        2,
+        "calls in flight are not interrupted"
+    );
+    let mut c = bulkhead.acquire(Priority::NORMAL);
+    assert!(poll_once(&mut c).is_pending());
+    drop(a);
+    assert!(poll_once(&mut c).is_pending(), "still over the new limit");
+    drop(b);
+    drop(permit(poll_once(&mut c)));
+    assert_eq!(bulkhead.in_flight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_standing_queue_sheds_its_oldest_callers_and_says_so() {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&events);
+    let bulkhead = Bulkhead::builder()
+        .max_concurrent(1)
+        .max_queue(100)
+        .shed_by_age(ms(5), ms(100))
+        .listener(move |e: &BulkheadEvent| sink.lock().unwrap().push(e.as_str()))
+        .build()
+        .unwrap();
+    // One call at a time, 50 ms each, and a caller every 10 ms: the queue stands.
+    let mut held = Some(bulkhead.try_acquire().unwrap());
+    let mut waiters = Vec::new();
+    let (mut shed, mut served) = (0, 0);
+    for tick in 1..=60u64 {
+        tokio::time::advance(ms(10)).await;
+        let mut w = bulkhead.acquire(Priority::NORMAL);
+        if poll_once(&mut w).is_pending() {
+            waiters.push(w);
+        }
+        if tick % 5 == 0 {
+            held = None;
+            waiters.retain_mut(|w| match poll_once(w) {
+                Poll::Ready(Ok(p)) => {
+                    served += 1;
+                    held = Some(p);
+                    false
+                }
+                Poll::Ready(Err(Rejected::Shed { waited })) => {
+                    assert!(waited >= ms(100));
+                    shed += 1;
+                    false
+                }
+                Poll::Ready(Err(other)) => panic!("{other}"),
+                Poll::Pending => true,
+            });
+        }
+    }
+    drop(held);
+    assert!(shed > 0 && served > 0, "shed {shed}, served {served}");
+    let seen = events.lock().unwrap();
+    assert_eq!(
+        seen.iter().filter(|e| **e == "shedding_started").count(),
+        1,
+        "one warning per episode: {seen:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn keyed_bulkheads_isolate_tenants_and_cap_keys_with_an_overflow() {
+    let keyed = KeyedBulkheads::new(Bulkhead::builder().max_concurrent(1), 2).unwrap();
+    let acme = keyed.get(&"acme").try_acquire().unwrap();
+    let _globex = keyed.get(&"globex").try_acquire().unwrap();
+    assert!(keyed.get(&"acme").try_acquire().is_err());
+    assert_eq!(keyed.get(&"acme").name(), Some("\"acme\""));
+    // Both keys are busy: a third shares the overflow bulkhead.
+    let third = keyed.get(&"initech");
+    assert_eq!(third.name(), Some("<overflow>"));
+    drop(third);
+    drop(acme);
+    // acme is idle now and can be forgotten to make room (sweeps run every 64 overflows).
+    for i in 0..64 {
+        let _ = keyed.get(&"x").try_acquire();
+        let _ = i;
+    }
+    assert_eq!(keyed.get(&"initech").name(), Some("\"initech\""));
+    assert_eq!(keyed.len(), 2);
+}
+
+/// A service that answers after `latency`, counting calls in flight at the dependency.
+#[derive(Clone)]
+struct Slow {
+    latency: Duration,
+    busy: Arc<Mutex<(u32, u32)>>,
+}
+
+impl Slow {
+    fn new(latency: Duration) -> Self {
+        Slow {
+            latency,
+            busy: Arc::new(Mutex::new((0, 0))),
+        }
+    }
+
+    fn peak(&self) -> u32 {
+        self.busy.lock().unwrap().1
+    }
+}
+
+impl Service<u32> for Slow {
+    type Response = u32;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<u32, std::io::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: u32) -> Self::Future {
+        let (busy, latency) = (Arc::clone(&self.busy), self.latency);
+        {
+            let mut b = busy.lock().unwrap();
+            b.0 += 1;
+            b.1 = b.1.max(b.0);
+        }
+        Box::pin(async move {
+            struct Done(Arc<Mutex<(u32, u32)>>);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0.lock().unwrap().0 -= 1;
+                }
+            }
+            let _done = Done(busy);
+            tokio::time::sleep(latency).await;
+            Ok(req)
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_layer_caps_calls_in_flight_and_queues_the_rest() {
+    let bulkhead = Bulkhead::builder()
+        .max_concurrent(3)
+        .max_queue(100)
+        .build()
+        .unwrap();
+    let inner = Slow::new(ms(100));
+    let svc = BulkheadLayer::new(bulkhead.clone()).layer(inner.clone());
+    let start = Instant::now();
+    let calls = (0..10).map(|i| svc.clone().oneshot(i));
+    let out = futures_util::future::join_all(calls).await;
+    assert!(out.iter().all(Result::is_ok));
+    assert_eq!(inner.peak(), 3);
+    assert_eq!(start.elapsed(), ms(400), "four rounds of three");
+    assert_eq!((bulkhead.in_flight(), bulkhead.waiting()), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_response_future_dropped_mid_call_gives_its_permit_back() {
+    let bulkhead = Bulkhead::builder()
+        .max_concurrent(1)
+        .max_queue(1)
+        .build()
+        .unwrap();
+    let mut svc = BulkheadLayer::new(bulkhead.clone()).layer(Slow::new(ms(100)));
+    let mut call = svc.ready().await.unwrap().call(1);
+    assert!(poll_once(&mut call).is_pending());
+    assert_eq!(bulkhead.in_flight(), 1);
+    let mut queued = svc.ready().await.unwrap().call(2);
+    assert!(poll_once(&mut queued).is_pending());
+    assert_eq!(bulkhead.waiting(), 1);
+    drop(call);
+    drop(queued); // granted the permit when the first was dropped, dropped before calling
+    assert_eq!((bulkhead.in_flight(), bulkhead.waiting()), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn priorities_come_from_the_request() {
+    let bulkhead = Bulkhead::builder()
+        .max_concurrent(1)
+        .max_queue(10)
+        .build()
+        .unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&order);
+    let svc = ServiceBuilder::new()
+        .layer(BulkheadLayer::new(bulkhead).priority(|n: &u32| {
+            if *n >= 100 {
+                Priority::HIGH
+            } else {
+                Priority::LOW
+            }
+        }))
+        .service_fn(move |n: u32| {
+            let log = Arc::clone(&log);
+            async move {
+                tokio::time::sleep(ms(10)).await;
+                log.lock().unwrap().push(n);
+                Ok::<_, std::io::Error>(n)
+            }
+        });
+    let calls = [1u32, 2, 3, 100, 101].map(|n| svc.clone().oneshot(n));
+    let _ = futures_util::future::join_all(calls).await;
+    // The first was already in; the urgent ones overtake the rest of the batch.
+    assert_eq!(*order.lock().unwrap(), [1, 100, 101, 2, 3]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttle_or_a_timeout_shrinks_an_adaptive_limit() {
+    for algorithm in ["aimd", "vegas", "gradient"] {
+        let builder = Bulkhead::builder();
+        let builder = match algorithm {
+            "aimd" => builder.adaptive(Aimd::builder().initial(20).build().unwrap()),
+            "vegas" => builder.adaptive(Vegas::builder().initial(20).build().unwrap()),
+            _ => builder.adaptive(Gradient::builder().initial(20).build().unwrap()),
+        };
+        let bulkhead = builder.build().unwrap();
+        let throttled = classify_fn(|out: Result<&u32, &std::io::Error>| match out {
+            Ok(429) => Class::Throttled { retry_after: None },
+            Ok(_) => Class::Success,
+            Err(e) => riprap::classify::Classified::class(e),
+        });
+        let svc = BulkheadLayer::new(bulkhead.clone())
+            .classifier(throttled)
+            .layer(service_fn(
+                |n: u32| async move { Ok::<_, std::io::Error>(n) },
+            ));
+        svc.clone().oneshot(429).await.unwrap();
+        assert_eq!(bulkhead.limit(), 18, "{algorithm}: 20 × 0.9");
+
+        // A timeout below the bulkhead: an attempt that ran out of time.
+        let timed = BulkheadLayer::new(bulkhead.clone())
+            .classifier(Through(ByError))
+            .layer(TimeoutLayer::new(ms(50)).layer(Slow::new(ms(100))));
+        tokio::time::advance(ms(1)).await;
+        assert!(timed.oneshot(1).await.is_err());
+        assert_eq!(bulkhead.limit(), 16, "{algorithm}: 18 × 0.9");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_congestion_event_cuts_the_limit_once() {
+    let bulkhead = Bulkhead::builder()
+        .adaptive(Aimd::builder().initial(10).build().unwrap())
+        .build()
+        .unwrap();
+    // Ten calls in flight when the server starts answering 429: one cut, not ten.
+    let permits: Vec<_> = (0..10).map(|_| bulkhead.try_acquire().unwrap()).collect();
+    tokio::time::advance(ms(5)).await;
+    for p in permits {
+        p.record(&Class::Throttled { retry_after: None });
+    }
+    assert_eq!(bulkhead.limit(), 9);
+    // A call admitted after the cut that is throttled again cuts again.
+    tokio::time::advance(ms(5)).await;
+    bulkhead
+        .try_acquire()
+        .unwrap()
+        .record(&Class::Throttled { retry_after: None });
+    assert_eq!(bulkhead.limit(), 8);
+}
+
+#[tokio::test(start_paused = true)]
+async fn refused_and_transient_failures_do_not_move_the_limit() {
+    let bulkhead = Bulkhead::builder()
+        .adaptive(Aimd::builder().initial(10).min_samples(1).build().unwrap())
+        .build()
+        .unwrap();
+    for class in [Class::Refused { retry_after: None }, Class::Transient] {
+        bulkhead.try_acquire().unwrap().record(&class);
+    }
+    assert_eq!(bulkhead.limit(), 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_report_rejections_waits_and_limit_changes() {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&events);
+    let bulkhead = Bulkhead::builder()
+        .name("llm")
+        .adaptive(Aimd::builder().initial(1).build().unwrap())
+        .max_queue(1)
+        .listener(move |e: &BulkheadEvent| {
+            sink.lock()
+                .unwrap()
+                .push((e.as_str(), e.name().map(str::to_owned)))
+        })
+        .build()
+        .unwrap();
+    let p = bulkhead.try_acquire().unwrap();
+    let _ = bulkhead.try_acquire();
+    let mut w = bulkhead.acquire(Priority::NORMAL);
+    assert!(poll_once(&mut w).is_pending());
+    tokio::time::advance(ms(3)).await;
+    drop(p);
+    let q = permit(poll_once(&mut w));
+    q.record(&Class::TimedOut);
+    let seen = events.lock().unwrap();
+    let kinds: Vec<_> = seen.iter().map(|(k, _)| *k).collect();
+    assert_eq!(kinds, ["rejected", "waited"]);
+    assert!(seen.iter().all(|(_, n)| n.as_deref() == Some("llm")));
+    // The limit was already at its floor of 1: no change to report.
+    assert_eq!(bulkhead.limit(), 1);
+}
+
+// --- Cancellation: no permit leaks, whatever is dropped when -------------------------------
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Start an acquire at this priority and poll it once.
+    Acquire(u8),
+    /// Poll the waiter at this index (modulo the waiters).
+    Poll(usize),
+    /// Drop the waiter at this index.
+    DropWaiter(usize),
+    /// Drop the permit at this index.
+    Release(usize),
+    /// Set the limit.
+    Limit(u32),
+    /// Let time pass.
+    Advance(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0u8..4).prop_map(Op::Acquire),
+        2 => any::<usize>().prop_map(Op::Poll),
+        2 => any::<usize>().prop_map(Op::DropWaiter),
+        3 => any::<usize>().prop_map(Op::Release),
+        1 => (1u32..5).prop_map(Op::Limit),
+        1 => (0u64..40).prop_map(Op::Advance),
+    ]
+}
+
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Acquires, polls, drops of waiters and permits, limit changes and time passing, in any
+    /// order: the permits held are exactly the permits the bulkhead counts, never more than
+    /// the limit unless it was lowered under them, and once everything is dropped nothing is
+    /// held or waiting.
+    #[test]
+    fn permits_never_leak_under_random_drops(
+        ops in proptest::collection::vec(op(), 1..120),
+        queue in 0u32..6,
+        shed in any::<bool>(),
+    ) {
+        paused_runtime().block_on(async move {
+            let mut b = Bulkhead::builder()
+                .max_concurrent(2)
+                .max_queue(queue)
+                .queue_timeout(ms(25));
+            if shed {
+                b = b.shed_by_age(ms(2), ms(10));
+            }
+            let bulkhead = b.build().unwrap();
+            let mut waiters = Vec::new();
+            let mut permits: Vec<Permit> = Vec::new();
+            let mut lowered_under = false;
+            for op in ops {
+                match op {
+                    Op::Acquire(p) => {
+                        let mut w = bulkhead.acquire(Priority(p));
+                        match poll_once(&mut w) {
+                            Poll::Ready(Ok(p)) => permits.push(p),
+                            Poll::Ready(Err(_)) => {}
+                            Poll::Pending => waiters.push(w),
+                        }
+                    }
+                    Op::Poll(i) if !waiters.is_empty() => {
+                        let i = i % waiters.len();
+                        match poll_once(&mut waiters[i]) {
+                            Poll::Ready(Ok(p)) => { permits.push(p); drop(waiters.remove(i)); }
+                            Poll::Ready(Err(_)) => { drop(waiters.remove(i)); }
+                            Poll::Pending => {}
+                        }
+                    }
+                    Op::DropWaiter(i) if !waiters.is_empty() => {
+                        let i = i % waiters.len();
+                        drop(waiters.remove(i));
+                    }
+                    Op::Release(i) if !permits.is_empty() => {
+                        let i = i % permits.len();
+                        drop(permits.remove(i));
+                    }
+                    Op::Limit(n) => {
+                        if (n as usize) < permits.len() {
+                            lowered_under = true;
+                        }
+                        bulkhead.set_limit(n).unwrap();
+                    }
+                    Op::Advance(n) => tokio::time::advance(ms(n)).await,
+                    _ => {}
+                }
+                // Granted but not yet collected permits count too: collect them.
+                let mut i = 0;
+                while i < waiters.len() {
+                    match poll_once(&mut waiters[i]) {
+                        Poll::Ready(Ok(p)) => { permits.push(p); drop(waiters.remove(i)); }
+                        Poll::Ready(Err(_)) => { drop(waiters.remove(i)); }
+                        Poll::Pending => i += 1,
+                    }
+                }
+                prop_assert_eq!(bulkhead.in_flight() as usize, permits.len());
+                prop_assert_eq!(bulkhead.waiting() as usize, waiters.len());
+                prop_assert!(bulkhead.waiting() <= queue);
+                if !lowered_under {
+                    prop_assert!(bulkhead.in_flight() <= bulkhead.limit());
+                }
+                if bulkhead.in_flight() < bulkhead.limit() {
+                    prop_assert_eq!(bulkhead.waiting(), 0, "a caller waits while a permit is free");
+                }
+                if permits.len() <= bulkhead.limit() as usize {
+                    lowered_under = false;
+                }
+            }
+            drop(waiters);
+            drop(permits);
+            prop_assert_eq!((bulkhead.in_flight(), bulkhead.waiting()), (0, 0));
+            Ok(())
+        })?;
+    }
+
+    /// Response futures dropped at random points (waiting, readying, mid-call, done) leave
+    /// no permit held.
+    #[test]
+    fn response_futures_dropped_anywhere_leave_no_permit_held(
+        drops in proptest::collection::vec((0u64..60, any::<bool>()), 1..40),
+    ) {
+        paused_runtime().block_on(async move {
+            let bulkhead = Bulkhead::builder().max_concurrent(2).max_queue(8).build().unwrap();
+            let svc = BulkheadLayer::new(bulkhead.clone()).layer(Slow::new(ms(20)));
+            let mut calls = Vec::new();
+            for (after, keep) in drops {
+                let mut c = Box::pin(svc.clone().oneshot(1));
+                if poll_once(&mut c).is_pending() {
+                    calls.push((c, after, keep));
+                }
+                tokio::time::advance(ms(3)).await;
+                calls.retain_mut(|(c, after, keep)| {
+                    if *after == 0 && !*keep {
+                        return false;
+                    }
+                    *after = after.saturating_sub(3);
+                    poll_once(c).is_pending()
+                });
+            }
+            drop(calls);
+            prop_assert_eq!((bulkhead.in_flight(), bulkhead.waiting()), (0, 0));
+            Ok(())
+        })?;
+    }
+}
