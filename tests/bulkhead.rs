@@ -2,6 +2,8 @@
 //! the starvation guard, shedding by age, keyed bulkheads, cancellation at every await point,
 //! adaptive limits, and the layer in a tower stack.
 
+#[path = "../examples/support/adaptive_sim.rs"]
+mod adaptive_sim;
 mod common;
 
 use std::future::Future;
@@ -613,4 +615,57 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+// --- Acceptance: adaptive concurrency against a capacity drop -------------------------------
+
+/// The scenario of `examples/adaptive_concurrency.rs` (which also draws `docs/adaptive.svg`):
+/// 500 calls/s offered to a server of 40 workers at 100 ms whose latency grows with
+/// concurrency, halved to 20 workers at 30 s, each call with a 250 ms attempt timeout. The
+/// adaptive limits keep p99 (timeouts counted at their wait) within 2× of the unloaded p99
+/// and serve at least 90 % of capacity, in each half and overall; a fixed limit set for the
+/// first capacity collapses in the second.
+#[tokio::test(start_paused = true)]
+async fn adaptive_limits_ride_a_capacity_drop_that_collapses_a_fixed_limit() {
+    use adaptive_sim::{HALVES_AT, OFFERED_PER_SEC, RUN};
+    let unloaded = adaptive_sim::run(
+        "unloaded",
+        Bulkhead::builder().max_concurrent(1_000),
+        20.0,
+        1,
+    )
+    .await;
+    let idle_p99 = unloaded.percentile(0.99);
+    let mut reports = Vec::new();
+    for (name, builder) in adaptive_sim::contenders().unwrap() {
+        reports.push(adaptive_sim::run(name, builder, OFFERED_PER_SEC, 1).await);
+    }
+    println!(
+        "unloaded p50 {:?}, p99 {idle_p99:?}\n{}",
+        unloaded.percentile(0.5),
+        adaptive_sim::table(&reports, idle_p99)
+    );
+    let find = |name: &str| reports.iter().find(|r| r.name.starts_with(name)).unwrap();
+    for name in ["gradient", "vegas"] {
+        let r = find(name);
+        let p99 = r.percentile(0.99);
+        assert!(
+            p99 <= idle_p99 * 2,
+            "{name}: p99 {p99:?} vs unloaded {idle_p99:?}"
+        );
+        for (from, to) in [
+            (Duration::ZERO, HALVES_AT),
+            (HALVES_AT, RUN),
+            (Duration::ZERO, RUN),
+        ] {
+            let t = r.throughput(from, to);
+            assert!(t >= 0.90, "{name}: throughput {t:.2} over {from:?}..{to:?}");
+        }
+    }
+    let fixed = find("fixed");
+    assert!(
+        fixed.throughput(HALVES_AT, RUN) < 0.5,
+        "the fixed limit collapses"
+    );
+    assert!(fixed.percentile(0.99) > idle_p99 * 2);
 }

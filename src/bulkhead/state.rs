@@ -346,13 +346,16 @@ impl Core {
         };
         let now = Instant::now();
         let from = self.limit();
-        let sample = Sample {
-            started: admitted,
-            latency: now.saturating_duration_since(admitted),
+        let mut sample = Sample::new(
+            admitted,
+            now.saturating_duration_since(admitted),
             in_flight,
-            limit: from,
+            from,
             dropped,
-        };
+        );
+        if class.is_timeout() {
+            sample = sample.timed_out();
+        }
         let to = algorithm.update(&sample).clamp(1, MAX_PERMITS);
         if to == from {
             return;

@@ -147,7 +147,7 @@ impl LimitAlgorithm for Aimd {
         let slow = self.slow.is_some_and(|t| sample.latency > t);
         if sample.dropped || slow {
             let before = self.limit.get();
-            self.limit.drop_seen(sample);
+            self.limit.drop_seen(sample, self.limit.bounds.backoff);
             if self.limit.get() != before {
                 self.window.clear();
             }

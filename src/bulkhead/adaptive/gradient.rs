@@ -168,6 +168,21 @@ impl GradientBuilder {
     }
 }
 
+impl Gradient {
+    /// A timeout's latency is a lower bound on the call's: the gradient it implies, if that
+    /// cuts deeper than `backoff`. A throttle (a fast refusal) says nothing about latency.
+    fn drop_factor(&self, sample: &Sample) -> f64 {
+        let backoff = self.limit.bounds.backoff;
+        match self.baseline.get() {
+            Some(base) if sample.timed_out && !sample.latency.is_zero() => {
+                let g = self.tolerance * base.as_secs_f64() / sample.latency.as_secs_f64();
+                g.clamp(0.5, 1.0).min(backoff)
+            }
+            _ => backoff,
+        }
+    }
+}
+
 impl LimitAlgorithm for Gradient {
     fn initial_limit(&self) -> u32 {
         self.limit.bounds.initial
@@ -175,8 +190,9 @@ impl LimitAlgorithm for Gradient {
 
     fn update(&mut self, sample: &Sample) -> u32 {
         if sample.dropped {
+            let factor = self.drop_factor(sample);
             let before = self.limit.get();
-            self.limit.drop_seen(sample);
+            self.limit.drop_seen(sample, factor);
             if self.limit.get() != before {
                 self.window.clear();
             }

@@ -17,7 +17,11 @@
 //! 429) and a **timeout** ([`Class::TimedOut`](crate::classify::Class::TimedOut)) as a drop:
 //! the limit is multiplied by `backoff` (0.9 by default), once per congestion event. Calls
 //! that were already in flight when the limit was cut do not cut it again, so a burst of
-//! 429s from one overload costs one cut, not one per call.
+//! 429s from one overload costs one cut, not one per call. Gradient and Vegas read more
+//! into a timeout: its latency is a lower bound on the call's, so they cut by what that
+//! latency implies (down to half) when it is deeper than `backoff`. When a capacity drop
+//! pushes every call past the caller's timeout, no call succeeds to report the latency, and
+//! the timeouts are what says how far it rose.
 //!
 //! **Which to choose.** [`Gradient`] is the default choice: it reacts to a capacity drop in
 //! one window (the gradient scales the limit directly), keeps a queue of about √limit at the
@@ -65,6 +69,9 @@ pub struct Sample {
     pub limit: u32,
     /// Whether it was throttled or timed out.
     pub dropped: bool,
+    /// Whether it timed out: its latency is then a lower bound of what the call would have
+    /// taken.
+    pub timed_out: bool,
 }
 
 impl Sample {
@@ -94,7 +101,15 @@ impl Sample {
             in_flight,
             limit,
             dropped,
+            timed_out: false,
         }
+    }
+
+    /// The same sample, marked as timed out (a drop whose latency is a lower bound).
+    pub fn timed_out(mut self) -> Self {
+        self.dropped = true;
+        self.timed_out = true;
+        self
     }
 
     /// When the call finished.
@@ -241,14 +256,14 @@ impl Limit {
         self.changed.is_some_and(|at| sample.started < at)
     }
 
-    /// A throttle or a timeout: cut once per congestion event.
-    pub(crate) fn drop_seen(&mut self, sample: &Sample) {
+    /// A throttle or a timeout: cut by `factor`, once per congestion event.
+    pub(crate) fn drop_seen(&mut self, sample: &Sample, factor: f64) {
         if self.cut.is_some_and(|at| sample.started < at) {
             return;
         }
         let now = sample.finished();
         self.cut = Some(now);
-        self.set(self.value * self.bounds.backoff, now);
+        self.set(self.value * factor, now);
     }
 
     pub(crate) fn set(&mut self, value: f64, now: Instant) {

@@ -154,6 +154,24 @@ impl VegasBuilder {
     }
 }
 
+impl Vegas {
+    /// A timeout's latency is a lower bound on the call's: remove the queue it implies, if
+    /// that cuts deeper than `backoff`. A throttle (a fast refusal) says nothing about
+    /// latency.
+    fn drop_factor(&self, sample: &Sample) -> f64 {
+        let backoff = self.limit.bounds.backoff;
+        let limit = self.limit.value.max(1.0);
+        match self.baseline.get() {
+            Some(base) if sample.timed_out && !sample.latency.is_zero() => {
+                let ratio = base.as_secs_f64() / sample.latency.as_secs_f64();
+                let keep = ratio + (self.alpha + self.beta) / 2.0 / limit;
+                keep.clamp(0.5, 1.0).min(backoff)
+            }
+            _ => backoff,
+        }
+    }
+}
+
 impl LimitAlgorithm for Vegas {
     fn initial_limit(&self) -> u32 {
         self.limit.bounds.initial
@@ -161,8 +179,9 @@ impl LimitAlgorithm for Vegas {
 
     fn update(&mut self, sample: &Sample) -> u32 {
         if sample.dropped {
+            let factor = self.drop_factor(sample);
             let before = self.limit.get();
-            self.limit.drop_seen(sample);
+            self.limit.drop_seen(sample, factor);
             if self.limit.get() != before {
                 self.window.clear();
             }
