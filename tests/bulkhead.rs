@@ -4,6 +4,8 @@
 
 #[path = "../examples/support/adaptive_sim.rs"]
 mod adaptive_sim;
+#[path = "../fuzz/checks/bulkhead_ops.rs"]
+mod bulkhead_ops_check;
 mod common;
 
 use std::future::Future;
@@ -728,17 +730,17 @@ proptest! {
                     prop_assert!(seq > prev, "class {} served out of arrival order", class);
                 }
                 last_served[class] = Some(seq);
-                for c in 0..usize::from(classes) {
+                for (c, passed) in passed_over.iter_mut().enumerate() {
                     if c == class {
-                        passed_over[c] = 0;
+                        *passed = 0;
                     } else if waiting.iter().any(|(wc, _, _)| *wc == c) {
-                        passed_over[c] += 1;
+                        *passed += 1;
                         prop_assert!(
-                            passed_over[c] <= bound,
-                            "class {} passed over {} times (bound {})", c, passed_over[c], bound
+                            *passed <= bound,
+                            "class {} passed over {} times (bound {})", c, *passed, bound
                         );
                     } else {
-                        passed_over[c] = 0;
+                        *passed = 0;
                     }
                 }
             }
@@ -867,4 +869,21 @@ async fn under_overload_the_urgent_class_keeps_its_latency_and_the_batch_absorbs
         fifo_urgent.p(0.99) > idle_p99 * 10,
         "without priorities the urgent calls wait"
     );
+}
+
+// --- The fuzz target's model, on stable ---------------------------------------------------
+
+#[test]
+fn fuzz_corpus_bulkhead_ops() {
+    common::replay_corpus("bulkhead_ops", bulkhead_ops_check::run);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The fuzz target's check on random inputs: the bulkhead against its reference model.
+    #[test]
+    fn bulkhead_ops_match_the_model(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+        bulkhead_ops_check::run(&data);
+    }
 }
