@@ -69,6 +69,7 @@ pub mod config;
 mod engine;
 mod error;
 pub mod events;
+pub mod fallback;
 pub mod hedge;
 pub mod ratelimit;
 pub mod retry;
