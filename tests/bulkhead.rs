@@ -887,3 +887,134 @@ proptest! {
         bulkhead_ops_check::run(&data);
     }
 }
+
+// --- Chaos: faults injected below an adaptive bulkhead -------------------------------------
+
+/// The chaos layer throttles 20 % of calls (429s with `Retry-After`): each congestion event
+/// cuts the adaptive limit, which settles well below where it started; with the throttles
+/// gone, it grows back.
+#[tokio::test(start_paused = true)]
+async fn chaos_throttles_shrink_an_adaptive_limit_that_recovers_after() {
+    use riprap::chaos::{ChaosError, ChaosLayer};
+    let bulkhead = Bulkhead::builder()
+        .adaptive(Aimd::builder().initial(40).min_samples(5).build().unwrap())
+        .build()
+        .unwrap();
+    let chaos = ChaosLayer::builder()
+        .seed(5)
+        .throttle_rate(0.2, ms(500))
+        .build()
+        .unwrap();
+    let throttled = BulkheadLayer::new(bulkhead.clone())
+        .classifier(ByError)
+        .layer(chaos.layer(service_fn(|_: u32| async {
+            tokio::time::sleep(ms(20)).await;
+            Ok::<_, ChaosError>(())
+        })));
+    for i in 0..200 {
+        let _ = throttled.clone().oneshot(i).await;
+        tokio::time::advance(ms(5)).await;
+    }
+    let cut = bulkhead.limit();
+    assert!(cut < 20, "limit {cut} after sustained throttling");
+    let clean = BulkheadLayer::new(bulkhead.clone()).layer(service_fn(|_: u32| async {
+        tokio::time::sleep(ms(20)).await;
+        Ok::<_, std::io::Error>(())
+    }));
+    // Enough concurrent traffic to use the limit, so the windows count.
+    for round in 0..60u32 {
+        let calls: Vec<_> = (0..cut.max(1))
+            .map(|i| clean.clone().oneshot(round * 100 + i))
+            .collect();
+        let _ = futures_util::future::join_all(calls).await;
+    }
+    assert!(
+        bulkhead.limit() > cut,
+        "recovered to {} from {cut}",
+        bulkhead.limit()
+    );
+}
+
+/// The chaos layer adds 400 ms to a fifth of calls: the gradient limit reads the latency
+/// rise and shrinks, and a fixed limit of the same size would not.
+#[tokio::test(start_paused = true)]
+async fn chaos_latency_shrinks_a_gradient_limit() {
+    use riprap::chaos::{ChaosError, ChaosLayer, Latency};
+    let bulkhead = Bulkhead::builder()
+        .adaptive(
+            Gradient::builder()
+                .initial(30)
+                .min_samples(5)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let calm = BulkheadLayer::new(bulkhead.clone()).layer(service_fn(|_: u32| async {
+        tokio::time::sleep(ms(100)).await;
+        Ok::<_, ChaosError>(())
+    }));
+    for round in 0..10u32 {
+        let calls: Vec<_> = (0..30)
+            .map(|i| calm.clone().oneshot(round * 100 + i))
+            .collect();
+        let _ = futures_util::future::join_all(calls).await;
+    }
+    let before = bulkhead.limit();
+    let chaos = ChaosLayer::builder()
+        .seed(9)
+        .latency(0.2, Latency::Fixed(ms(400)))
+        .build()
+        .unwrap();
+    let slow =
+        BulkheadLayer::new(bulkhead.clone()).layer(chaos.layer(service_fn(|_: u32| async {
+            tokio::time::sleep(ms(100)).await;
+            Ok::<_, ChaosError>(())
+        })));
+    for round in 0..10u32 {
+        let calls: Vec<_> = (0..30)
+            .map(|i| slow.clone().oneshot(round * 100 + i))
+            .collect();
+        let _ = futures_util::future::join_all(calls).await;
+    }
+    assert!(
+        bulkhead.limit() < before,
+        "{} after the latency rise, {before} before",
+        bulkhead.limit()
+    );
+}
+
+// --- Config files --------------------------------------------------------------------------
+
+#[test]
+fn a_bulkhead_spec_round_trips_and_builds() {
+    use riprap::bulkhead::BulkheadSpec;
+    let toml_text = r#"
+        max_queue = 50
+        queue_timeout = "1s"
+        priorities = 2
+        max_bypass = 4
+        shed = { target = "20ms", interval = "200ms" }
+
+        [adaptive.gradient]
+        initial = 10
+        max = 100
+        tolerance = 1.5
+        baseline_window = "1m"
+    "#;
+    let spec: BulkheadSpec = toml::from_str(toml_text).unwrap();
+    let back: BulkheadSpec = toml::from_str(&toml::to_string(&spec).unwrap()).unwrap();
+    assert_eq!(back, spec);
+    let json: BulkheadSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+    assert_eq!(json, spec);
+    let bulkhead = spec.build().unwrap();
+    assert_eq!(bulkhead.limit(), 10);
+
+    let both: BulkheadSpec =
+        toml::from_str("max_concurrent = 4\n[adaptive.aimd]\nslow = \"2s\"").unwrap();
+    assert_eq!(both.build().unwrap_err().knob(), "bulkhead.max_concurrent");
+    let two: Result<BulkheadSpec, _> = toml::from_str("[adaptive]\naimd = {}\nvegas = {}");
+    assert!(two.unwrap_err().to_string().contains("exactly one"));
+    let bad: BulkheadSpec = toml::from_str("[adaptive.vegas]\nalpha = 5\nbeta = 2").unwrap();
+    assert_eq!(bad.build().unwrap_err().knob(), "bulkhead.vegas.beta");
+}

@@ -286,3 +286,16 @@ async fn a_chaos_outage_of_the_primary_is_served_by_the_fallback() {
     let reached = reached.load(Ordering::Relaxed);
     assert!(reached < 100 + 40 + 200, "{reached}");
 }
+
+#[test]
+fn a_fallback_spec_round_trips() {
+    use riprap::fallback::FallbackSpec;
+    let spec: FallbackSpec = toml::from_str(r#"on = ["transient", "refused"]"#).unwrap();
+    let back: FallbackSpec = toml::from_str(&toml::to_string(&spec).unwrap()).unwrap();
+    assert_eq!(back, spec);
+    assert_eq!(spec.on().unwrap(), FallbackOn::none().transient().refused());
+    assert_eq!(
+        FallbackSpec::default().on().unwrap(),
+        FallbackOn::failures()
+    );
+}

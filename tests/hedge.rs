@@ -681,3 +681,24 @@ async fn chaos_latency_on_five_percent_of_calls_is_hedged_away() {
     assert!(worst <= ms(100), "worst {worst:?}");
     assert!(extra > 0.0 && extra < 0.10, "extra {extra}");
 }
+
+#[test]
+fn a_hedge_spec_round_trips_and_builds() {
+    use riprap::hedge::HedgeSpec;
+    let spec: HedgeSpec = toml::from_str(
+        r#"
+        max_hedged_attempts = 2
+        delay = "150ms"
+        budget = { ratio_budget = { ratio = 0.05 } }
+    "#,
+    )
+    .unwrap();
+    let back: HedgeSpec = toml::from_str(&toml::to_string(&spec).unwrap()).unwrap();
+    assert_eq!(back, spec);
+    spec.build().unwrap();
+    let bad: HedgeSpec = toml::from_str("max_hedged_attempts = 0").unwrap();
+    assert_eq!(bad.build().unwrap_err().knob(), "hedge.max_hedged_attempts");
+    let bad: HedgeSpec =
+        toml::from_str("percentile = { quantile = 2.0, until_known = \"1s\" }").unwrap();
+    assert_eq!(bad.build().unwrap_err().knob(), "hedge.percentile");
+}
