@@ -34,7 +34,8 @@ pin_project! {
     where
         S: Service<Req>,
     {
-        Waiting { acquire: Acquire, call: Option<(S, Req)> },
+        // Boxed: only a call that queues pays for the room, not every call's future.
+        Waiting { waiting: Box<(Acquire, Option<(S, Req)>)> },
         Readying { service: S, request: Option<Req> },
         Called { #[pin] fut: S::Future },
         Refused { rejected: Rejected },
@@ -53,8 +54,7 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
     pub(crate) fn waiting(acquire: Acquire, service: S, request: Req, classifier: C) -> Self {
         ResponseFuture {
             state: State::Waiting {
-                acquire,
-                call: Some((service, request)),
+                waiting: Box::new((acquire, Some((service, request)))),
             },
             permit: None,
             classifier,
@@ -81,7 +81,8 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Waiting { acquire, call } => {
+                StateProj::Waiting { waiting } => {
+                    let (acquire, call) = &mut **waiting;
                     let permit =
                         ready!(Pin::new(acquire).poll(cx)).map_err(BulkheadError::Rejected)?;
                     *this.permit = Some(permit);

@@ -47,12 +47,24 @@ where
 pub trait SelectBulkhead<Req> {
     /// The bulkhead for `request`.
     fn select(&self, request: &Req) -> Bulkhead;
+
+    /// The one bulkhead every request goes through, if that is what this selects: the
+    /// service then keeps a private handle on it (see
+    /// [`BulkheadService`](super::BulkheadService)'s cost notes).
+    fn only(&self) -> Option<&Bulkhead> {
+        None
+    }
 }
 
 impl<Req> SelectBulkhead<Req> for Bulkhead {
     #[inline]
     fn select(&self, _: &Req) -> Bulkhead {
         self.clone()
+    }
+
+    #[inline]
+    fn only(&self) -> Option<&Bulkhead> {
+        Some(self)
     }
 }
 

@@ -9,7 +9,7 @@ use super::error::{BulkheadError, Rejected};
 use super::future::ResponseFuture;
 use super::handle::Bulkhead;
 use super::layer::{Prioritize, SelectBulkhead};
-use super::state::Permit;
+use super::state::{Owner, Permit, Private};
 use crate::classify::{ByError, Classify};
 
 /// A service behind a bulkhead; see the [module guide](super).
@@ -22,12 +22,49 @@ use crate::classify::{ByError, Classify};
 /// inner service, leaving a clone in its place (the way `tower::buffer` and retry layers
 /// do), and drives it to readiness again once admitted. A full bulkhead refuses in `call`
 /// without touching the inner service.
-#[derive(Debug, Clone)]
+///
+/// # Cost
+///
+/// Every call's permit holds a reference to the bulkhead. Clones made per request (as retry
+/// layers make them) share the bulkhead's reference count; a clone that proves long-lived
+/// (a worker's own) takes a handle of its own after a few calls, one allocation for its
+/// lifetime, so that threads calling through their own clones do not bounce one reference
+/// count between cores on every call.
 pub struct BulkheadService<S, L = Bulkhead, P = Priority, C = ByError> {
     inner: S,
     select: L,
     priority: P,
     classifier: C,
+    private: Option<std::sync::Arc<Private>>,
+    /// Calls made through the shared reference count; see [`PRIVATE_AFTER`].
+    shared_calls: u32,
+}
+
+/// A clone that has made this many calls takes a handle of its own.
+const PRIVATE_AFTER: u32 = 16;
+
+impl<S: Clone, L: Clone, P: Clone, C: Clone> Clone for BulkheadService<S, L, P, C> {
+    fn clone(&self) -> Self {
+        // A clone starts on the shared handle: if it is made per request, it never needs one
+        // of its own.
+        BulkheadService {
+            inner: self.inner.clone(),
+            select: self.select.clone(),
+            priority: self.priority.clone(),
+            classifier: self.classifier.clone(),
+            private: None,
+            shared_calls: 0,
+        }
+    }
+}
+
+impl<S: std::fmt::Debug, L: std::fmt::Debug, P, C> std::fmt::Debug for BulkheadService<S, L, P, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BulkheadService")
+            .field("inner", &self.inner)
+            .field("select", &self.select)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S, L, P, C> BulkheadService<S, L, P, C> {
@@ -38,6 +75,8 @@ impl<S, L, P, C> BulkheadService<S, L, P, C> {
             select,
             priority,
             classifier,
+            private: None,
+            shared_calls: 0,
         }
     }
 
@@ -65,6 +104,25 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
+        if let Some(only) = self.select.only() {
+            if let Some(n) = only.core.try_acquire() {
+                let owner = match &self.private {
+                    Some(p) => Owner::Private(std::sync::Arc::clone(p)),
+                    None => {
+                        self.shared_calls += 1;
+                        if self.shared_calls >= PRIVATE_AFTER {
+                            self.private = Some(std::sync::Arc::new(Private {
+                                core: only.core.clone(),
+                            }));
+                        }
+                        Owner::Shared(only.core.clone())
+                    }
+                };
+                let permit = Permit::held_by(owner, n);
+                let fut = self.inner.call(request);
+                return ResponseFuture::called(fut, permit, self.classifier.clone());
+            }
+        }
         let bulkhead = self.select.select(&request);
         let classifier = self.classifier.clone();
         if let Some(n) = bulkhead.core.try_acquire() {
