@@ -1018,3 +1018,34 @@ fn a_bulkhead_spec_round_trips_and_builds() {
     let bad: BulkheadSpec = toml::from_str("[adaptive.vegas]\nalpha = 5\nbeta = 2").unwrap();
     assert_eq!(bad.build().unwrap_err().knob(), "bulkhead.vegas.beta");
 }
+
+/// A long-lived service clone (a worker's own) takes a private handle after a few calls;
+/// its permits are the bulkhead's all the same, and an unlimited bulkhead counts nothing.
+#[tokio::test(start_paused = true)]
+async fn a_long_lived_service_clone_and_an_unlimited_bulkhead_keep_the_books_straight() {
+    let bulkhead = Bulkhead::builder().max_concurrent(2).build().unwrap();
+    let mut svc = BulkheadLayer::new(bulkhead.clone()).layer(Slow::new(ms(10)));
+    for i in 0..40 {
+        let a = svc.ready().await.unwrap().call(i);
+        let b = svc.ready().await.unwrap().call(i);
+        let refused = svc.ready().await.unwrap().call(i).await.unwrap_err();
+        assert_eq!(refused.rejection(), Some(Rejected::Full), "call {i}");
+        assert_eq!(bulkhead.in_flight(), 2);
+        let (a, b) = tokio::join!(a, b);
+        assert!(a.is_ok() && b.is_ok());
+        assert_eq!(bulkhead.in_flight(), 0);
+    }
+
+    let unlimited = Bulkhead::unlimited();
+    let inner = Slow::new(ms(10));
+    let svc = BulkheadLayer::new(unlimited.clone()).layer(inner.clone());
+    let calls = (0..100).map(|i| svc.clone().oneshot(i));
+    assert!(
+        futures_util::future::join_all(calls)
+            .await
+            .iter()
+            .all(Result::is_ok)
+    );
+    assert_eq!(inner.peak(), 100);
+    assert_eq!(unlimited.in_flight(), 0);
+}

@@ -283,6 +283,7 @@ impl BulkheadBuilder {
             priorities: self.priorities,
             max_bypass: self.max_bypass,
             shed: self.shed,
+            unlimited: false,
             name: self.name,
             listener: self.listener,
         };

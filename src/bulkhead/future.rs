@@ -51,6 +51,14 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
         }
     }
 
+    pub(crate) fn unlimited(fut: S::Future, classifier: C) -> Self {
+        ResponseFuture {
+            state: State::Called { fut },
+            permit: None,
+            classifier,
+        }
+    }
+
     pub(crate) fn waiting(acquire: Acquire, service: S, request: Req, classifier: C) -> Self {
         ResponseFuture {
             state: State::Waiting {

@@ -41,6 +41,34 @@ impl Bulkhead {
         BulkheadBuilder::default()
     }
 
+    /// A bulkhead that limits nothing: a [`BulkheadService`](super::BulkheadService) over it
+    /// calls straight through, takes no permit and counts nothing (its
+    /// [`in_flight`](Self::in_flight) stays 0), at the cost of one branch. What a stack uses
+    /// when no bulkhead is configured. [`try_acquire`](Self::try_acquire) and
+    /// [`acquire`](Self::acquire) still hand out counted permits, up to [`MAX_PERMITS`].
+    ///
+    /// ```
+    /// use riprap::bulkhead::{Bulkhead, MAX_PERMITS};
+    /// assert_eq!(Bulkhead::unlimited().limit(), MAX_PERMITS);
+    /// ```
+    pub fn unlimited() -> Self {
+        use super::state::Settings;
+        Bulkhead::from_core(Core::new(
+            MAX_PERMITS,
+            Settings {
+                max_queue: 0,
+                queue_timeout: None,
+                priorities: 1,
+                max_bypass: 0,
+                shed: None,
+                unlimited: true,
+                name: None,
+                listener: None,
+            },
+            None,
+        ))
+    }
+
     pub(crate) fn from_core(core: Core) -> Self {
         Bulkhead {
             core: Arc::new(core),

@@ -105,6 +105,10 @@ where
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         if let Some(only) = self.select.only() {
+            if only.core.settings.unlimited {
+                let fut = self.inner.call(request);
+                return ResponseFuture::unlimited(fut, self.classifier.clone());
+            }
             if let Some(n) = only.core.try_acquire() {
                 let owner = match &self.private {
                     Some(p) => Owner::Private(std::sync::Arc::clone(p)),

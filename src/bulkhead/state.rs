@@ -79,6 +79,8 @@ pub(crate) struct Settings {
     pub(crate) priorities: u8,
     pub(crate) max_bypass: u32,
     pub(crate) shed: Option<Shed>,
+    /// Limits nothing: the service calls straight through (see `Bulkhead::unlimited`).
+    pub(crate) unlimited: bool,
     pub(crate) name: Option<std::sync::Arc<str>>,
     pub(crate) listener: Option<SharedListener<BulkheadEvent>>,
 }
