@@ -1049,3 +1049,39 @@ async fn a_long_lived_service_clone_and_an_unlimited_bulkhead_keep_the_books_str
     assert_eq!(inner.peak(), 100);
     assert_eq!(unlimited.in_flight(), 0);
 }
+
+/// In the stack, the bulkhead sits between the rate limiter and the attempt timeout: its
+/// refusal comes out as `Failure::Bulkhead` (a local refusal the retry layer may retry), and
+/// an adaptive limit hears the attempt timeout below it.
+#[tokio::test(start_paused = true)]
+async fn the_stack_puts_the_bulkhead_above_the_attempt_timeout() {
+    use riprap::retry::RetryConfig;
+    use riprap::stack::{Failure, Stack};
+    let stack = Stack::builder(ByError)
+        .attempt_timeout(ms(50))
+        .retry(RetryConfig::new().max_attempts(1))
+        .bulkhead(Bulkhead::builder().adaptive(Aimd::builder().initial(2).build().unwrap()))
+        .build()
+        .unwrap();
+    let svc = stack.layer(Slow::new(ms(100)));
+    let (a, b, c) = tokio::join!(
+        svc.clone().oneshot(1),
+        svc.clone().oneshot(2),
+        svc.clone().oneshot(3)
+    );
+    let failures: Vec<_> = [a, b, c]
+        .into_iter()
+        .map(|r| match r.unwrap_err().into_failure() {
+            Failure::Bulkhead(r) => format!("bulkhead {}", r.as_str()),
+            Failure::AttemptTimeout(_) => "timeout".to_string(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(failures, ["timeout", "timeout", "bulkhead full"]);
+    assert_eq!(
+        stack.bulkhead().limit(),
+        1,
+        "the timeouts cut the limit once: 2 × 0.9"
+    );
+    assert_eq!(stack.bulkhead().in_flight(), 0);
+}

@@ -2,9 +2,10 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::breaker::{BreakerError, Rejected};
+use crate::bulkhead::{self, BulkheadError};
 use crate::classify::{Class, Classified};
 use crate::ratelimit::{RateLimitError, RateLimitedError};
-use crate::retry::{GiveUp, RetryError};
+use crate::retry::GiveUp;
 use crate::timeout::TimeoutError;
 
 /// What finally went wrong with a request that went through a [stack](super).
@@ -21,6 +22,8 @@ pub enum Failure<E> {
     Rejected(Rejected),
     /// The rate limiter held the call back past its maximum wait.
     Limited(RateLimitError),
+    /// The bulkhead turned the call away (full, queue timeout, shed or displaced).
+    Bulkhead(bulkhead::Rejected),
 }
 
 /// A stack's error: the final [`Failure`], and what the retry layer made of it.
@@ -74,9 +77,7 @@ impl<E> StackError<E> {
         self.gave_up
     }
 
-    pub(super) fn flatten(
-        err: TimeoutError<RetryError<BreakerError<RateLimitedError<TimeoutError<E>>>>>,
-    ) -> Self {
+    pub(super) fn flatten(err: super::service::Nested<E>) -> Self {
         let retry = match err {
             TimeoutError::Elapsed(d) => {
                 return StackError {
@@ -91,12 +92,13 @@ impl<E> StackError<E> {
         let failure = match retry.into_inner() {
             BreakerError::Rejected(r) => Failure::Rejected(r),
             BreakerError::Inner(RateLimitedError::Limited(l)) => Failure::Limited(l),
-            BreakerError::Inner(RateLimitedError::Inner(TimeoutError::Elapsed(d))) => {
-                Failure::AttemptTimeout(d)
+            BreakerError::Inner(RateLimitedError::Inner(BulkheadError::Rejected(r))) => {
+                Failure::Bulkhead(r)
             }
-            BreakerError::Inner(RateLimitedError::Inner(TimeoutError::Inner(e))) => {
-                Failure::Inner(e)
-            }
+            BreakerError::Inner(RateLimitedError::Inner(BulkheadError::Inner(t))) => match t {
+                TimeoutError::Elapsed(d) => Failure::AttemptTimeout(d),
+                TimeoutError::Inner(e) => Failure::Inner(e),
+            },
         };
         StackError {
             failure,
@@ -114,6 +116,7 @@ impl<E: fmt::Display> fmt::Display for StackError<E> {
             Failure::Deadline(d) => write!(f, "request ran past its {d:?} deadline")?,
             Failure::Rejected(r) => r.fmt(f)?,
             Failure::Limited(l) => l.fmt(f)?,
+            Failure::Bulkhead(r) => r.fmt(f)?,
         }
         if let (Some(n), Some(why)) = (self.attempts, self.gave_up) {
             write!(
@@ -132,6 +135,7 @@ impl<E: std::error::Error + 'static> std::error::Error for StackError<E> {
             Failure::Inner(e) => Some(e),
             Failure::Rejected(r) => Some(r),
             Failure::Limited(l) => Some(l),
+            Failure::Bulkhead(r) => Some(r),
             Failure::AttemptTimeout(_) | Failure::Deadline(_) => None,
         }
     }

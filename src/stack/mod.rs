@@ -7,6 +7,7 @@
 //!   retry + budget     decides whether another attempt is worth it, and waits
 //!   circuit breaker    fails fast while the dependency is down, probes when it may be back
 //!   rate limit         local quota, and the server's 429s pause every clone
+//!   bulkhead           calls in flight, fixed or adaptive (none unless configured)
 //!   attempt timeout    one attempt's limit, so a hung call becomes a retryable failure
 //!      │
 //!   client (any tower::Service)
@@ -23,6 +24,10 @@
 //!   waiting for quota is not counted as the dependency's latency.
 //! - **Rate limit above the attempt timeout**: waiting for quota is not the dependency being
 //!   slow, so it must not use up an attempt's time.
+//! - **Bulkhead between the rate limiter and the attempt timeout**
+//!   ([`StackBuilder::bulkhead`]): a call refused by the breaker or held by the rate limiter
+//!   holds no permit, and an adaptive limit measures the dependency alone and hears its
+//!   timeouts (below it) as [`TimedOut`](crate::classify::Class::TimedOut).
 //! - **Total deadline on top**: it bounds everything, retries and waits included; retry also
 //!   knows it, so it stops instead of sleeping into it.
 //!
@@ -78,6 +83,7 @@ use crate::breaker::{
     ConsecutiveFailures, CountWindow, TimeWindow, TripPolicy, presets as breaker_presets,
 };
 use crate::budget::{Budget, RatioBudget};
+use crate::bulkhead::{Bulkhead, BulkheadBuilder, BulkheadLayer, BulkheadService, Priority};
 use crate::classify::ByError;
 use crate::classify::Through;
 use crate::error::ConfigError;
@@ -107,6 +113,7 @@ impl Stack {
             breaker: CircuitBreaker::builder(),
             rate_limit: RateLimitConfig::builder(),
             rate_limit_listener: None,
+            bulkhead: None,
             cost: UnitCost,
             signal: NoSignal,
         }
@@ -165,6 +172,7 @@ pub struct StackBuilder<C, P = ConsecutiveFailures, W = UnitCost, R = NoSignal, 
     breaker: BreakerBuilder<P>,
     rate_limit: RateLimitConfigBuilder,
     rate_limit_listener: Option<SharedListener<RateLimitEvent>>,
+    bulkhead: Option<BulkheadBuilder>,
     cost: W,
     signal: R,
 }
@@ -203,6 +211,7 @@ impl<C, P, W, R, B> StackBuilder<C, P, W, R, B> {
             breaker: self.breaker,
             rate_limit: self.rate_limit,
             rate_limit_listener: self.rate_limit_listener,
+            bulkhead: self.bulkhead,
             cost: self.cost,
             signal: self.signal,
         }
@@ -218,6 +227,7 @@ impl<C, P, W, R, B> StackBuilder<C, P, W, R, B> {
             breaker,
             rate_limit: self.rate_limit,
             rate_limit_listener: self.rate_limit_listener,
+            bulkhead: self.bulkhead,
             cost: self.cost,
             signal: self.signal,
         }
@@ -226,6 +236,13 @@ impl<C, P, W, R, B> StackBuilder<C, P, W, R, B> {
     /// The rate limiter's knobs (local quotas, max wait, server-signal handling).
     pub fn rate_limit(mut self, rate_limit: RateLimitConfigBuilder) -> Self {
         self.rate_limit = rate_limit;
+        self
+    }
+
+    /// Limit the calls in flight with a bulkhead (fixed or adaptive), between the rate limiter
+    /// and the attempt timeout; by default there is none.
+    pub fn bulkhead(mut self, bulkhead: BulkheadBuilder) -> Self {
+        self.bulkhead = Some(bulkhead);
         self
     }
 
@@ -239,6 +256,7 @@ impl<C, P, W, R, B> StackBuilder<C, P, W, R, B> {
             breaker: self.breaker,
             rate_limit: self.rate_limit,
             rate_limit_listener: self.rate_limit_listener,
+            bulkhead: self.bulkhead,
             cost,
             signal: self.signal,
         }
@@ -255,6 +273,7 @@ impl<C, P, W, R, B> StackBuilder<C, P, W, R, B> {
             breaker: self.breaker,
             rate_limit: self.rate_limit,
             rate_limit_listener: self.rate_limit_listener,
+            bulkhead: self.bulkhead,
             cost: self.cost,
             signal,
         }
@@ -344,8 +363,11 @@ impl<C, P, W, R, B> StackBuilder<C, P, W, R, B> {
         }
         let classifier = self.classifier;
         let retry = retry
-            .classifier(Through(Through(Through(classifier.clone()))))
+            .classifier(Through(Through(Through(Through(classifier.clone())))))
             .build()?;
+        let bulkhead = self
+            .bulkhead
+            .map_or_else(|| Ok(Bulkhead::unlimited()), BulkheadBuilder::build)?;
         let breaker = self.breaker.build()?;
         let limits = self.rate_limit.build()?;
         let limiter = match self.rate_limit_listener {
@@ -363,6 +385,7 @@ impl<C, P, W, R, B> StackBuilder<C, P, W, R, B> {
             retry,
             breaker,
             limiter,
+            bulkhead,
             cost: self.cost,
             signal: self.signal,
         })
@@ -370,15 +393,22 @@ impl<C, P, W, R, B> StackBuilder<C, P, W, R, B> {
 }
 
 /// The classifier each layer uses: yours, lifted through the error wrappers below it.
-type AtRateLimit<C> = Through<C>;
-type AtBreaker<C> = Through<Through<C>>;
-type AtRetry<C> = Through<Through<Through<C>>>;
+type AtBulkhead<C> = Through<C>;
+type AtRateLimit<C> = Through<Through<C>>;
+type AtBreaker<C> = Through<Through<Through<C>>>;
+type AtRetry<C> = Through<Through<Through<Through<C>>>>;
 
 /// The service stack a [`StackLayer`] puts around a client `S`, before error flattening.
 pub type Layers<S, C, P, W, R, B = RatioBudget> = Timeout<
     Retry<
         CircuitBreakerService<
-            RateLimit<Timeout<S>, RateLimiter, W, AtRateLimit<C>, R>,
+            RateLimit<
+                BulkheadService<Timeout<S>, Bulkhead, Priority, AtBulkhead<C>>,
+                RateLimiter,
+                W,
+                AtRateLimit<C>,
+                R,
+            >,
             P,
             AtBreaker<C>,
         >,
@@ -401,11 +431,17 @@ pub struct StackLayer<C, P = ConsecutiveFailures, W = UnitCost, R = NoSignal, B 
     retry: RetryLayer<AtRetry<C>, BackoffPolicy, B, ByClone>,
     breaker: CircuitBreaker<P>,
     limiter: RateLimiter,
+    bulkhead: Bulkhead,
     cost: W,
     signal: R,
 }
 
 impl<C, P, W, R, B> StackLayer<C, P, W, R, B> {
+    /// The shared bulkhead, for its limit and metrics (unlimited unless configured).
+    pub fn bulkhead(&self) -> &Bulkhead {
+        &self.bulkhead
+    }
+
     /// The shared circuit breaker, for its state, metrics and manual control.
     pub fn breaker(&self) -> &CircuitBreaker<P> {
         &self.breaker
@@ -437,13 +473,16 @@ where
 
     fn layer(&self, client: S) -> Self::Service {
         let attempt = self.attempt.layer(client);
+        let bulkheaded = BulkheadLayer::new(self.bulkhead.clone())
+            .classifier(Through(self.classifier.clone()))
+            .layer(attempt);
         let limited = RateLimitLayer::new(self.limiter.clone())
             .cost(self.cost.clone())
-            .classifier(Through(self.classifier.clone()))
-            .read_signal(self.signal.clone())
-            .layer(attempt);
-        let guarded = CircuitBreakerLayer::new(self.breaker.clone())
             .classifier(Through(Through(self.classifier.clone())))
+            .read_signal(self.signal.clone())
+            .layer(bulkheaded);
+        let guarded = CircuitBreakerLayer::new(self.breaker.clone())
+            .classifier(Through(Through(Through(self.classifier.clone()))))
             .layer(limited);
         StackService::new(self.total.layer(self.retry.layer(guarded)))
     }

@@ -7,12 +7,14 @@ use tower_service::Service;
 
 use super::error::StackError;
 use crate::breaker::BreakerError;
+use crate::bulkhead::BulkheadError;
 use crate::ratelimit::RateLimitedError;
 use crate::retry::RetryError;
 use crate::timeout::TimeoutError;
 
 /// The error every layer of a stack nests around the client's error `E`.
-type Nested<E> = TimeoutError<RetryError<BreakerError<RateLimitedError<TimeoutError<E>>>>>;
+pub(super) type Nested<E> =
+    TimeoutError<RetryError<BreakerError<RateLimitedError<BulkheadError<TimeoutError<E>>>>>>;
 
 /// A client behind a [stack](super), with its errors flattened into [`StackError`].
 #[derive(Debug, Clone)]
