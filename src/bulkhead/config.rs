@@ -283,7 +283,6 @@ impl BulkheadBuilder {
             priorities: self.priorities,
             max_bypass: self.max_bypass,
             shed: self.shed,
-            unlimited: false,
             name: self.name,
             listener: self.listener,
         };

@@ -43,6 +43,7 @@ pin_project! {
 }
 
 impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
+    #[inline]
     pub(crate) fn called(fut: S::Future, permit: Permit, classifier: C) -> Self {
         ResponseFuture {
             state: State::Called { fut },
@@ -51,6 +52,7 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
         }
     }
 
+    #[inline]
     pub(crate) fn unlimited(fut: S::Future, classifier: C) -> Self {
         ResponseFuture {
             state: State::Called { fut },
@@ -85,6 +87,7 @@ where
 {
     type Output = Result<S::Response, BulkheadError<S::Error>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {

@@ -32,7 +32,9 @@ use crate::sync::Arc;
 /// ```
 #[derive(Clone)]
 pub struct Bulkhead {
-    pub(crate) core: Arc<Core>,
+    /// `None` for [`Bulkhead::unlimited`], which shares nothing, so cloning it (as stacks do
+    /// for every call) touches no reference count.
+    pub(crate) core: Option<Arc<Core>>,
 }
 
 impl Bulkhead {
@@ -41,77 +43,80 @@ impl Bulkhead {
         BulkheadBuilder::default()
     }
 
-    /// A bulkhead that limits nothing: a [`BulkheadService`](super::BulkheadService) over it
-    /// calls straight through, takes no permit and counts nothing (its
-    /// [`in_flight`](Self::in_flight) stays 0), at the cost of one branch. What a stack uses
-    /// when no bulkhead is configured. [`try_acquire`](Self::try_acquire) and
-    /// [`acquire`](Self::acquire) still hand out counted permits, up to [`MAX_PERMITS`].
+    /// A bulkhead that limits nothing and shares nothing: a
+    /// [`BulkheadService`](super::BulkheadService) over it calls straight through, taking no
+    /// permit, and cloning it costs nothing. What a stack uses when no bulkhead is configured.
+    /// Its [`in_flight`](Self::in_flight) stays 0; a permit taken by hand from it counts
+    /// nothing.
     ///
     /// ```
     /// use riprap::bulkhead::{Bulkhead, MAX_PERMITS};
-    /// assert_eq!(Bulkhead::unlimited().limit(), MAX_PERMITS);
+    /// let unlimited = Bulkhead::unlimited();
+    /// assert_eq!(unlimited.limit(), MAX_PERMITS);
+    /// let _permit = unlimited.try_acquire()?;
+    /// assert_eq!(unlimited.in_flight(), 0);
+    /// # Ok::<(), riprap::bulkhead::Rejected>(())
     /// ```
     pub fn unlimited() -> Self {
-        use super::state::Settings;
-        Bulkhead::from_core(Core::new(
-            MAX_PERMITS,
-            Settings {
-                max_queue: 0,
-                queue_timeout: None,
-                priorities: 1,
-                max_bypass: 0,
-                shed: None,
-                unlimited: true,
-                name: None,
-                listener: None,
-            },
-            None,
-        ))
+        Bulkhead { core: None }
     }
 
     pub(crate) fn from_core(core: Core) -> Self {
         Bulkhead {
-            core: Arc::new(core),
+            core: Some(Arc::new(core)),
+        }
+    }
+
+    /// The core behind this handle; a fresh, unshared one for an unlimited bulkhead, whose
+    /// permits count nothing anyone reads.
+    fn core(&self) -> Arc<Core> {
+        match &self.core {
+            Some(c) => Arc::clone(c),
+            None => Arc::new(Core::unlimited()),
         }
     }
 
     /// Take a permit if one is free and nobody waits for it; never waits. Lock-free.
     pub fn try_acquire(&self) -> Result<Permit, Rejected> {
-        match self.core.try_acquire() {
-            Some(n) => Ok(Permit::new(Arc::clone(&self.core), n)),
-            None => Err(self.core.refuse(Rejected::Full)),
+        let core = self.core();
+        match core.try_acquire() {
+            Some(n) => Ok(Permit::new(core, n)),
+            None => Err(core.refuse(Rejected::Full)),
         }
     }
 
     /// Take a permit, waiting in the queue of `priority`'s class if none is free: see
     /// [`Acquire`].
     pub fn acquire(&self, priority: Priority) -> Acquire {
-        Acquire::new(Arc::clone(&self.core), priority.0)
+        Acquire::new(self.core(), priority.0)
     }
 
     /// Like [`acquire`](Self::acquire), moving this handle into the future.
     pub(crate) fn into_acquire(self, priority: Priority) -> Acquire {
-        Acquire::new(self.core, priority.0)
+        match self.core {
+            Some(core) => Acquire::new(core, priority.0),
+            None => Acquire::new(Arc::new(Core::unlimited()), priority.0),
+        }
     }
 
     /// The limit on calls in flight.
     pub fn limit(&self) -> u32 {
-        self.core.limit()
+        self.core.as_ref().map_or(MAX_PERMITS, |c| c.limit())
     }
 
     /// Permits held right now.
     pub fn in_flight(&self) -> u32 {
-        self.core.in_flight()
+        self.core.as_ref().map_or(0, |c| c.in_flight())
     }
 
     /// Callers waiting right now.
     pub fn waiting(&self) -> u32 {
-        self.core.waiting()
+        self.core.as_ref().map_or(0, |c| c.waiting())
     }
 
     /// The bulkhead's name, if it has one.
     pub fn name(&self) -> Option<&str> {
-        self.core.settings.name.as_deref()
+        self.core.as_ref()?.settings.name.as_deref()
     }
 
     /// Set the limit by hand, from 1 to [`MAX_PERMITS`]: raised, it admits waiting callers
@@ -133,19 +138,36 @@ impl Bulkhead {
                 format!("must be from 1 to {MAX_PERMITS} (got {limit})"),
             ));
         }
-        self.core.set_limit(limit);
-        Ok(())
+        match &self.core {
+            Some(core) => {
+                core.set_limit(limit);
+                Ok(())
+            }
+            None => Err(ConfigError::new(
+                "bulkhead.max_concurrent",
+                "an unlimited bulkhead has no limit to set",
+            )),
+        }
     }
 
     /// A snapshot: the limit, permits held, callers waiting per class, rejections so far,
     /// and whether the queue is shedding. Takes the queue lock briefly.
     pub fn metrics(&self) -> BulkheadMetrics {
-        let (waiting, shedding) = self.core.waiting_per_class();
+        let Some(core) = &self.core else {
+            return BulkheadMetrics {
+                limit: MAX_PERMITS,
+                in_flight: 0,
+                waiting: Vec::new(),
+                rejected: 0,
+                shedding: false,
+            };
+        };
+        let (waiting, shedding) = core.waiting_per_class();
         BulkheadMetrics {
-            limit: self.core.limit(),
-            in_flight: self.core.in_flight(),
+            limit: core.limit(),
+            in_flight: core.in_flight(),
             waiting,
-            rejected: self.core.rejected(),
+            rejected: core.rejected(),
             shedding,
         }
     }
@@ -153,7 +175,7 @@ impl Bulkhead {
     /// Whether no permit is held, nobody waits, and no other handle exists: a keyed
     /// bulkhead may forget it.
     pub(crate) fn is_idle(&self) -> bool {
-        Arc::strong_count(&self.core) == 1
+        self.core.as_ref().is_none_or(|c| Arc::strong_count(c) == 1)
     }
 }
 

@@ -105,21 +105,21 @@ where
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         if let Some(only) = self.select.only() {
-            if only.core.settings.unlimited {
+            let Some(core) = &only.core else {
+                // Unlimited: straight through.
                 let fut = self.inner.call(request);
                 return ResponseFuture::unlimited(fut, self.classifier.clone());
-            }
-            if let Some(n) = only.core.try_acquire() {
+            };
+            if let Some(n) = core.try_acquire() {
                 let owner = match &self.private {
                     Some(p) => Owner::Private(std::sync::Arc::clone(p)),
                     None => {
                         self.shared_calls += 1;
                         if self.shared_calls >= PRIVATE_AFTER {
-                            self.private = Some(std::sync::Arc::new(Private {
-                                core: only.core.clone(),
-                            }));
+                            self.private =
+                                Some(std::sync::Arc::new(Private { core: core.clone() }));
                         }
-                        Owner::Shared(only.core.clone())
+                        Owner::Shared(core.clone())
                     }
                 };
                 let permit = Permit::held_by(owner, n);
@@ -129,13 +129,16 @@ where
         }
         let bulkhead = self.select.select(&request);
         let classifier = self.classifier.clone();
-        if let Some(n) = bulkhead.core.try_acquire() {
-            let permit = Permit::new(bulkhead.core, n);
+        let Some(core) = &bulkhead.core else {
+            return ResponseFuture::unlimited(self.inner.call(request), classifier);
+        };
+        if let Some(n) = core.try_acquire() {
+            let permit = Permit::new(core.clone(), n);
             return ResponseFuture::called(self.inner.call(request), permit, classifier);
         }
-        if bulkhead.core.settings.max_queue == 0 {
+        if core.settings.max_queue == 0 {
             // Nobody ever waits here: the permits are all taken.
-            return ResponseFuture::refused(bulkhead.core.refuse(Rejected::Full), classifier);
+            return ResponseFuture::refused(core.refuse(Rejected::Full), classifier);
         }
         let priority = self.priority.priority(&request);
         // The readied service goes with the call; its clone stays for the next one.

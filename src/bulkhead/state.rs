@@ -79,8 +79,6 @@ pub(crate) struct Settings {
     pub(crate) priorities: u8,
     pub(crate) max_bypass: u32,
     pub(crate) shed: Option<Shed>,
-    /// Limits nothing: the service calls straight through (see `Bulkhead::unlimited`).
-    pub(crate) unlimited: bool,
     pub(crate) name: Option<std::sync::Arc<str>>,
     pub(crate) listener: Option<SharedListener<BulkheadEvent>>,
 }
@@ -124,6 +122,23 @@ impl Core {
             adaptive: adaptive.map(std::sync::Mutex::new),
             rejected: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// The core of an unlimited bulkhead's hand-taken permits: counted, never full.
+    pub(crate) fn unlimited() -> Self {
+        Core::new(
+            MAX_PERMITS,
+            Settings {
+                max_queue: 0,
+                queue_timeout: None,
+                priorities: 1,
+                max_bypass: 0,
+                shed: None,
+                name: None,
+                listener: None,
+            },
+            None,
+        )
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue<Arc<Waiter>>> {
