@@ -702,3 +702,18 @@ fn a_hedge_spec_round_trips_and_builds() {
         toml::from_str("percentile = { quantile = 2.0, until_known = \"1s\" }").unwrap();
     assert_eq!(bad.build().unwrap_err().knob(), "hedge.percentile");
 }
+
+#[tokio::test(start_paused = true)]
+async fn under_a_retry_layer_that_deposits_the_hedge_layer_need_not() {
+    let ledger = Ledger::default();
+    let svc = HedgeLayer::builder()
+        .delay(ms(100))
+        .deposits(false)
+        .budget(ledger.clone())
+        .build()
+        .unwrap()
+        .layer(Scripted::new(&[Script::Ok(1_000), Script::Ok(10)]));
+    assert_eq!(svc.oneshot("q").await.unwrap(), Reply { attempt: 1 });
+    assert_eq!(ledger.deposits.load(Ordering::Relaxed), 0);
+    assert_eq!(ledger.net(), 1, "the hedge still withdraws");
+}

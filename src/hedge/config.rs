@@ -74,6 +74,7 @@ pub(crate) struct Shared<C, R, B> {
     pub(crate) classifier: C,
     pub(crate) copy: R,
     pub(crate) budget: B,
+    pub(crate) deposits: bool,
     pub(crate) delay: Delay,
     pub(crate) max_hedged: u32,
     pub(crate) listener: Option<SharedListener<HedgeEvent>>,
@@ -93,6 +94,7 @@ impl<C, R, B> Shared<C, R, B> {
 struct Knobs {
     delay: HedgeDelay,
     max_hedged: u32,
+    deposits: bool,
     listener: Option<SharedListener<HedgeEvent>>,
 }
 
@@ -122,6 +124,7 @@ impl Default for HedgeBuilder {
             knobs: Knobs {
                 delay: HedgeDelay::Fixed(Duration::from_secs(2)),
                 max_hedged: 1,
+                deposits: true,
                 listener: None,
             },
         }
@@ -155,6 +158,15 @@ impl<C, R, B> HedgeBuilder<C, R, B> {
     /// Hedges per request, beyond the original, from 1 to 10 (default 1).
     pub fn max_hedged_attempts(mut self, n: u32) -> Self {
         self.knobs.max_hedged = n;
+        self
+    }
+
+    /// Whether each request deposits into the budget (default `true`). Turn it off when a
+    /// retry layer above shares the budget: it already deposits once per logical request,
+    /// and a hedge layer below it would deposit again for every attempt, doubling what the
+    /// budget lets hedges and retries spend.
+    pub fn deposits(mut self, deposits: bool) -> Self {
+        self.knobs.deposits = deposits;
         self
     }
 
@@ -243,6 +255,7 @@ impl<C, R, B> HedgeBuilder<C, R, B> {
                 classifier: self.classifier,
                 copy: self.copy,
                 budget: self.budget,
+                deposits: k.deposits,
                 delay,
                 max_hedged: k.max_hedged,
                 listener: k.listener,

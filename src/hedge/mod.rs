@@ -72,7 +72,9 @@
 //!
 //! Put hedging **below retry and above the breaker, the rate limiter and the bulkhead**:
 //! every hedge passes the breaker and takes its own quota and permit, and a retry layer
-//! above retries the hedged request as a whole. Give both the same budget.
+//! above retries the hedged request as a whole. Give both the same budget, and turn the
+//! hedge layer's own deposits off ([`deposits(false)`](HedgeBuilder::deposits)): the retry
+//! layer already deposits once per logical request.
 //!
 //! ## Cost
 //!

@@ -69,7 +69,9 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        self.shared.budget.deposit();
+        if self.shared.deposits {
+            self.shared.budget.deposit();
+        }
         // The copy is made before the original is sent, which consumes it.
         let copy = self.shared.copy.clone_request(&request);
         let fut = self.inner.call(request);
