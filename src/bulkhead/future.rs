@@ -119,10 +119,14 @@ where
                 }
                 StateProj::Called { fut } => {
                     let out = ready!(fut.poll(cx));
-                    if let Some(permit) = this.permit.take() {
-                        if permit.samples() {
+                    if this.permit.as_ref().is_some_and(Permit::samples) {
+                        if let Some(permit) = this.permit.take() {
                             permit.record(&this.classifier.classify(out.as_ref()));
                         }
+                    } else {
+                        // Given back where it lies: moving it out first would copy it for
+                        // nothing.
+                        *this.permit = None;
                     }
                     return Poll::Ready(out.map_err(BulkheadError::Inner));
                 }

@@ -104,6 +104,8 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
+        // The path every call takes while a permit is free is kept small enough to inline
+        // into the caller, so the future is built in place rather than copied out.
         if let Some(only) = self.select.only() {
             let Some(core) = &only.core else {
                 // Unlimited: straight through.
@@ -113,20 +115,43 @@ where
             if let Some(n) = core.try_acquire() {
                 let owner = match &self.private {
                     Some(p) => Owner::Private(std::sync::Arc::clone(p)),
-                    None => {
-                        self.shared_calls += 1;
-                        if self.shared_calls >= PRIVATE_AFTER {
-                            self.private =
-                                Some(std::sync::Arc::new(Private { core: core.clone() }));
-                        }
-                        Owner::Shared(core.clone())
-                    }
+                    None => shared_owner(&mut self.private, &mut self.shared_calls, core),
                 };
                 let permit = Permit::held_by(owner, n);
                 let fut = self.inner.call(request);
                 return ResponseFuture::called(fut, permit, self.classifier.clone());
             }
         }
+        self.call_slow(request)
+    }
+}
+
+/// The owner of a permit taken through the shared handle, counting the calls that took one
+/// so that a long-lived clone moves to a handle of its own.
+#[cold]
+fn shared_owner(
+    private: &mut Option<std::sync::Arc<Private>>,
+    calls: &mut u32,
+    core: &crate::sync::Arc<super::state::Core>,
+) -> Owner {
+    *calls += 1;
+    if *calls >= PRIVATE_AFTER {
+        *private = Some(std::sync::Arc::new(Private { core: core.clone() }));
+    }
+    Owner::Shared(core.clone())
+}
+
+impl<S, L, P, C> BulkheadService<S, L, P, C> {
+    /// Every call that does not find a free permit on the one bulkhead: a keyed bulkhead, a
+    /// full one, one with a queue.
+    #[inline(never)]
+    fn call_slow<Req>(&mut self, request: Req) -> ResponseFuture<S, Req, C>
+    where
+        S: Service<Req> + Clone,
+        L: SelectBulkhead<Req>,
+        P: Prioritize<Req>,
+        C: Clone,
+    {
         let bulkhead = self.select.select(&request);
         let classifier = self.classifier.clone();
         let Some(core) = &bulkhead.core else {

@@ -101,6 +101,9 @@ pub(crate) struct Core {
     queue: Mutex<Queue<Arc<Waiter>>>,
     pub(crate) settings: Settings,
     adaptive: Option<std::sync::Mutex<Box<dyn LimitAlgorithm>>>,
+    /// The instant permits' admission times count from (adaptive bulkheads only), so a
+    /// permit carries one word for it rather than an `Option<Instant>`.
+    epoch: Instant,
     rejected: std::sync::atomic::AtomicU64,
 }
 
@@ -120,6 +123,7 @@ impl Core {
             )),
             settings,
             adaptive: adaptive.map(std::sync::Mutex::new),
+            epoch: Instant::now(),
             rejected: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -161,8 +165,17 @@ impl Core {
         self.rejected.load(Relaxed)
     }
 
-    pub(crate) fn is_adaptive(&self) -> bool {
-        self.adaptive.is_some()
+    /// Now, as nanoseconds since the epoch plus one (never zero), for an adaptive bulkhead;
+    /// zero otherwise, so the clock is read only when someone learns from latency.
+    #[inline]
+    fn admission_stamp(&self) -> u64 {
+        if self.adaptive.is_none() {
+            return 0;
+        }
+        let since = Instant::now().saturating_duration_since(self.epoch);
+        u64::try_from(since.as_nanos())
+            .unwrap_or(u64::MAX - 1)
+            .saturating_add(1)
     }
 
     pub(crate) fn waiting_per_class(&self) -> (Vec<usize>, bool) {
@@ -350,9 +363,10 @@ impl Core {
         from
     }
 
-    /// A call admitted at `admitted`, with `in_flight` permits out, finished as `class`:
-    /// feed the adaptive limit.
-    fn sample(&self, admitted: Instant, in_flight: u32, class: &Class) {
+    /// A call admitted at `stamp` (see [`admission_stamp`](Self::admission_stamp)), with
+    /// `in_flight` permits out, finished as `class`: feed the adaptive limit.
+    fn sample(&self, stamp: u64, in_flight: u32, class: &Class) {
+        let admitted = self.epoch + Duration::from_nanos(stamp.saturating_sub(1));
         let Some(algorithm) = &self.adaptive else {
             return;
         };
@@ -456,7 +470,8 @@ impl Owner {
 #[must_use = "the permit is given back as soon as it is dropped"]
 pub struct Permit {
     owner: Owner,
-    admitted: Option<Instant>,
+    /// When it was admitted, for an adaptive limit: see `Core::admission_stamp`.
+    admitted: u64,
     in_flight: u32,
 }
 
@@ -468,8 +483,7 @@ impl Permit {
 
     #[inline]
     pub(crate) fn held_by(owner: Owner, in_flight: u32) -> Self {
-        // The clock is read only when someone learns from latency.
-        let admitted = owner.core().is_adaptive().then(Instant::now);
+        let admitted = owner.core().admission_stamp();
         Permit {
             owner,
             admitted,
@@ -493,14 +507,16 @@ impl Permit {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn record(self, class: &Class) {
-        if let Some(at) = self.admitted {
-            self.owner.core().sample(at, self.in_flight, class);
+        if self.admitted != 0 {
+            self.owner
+                .core()
+                .sample(self.admitted, self.in_flight, class);
         }
     }
 
     /// Whether recording the call's verdict feeds an adaptive limit.
     pub(crate) fn samples(&self) -> bool {
-        self.admitted.is_some()
+        self.admitted != 0
     }
 }
 
