@@ -34,12 +34,19 @@ pin_project! {
     where
         S: Service<Req>,
     {
-        // Boxed: only a call that queues pays for the room, not every call's future.
-        Waiting { waiting: Box<(Acquire, Option<(S, Req)>)> },
-        Readying { service: S, request: Option<Req> },
+        // Boxed: only a call that queues pays for the room, not every call's future (in a
+        // stack, every layer above holds this future).
+        Queued { queued: Box<Queued<S, Req>> },
         Called { #[pin] fut: S::Future },
         Refused { rejected: Rejected },
     }
+}
+
+/// A call waiting for its permit, then for its service to be ready again.
+struct Queued<S, Req> {
+    acquire: Option<Acquire>,
+    service: S,
+    request: Option<Req>,
 }
 
 impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
@@ -63,8 +70,12 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
 
     pub(crate) fn waiting(acquire: Acquire, service: S, request: Req, classifier: C) -> Self {
         ResponseFuture {
-            state: State::Waiting {
-                waiting: Box::new((acquire, Some((service, request)))),
+            state: State::Queued {
+                queued: Box::new(Queued {
+                    acquire: Some(acquire),
+                    service,
+                    request: Some(request),
+                }),
             },
             permit: None,
             classifier,
@@ -92,29 +103,23 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Waiting { waiting } => {
-                    let (acquire, call) = &mut **waiting;
-                    let permit =
-                        ready!(Pin::new(acquire).poll(cx)).map_err(BulkheadError::Rejected)?;
-                    *this.permit = Some(permit);
-                    let Some((service, request)) = call.take() else {
-                        panic!("`ResponseFuture` polled after completion");
-                    };
-                    this.state.set(State::Readying {
-                        service,
-                        request: Some(request),
-                    });
-                }
-                StateProj::Readying { service, request } => {
-                    if let Err(e) = ready!(service.poll_ready(cx)) {
+                StateProj::Queued { queued } => {
+                    let q = &mut **queued;
+                    if let Some(acquire) = q.acquire.as_mut() {
+                        let permit =
+                            ready!(Pin::new(acquire).poll(cx)).map_err(BulkheadError::Rejected)?;
+                        *this.permit = Some(permit);
+                        q.acquire = None;
+                    }
+                    if let Err(e) = ready!(q.service.poll_ready(cx)) {
                         // The permit goes back: nothing was sent.
-                        this.permit.take();
+                        *this.permit = None;
                         return Poll::Ready(Err(BulkheadError::Inner(e)));
                     }
-                    let Some(request) = request.take() else {
+                    let Some(request) = q.request.take() else {
                         panic!("`ResponseFuture` polled after completion");
                     };
-                    let fut = service.call(request);
+                    let fut = q.service.call(request);
                     this.state.set(State::Called { fut });
                 }
                 StateProj::Called { fut } => {

@@ -79,9 +79,10 @@ impl Bulkhead {
     /// Take a permit if one is free and nobody waits for it; never waits. Lock-free.
     pub fn try_acquire(&self) -> Result<Permit, Rejected> {
         let core = self.core();
-        match core.try_acquire() {
-            Some(n) => Ok(Permit::new(core, n)),
-            None => Err(core.refuse(Rejected::Full)),
+        if core.try_acquire() {
+            Ok(Permit::new(core))
+        } else {
+            Err(core.refuse(Rejected::Full))
         }
     }
 

@@ -112,12 +112,12 @@ where
                 let fut = self.inner.call(request);
                 return ResponseFuture::unlimited(fut, self.classifier.clone());
             };
-            if let Some(n) = core.try_acquire() {
+            if core.try_acquire() {
                 let owner = match &self.private {
                     Some(p) => Owner::Private(std::sync::Arc::clone(p)),
                     None => shared_owner(&mut self.private, &mut self.shared_calls, core),
                 };
-                let permit = Permit::held_by(owner, n);
+                let permit = Permit::held_by(owner);
                 let fut = self.inner.call(request);
                 return ResponseFuture::called(fut, permit, self.classifier.clone());
             }
@@ -157,8 +157,8 @@ impl<S, L, P, C> BulkheadService<S, L, P, C> {
         let Some(core) = &bulkhead.core else {
             return ResponseFuture::unlimited(self.inner.call(request), classifier);
         };
-        if let Some(n) = core.try_acquire() {
-            let permit = Permit::new(core.clone(), n);
+        if core.try_acquire() {
+            let permit = Permit::new(core.clone());
             return ResponseFuture::called(self.inner.call(request), permit, classifier);
         }
         if core.settings.max_queue == 0 {

@@ -40,8 +40,7 @@ fn waiting(state: u64) -> u32 {
     (state >> 32) as u32
 }
 
-// A waiter's status: the low byte says what became of it; a grant carries the permits in
-// flight once it was admitted (itself included) above the low byte.
+// A waiter's status: what became of it.
 const WAITING: u64 = 0;
 const GRANTED: u64 = 1;
 const DISPLACED: u64 = 2;
@@ -65,8 +64,8 @@ impl Waiter {
 
 /// What a caller that found no free permit got from the queue.
 enum Enqueued {
-    /// A permit came free after all: this many are in flight now.
-    Admitted(u32),
+    /// A permit came free after all.
+    Admitted,
     /// It waits.
     Waiting(Arc<Waiter>),
 }
@@ -188,21 +187,20 @@ impl Core {
         usize::from(priority).min(usize::from(self.settings.priorities.max(1)) - 1)
     }
 
-    /// Take a permit if one is free and nobody waits for it: the lock-free path. Returns the
-    /// permits in flight, this one included.
+    /// Take a permit if one is free and nobody waits for it: the lock-free path.
     #[inline]
-    pub(crate) fn try_acquire(&self) -> Option<u32> {
+    pub(crate) fn try_acquire(&self) -> bool {
         let limit = self.limit.load(Relaxed) as u32;
         let mut s = self.state.load(Relaxed);
         loop {
             if waiting(s) != 0 || in_flight(s) >= limit {
-                return None;
+                return false;
             }
             match self
                 .state
                 .compare_exchange_weak(s, s + 1, Ordering::Acquire, Relaxed)
             {
-                Ok(_) => return Some(in_flight(s) + 1),
+                Ok(_) => return true,
                 Err(now) => s = now,
             }
         }
@@ -221,7 +219,7 @@ impl Core {
                     .compare_exchange(s, s + 1, AcqRel, Relaxed)
                     .is_ok()
                 {
-                    return Ok(Enqueued::Admitted(in_flight(s) + 1));
+                    return Ok(Enqueued::Admitted);
                 }
                 continue;
             }
@@ -302,7 +300,7 @@ impl Core {
                 Popped::Next(waiter) => {
                     // One more in flight, one fewer waiting: the permit passes to the waiter.
                     self.state.fetch_add(1u64.wrapping_sub(ONE_WAITER), AcqRel);
-                    waiter.finish(GRANTED | u64::from(in_flight(s) + 1) << 8);
+                    waiter.finish(GRANTED);
                 }
                 Popped::Shed(waiter) => {
                     self.state.fetch_sub(ONE_WAITER, AcqRel);
@@ -318,7 +316,7 @@ impl Core {
     fn abandon(&self, waiter: &Arc<Waiter>, keep_grant: bool) -> Option<u64> {
         let mut q = self.lock();
         let status = waiter.status.load(Ordering::Acquire);
-        let out = match status & 0xFF {
+        let out = match status {
             WAITING => {
                 if q.remove(waiter.class, |w| Arc::ptr_eq(w, waiter)) {
                     self.state.fetch_sub(ONE_WAITER, AcqRel);
@@ -363,9 +361,10 @@ impl Core {
         from
     }
 
-    /// A call admitted at `stamp` (see [`admission_stamp`](Self::admission_stamp)), with
-    /// `in_flight` permits out, finished as `class`: feed the adaptive limit.
-    fn sample(&self, stamp: u64, in_flight: u32, class: &Class) {
+    /// A call admitted at `stamp` (see [`admission_stamp`](Self::admission_stamp)) finished
+    /// as `class`, its permit still held: feed the adaptive limit.
+    fn sample(&self, stamp: u64, class: &Class) {
+        let in_flight = self.in_flight();
         let admitted = self.epoch + Duration::from_nanos(stamp.saturating_sub(1));
         let Some(algorithm) = &self.adaptive else {
             return;
@@ -472,23 +471,18 @@ pub struct Permit {
     owner: Owner,
     /// When it was admitted, for an adaptive limit: see `Core::admission_stamp`.
     admitted: u64,
-    in_flight: u32,
 }
 
 impl Permit {
     #[inline]
-    pub(crate) fn new(core: Arc<Core>, in_flight: u32) -> Self {
-        Permit::held_by(Owner::Shared(core), in_flight)
+    pub(crate) fn new(core: Arc<Core>) -> Self {
+        Permit::held_by(Owner::Shared(core))
     }
 
     #[inline]
-    pub(crate) fn held_by(owner: Owner, in_flight: u32) -> Self {
+    pub(crate) fn held_by(owner: Owner) -> Self {
         let admitted = owner.core().admission_stamp();
-        Permit {
-            owner,
-            admitted,
-            in_flight,
-        }
+        Permit { owner, admitted }
     }
 
     /// Give the permit back, telling an adaptive limit how the call went: a success or a
@@ -508,9 +502,7 @@ impl Permit {
     /// ```
     pub fn record(self, class: &Class) {
         if self.admitted != 0 {
-            self.owner
-                .core()
-                .sample(self.admitted, self.in_flight, class);
+            self.owner.core().sample(self.admitted, class);
         }
     }
 
@@ -529,9 +521,7 @@ impl Drop for Permit {
 
 impl fmt::Debug for Permit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit")
-            .field("in_flight", &self.in_flight)
-            .finish_non_exhaustive()
+        f.debug_struct("Permit").finish_non_exhaustive()
     }
 }
 
@@ -573,7 +563,7 @@ impl Acquire {
 fn decided(core: &Arc<Core>, waiter: &Waiter, status: u64) -> Option<Result<Permit, Rejected>> {
     {
         let waited = || Instant::now().saturating_duration_since(waiter.enqueued);
-        match status & 0xFF {
+        match status {
             WAITING => None,
             GRANTED => {
                 let w = waited();
@@ -581,7 +571,7 @@ fn decided(core: &Arc<Core>, waiter: &Waiter, status: u64) -> Option<Result<Perm
                     name: core.settings.name.clone(),
                     waited: w,
                 });
-                Some(Ok(Permit::new(Arc::clone(core), (status >> 8) as u32)))
+                Some(Ok(Permit::new(Arc::clone(core))))
             }
             DISPLACED => Some(Err(core.refuse(Rejected::Displaced { waited: waited() }))),
             _ => Some(Err(core.refuse(Rejected::Shed { waited: waited() }))),
@@ -597,14 +587,14 @@ impl Future for Acquire {
         match &mut this.state {
             AcquireState::Start { class } => {
                 let class = *class;
-                if let Some(n) = this.core.try_acquire() {
+                if this.core.try_acquire() {
                     this.state = AcquireState::Done;
-                    return Poll::Ready(Ok(Permit::new(Arc::clone(&this.core), n)));
+                    return Poll::Ready(Ok(Permit::new(Arc::clone(&this.core))));
                 }
                 match this.core.enqueue(class) {
-                    Ok(Enqueued::Admitted(n)) => {
+                    Ok(Enqueued::Admitted) => {
                         this.state = AcquireState::Done;
-                        Poll::Ready(Ok(Permit::new(Arc::clone(&this.core), n)))
+                        Poll::Ready(Ok(Permit::new(Arc::clone(&this.core))))
                     }
                     Ok(Enqueued::Waiting(waiter)) => {
                         waiter.waker.register(cx.waker());

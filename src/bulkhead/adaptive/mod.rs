@@ -63,7 +63,7 @@ pub struct Sample {
     pub started: Instant,
     /// How long it held the permit.
     pub latency: Duration,
-    /// Permits in flight once it was admitted, itself included.
+    /// Permits in flight when it finished, itself included.
     pub in_flight: u32,
     /// The limit when it finished.
     pub limit: u32,
