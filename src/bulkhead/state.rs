@@ -365,7 +365,10 @@ impl Core {
     /// as `class`, its permit still held: feed the adaptive limit.
     fn sample(&self, stamp: u64, class: &Class) {
         let in_flight = self.in_flight();
-        let admitted = self.epoch + Duration::from_nanos(stamp.saturating_sub(1));
+        let admitted = self
+            .epoch
+            .checked_add(Duration::from_nanos(stamp.saturating_sub(1)))
+            .unwrap_or(self.epoch);
         let Some(algorithm) = &self.adaptive else {
             return;
         };

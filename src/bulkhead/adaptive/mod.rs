@@ -114,7 +114,9 @@ impl Sample {
 
     /// When the call finished.
     pub fn finished(&self) -> Instant {
-        self.started + self.latency
+        self.started
+            .checked_add(self.latency)
+            .unwrap_or(self.started)
     }
 }
 
