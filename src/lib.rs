@@ -12,6 +12,9 @@
 //! | Many workers share one API quota; one greedy poller starves the rest | [`ratelimit`]: local quotas plus the server's 429s and rate-limit headers, shared by all clones |
 //! | A stream with no offset: every disconnect leaves a permanent gap | [`stream`]: resume after the last delivered offset, drop replays, commit acknowledged positions durably |
 //! | A hung call holds a worker forever | [`timeout`]: a per-attempt limit that keeps the error's type |
+//! | A slow dependency ties up every worker; an urgent item waits behind a batch job; a limit set for yesterday's capacity melts down today | [`bulkhead`]: calls in flight capped, a bounded queue served by priority with a starvation guard, shedding by queue age, per-key limits, and adaptive limits (Gradient, Vegas, AIMD) |
+//! | One slow replica sets everyone's p99 | [`hedge`]: another attempt after a delay or a failure, the first answer wins, paid for from the retry budget |
+//! | One provider's outage or quota takes the feature down | [`fallback`]: another provider, model or region on a chosen class of failure, each behind its own breaker |
 //! | Cache filled only by a batch job: a config change takes hours to show; a miss storm hits the DB | [`cache`]: cache-aside with single-flight loads, batch refresh-ahead, invalidation, stale-if-error |
 //! | The primitives exist but nobody composes them in the right order | [`stack`]: the layers in the recommended order, one classifier, validated together |
 //! | Nobody knows how the stack behaves when the dependency fails | [`chaos`]: seeded fault injection — errors, throttles, latency, outages, stream disconnects |
@@ -64,6 +67,7 @@
 pub mod backoff;
 pub mod breaker;
 pub mod budget;
+pub mod bulkhead;
 pub mod cache;
 pub mod chaos;
 pub mod classify;
@@ -73,10 +77,14 @@ pub mod config;
 mod engine;
 mod error;
 pub mod events;
+pub mod fallback;
 #[cfg(any(feature = "redis", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "redis", feature = "postgres"))))]
 pub mod fleet;
+pub mod hedge;
 pub mod ratelimit;
+// How a request is copied to be sent again: retries, hedges and fallbacks share it.
+mod request;
 pub mod retry;
 pub mod stack;
 pub mod stream;

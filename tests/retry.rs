@@ -944,8 +944,7 @@ async fn the_same_seed_gives_the_same_calls() {
         for t in tasks {
             t.await.unwrap().unwrap();
         }
-        let log = log.lock().unwrap().clone();
-        log
+        log.lock().unwrap().clone()
     }
     let (a, b, other) = (run(42).await, run(42).await, run(43).await);
     assert_eq!(a.len(), 60);

@@ -5,7 +5,9 @@
 //! - its own event type ([`RetryEvent`](crate::retry::RetryEvent),
 //!   [`BreakerEvent`](crate::breaker::BreakerEvent),
 //!   [`RateLimitEvent`](crate::ratelimit::RateLimitEvent),
-//!   [`CacheEvent`](crate::cache::CacheEvent), [`StreamEvent`](crate::stream::StreamEvent)),
+//!   [`CacheEvent`](crate::cache::CacheEvent), [`StreamEvent`](crate::stream::StreamEvent),
+//!   [`BulkheadEvent`](crate::bulkhead::BulkheadEvent), [`HedgeEvent`](crate::hedge::HedgeEvent),
+//!   [`FallbackEvent`](crate::fallback::FallbackEvent)),
 //!   delivered as an [`Event`] to the [`Listener`] given to its builder's `.listener(..)`;
 //! - `tracing` events and spans, named by one scheme ([below](#tracing)), emitted by the
 //!   layer itself;
@@ -81,7 +83,8 @@
 //! Each layer's module guide lists its own events, levels and fields (for example
 //! [retry](crate::retry#observing), [breaker](crate::breaker#observability),
 //! [rate limit](crate::ratelimit#observing), [cache](crate::cache#observing),
-//! [stream](crate::stream#watching-it)). Header parsing logs under `riprap::classify`:
+//! [stream](crate::stream#watching-it), [bulkhead](crate::bulkhead#observing),
+//! [hedge](crate::hedge#observing), [fallback](crate::fallback#observing)). Header parsing logs under `riprap::classify`:
 //! `ignoring malformed rate-limit header value` at debug, with `event="malformed_header"`,
 //! `header` and `value` (its first 64 bytes, escaped).
 //!
@@ -159,7 +162,7 @@ pub use metrics::MetricsListener;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a riprap listener",
     label = "expected a `riprap::events::Listener`",
-    note = "implement `Listener` for it, or pass a closure `|event: &riprap::events::Event<'_>| ...`"
+    note = "implement `Listener` for it, pass a closure `|event: &riprap::events::Event<'_>| ...`, or hear one layer's events typed with `riprap::events::only(|e: &BreakerEvent| ...)`"
 )]
 pub trait Listener: Send + Sync + 'static {
     /// One event happened.

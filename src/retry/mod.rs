@@ -123,7 +123,6 @@ mod error;
 mod event;
 mod future;
 mod layer;
-mod request;
 mod service;
 #[cfg(feature = "serde")]
 mod spec;
@@ -134,11 +133,12 @@ pub use error::{Boxed, RetryError};
 pub use event::RetryEvent;
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;
+// How a request is copied for another attempt is shared with hedging and fallback.
 #[cfg(feature = "reqwest")]
-pub use request::TryClone;
+pub use crate::request::TryClone;
 #[cfg(feature = "http")]
-pub use request::{AssumeIdempotent, IdempotentOnly};
-pub use request::{ByClone, CloneRequest};
+pub use crate::request::{AssumeIdempotent, IdempotentOnly};
+pub use crate::request::{ByClone, CloneRequest};
 pub use service::Retry;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]

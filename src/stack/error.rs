@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::service::Nested;
 use crate::breaker::{BreakerError, Rejected};
+use crate::bulkhead::{self, BulkheadError};
 use crate::classify::{Class, Classified, LayerError};
 use crate::ratelimit::{RateLimitError, RateLimitedError};
 use crate::retry::GiveUp;
@@ -33,6 +34,8 @@ pub enum Failure<E, Res = Infallible> {
     Rejected(Rejected),
     /// The rate limiter held the call back past its maximum wait.
     Limited(RateLimitError),
+    /// The bulkhead turned the call away (full, queue timeout, shed or displaced).
+    Bulkhead(bulkhead::Rejected),
 }
 
 /// A stack's error: the final [`Failure`], the classifier's verdict on it, and what the
@@ -149,11 +152,14 @@ impl<E> StackError<E> {
         let failure = match retry.into_inner() {
             BreakerError::Rejected(r) => Failure::Rejected(r),
             BreakerError::Inner(RateLimitedError::Limited(l)) => Failure::Limited(l),
-            BreakerError::Inner(RateLimitedError::Inner(TimeoutError::Elapsed(d))) => {
-                Failure::AttemptTimeout(d)
+            BreakerError::Inner(RateLimitedError::Inner(BulkheadError::Rejected(r))) => {
+                Failure::Bulkhead(r)
             }
-            BreakerError::Inner(RateLimitedError::Inner(TimeoutError::Inner(e))) => {
-                Failure::Inner(e)
+            BreakerError::Inner(RateLimitedError::Inner(BulkheadError::Inner(attempt))) => {
+                match attempt {
+                    TimeoutError::Elapsed(d) => Failure::AttemptTimeout(d),
+                    TimeoutError::Inner(e) => Failure::Inner(e),
+                }
             }
         };
         StackError {
@@ -173,6 +179,7 @@ impl<E> StackError<E> {
             Failure::Deadline(d) => Failure::Deadline(d),
             Failure::Rejected(r) => Failure::Rejected(r),
             Failure::Limited(l) => Failure::Limited(l),
+            Failure::Bulkhead(r) => Failure::Bulkhead(r),
             Failure::Response(never) => match never {},
         };
         StackError {
@@ -212,13 +219,13 @@ impl<E: fmt::Display, Res: fmt::Debug> fmt::Display for StackError<E, Res> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.failure {
             Failure::Inner(e) => e.fmt(f)?,
-            Failure::Response(r) => {
-                write!(f, "the stack gave up on a {} response: {r:?}", self.class)?
-            }
+            // The response itself may be large (a body, headers): its class says enough.
+            Failure::Response(_) => write!(f, "the stack gave up on a {} response", self.class)?,
             Failure::AttemptTimeout(d) => write!(f, "attempt timed out after {d:?}")?,
             Failure::Deadline(d) => write!(f, "request ran past its {d:?} deadline")?,
             Failure::Rejected(r) => r.fmt(f)?,
             Failure::Limited(l) => l.fmt(f)?,
+            Failure::Bulkhead(r) => r.fmt(f)?,
         }
         if let (Some(n), Some(why)) = (self.attempts, self.gave_up) {
             write!(
@@ -241,6 +248,7 @@ where
             Failure::Inner(e) => Some(e),
             Failure::Rejected(r) => Some(r),
             Failure::Limited(l) => Some(l),
+            Failure::Bulkhead(r) => Some(r),
             _ => None,
         }
     }

@@ -7,6 +7,7 @@
 //!   retry + budget     decides whether another attempt is worth it, and waits
 //!   circuit breaker    fails fast while the dependency is down, probes when it may be back
 //!   rate limit         local quota, and the server's 429s pause every clone
+//!   bulkhead           calls in flight, fixed or adaptive (none unless configured)
 //!   attempt timeout    one attempt's limit, so a hung call becomes a retryable failure
 //!      │
 //!   client (any tower::Service)
@@ -24,6 +25,10 @@
 //!   waiting for quota is not counted as the dependency's latency.
 //! - **Rate limit above the attempt timeout**: waiting for quota is not the dependency being
 //!   slow, so it must not use up an attempt's time.
+//! - **Bulkhead between the rate limiter and the attempt timeout**
+//!   ([`StackBuilder::bulkhead`]): a call refused by the breaker or held by the rate limiter
+//!   holds no permit, and an adaptive limit measures the dependency alone and hears its
+//!   timeouts (below it) as [`TimedOut`](crate::classify::Class::TimedOut).
 //! - **Total deadline on top**: it bounds everything, retries and waits included; retry also
 //!   knows it, so it stops instead of sleeping into it.
 //!
@@ -134,6 +139,7 @@ use crate::breaker::{
     ConsecutiveFailures, CountWindow, TimeWindow, TripPolicy,
 };
 use crate::budget::{Budget, RatioBudget};
+use crate::bulkhead::{Bulkhead, BulkheadBuilder, BulkheadLayer, BulkheadService, Priority};
 use crate::classify::{ByError, Classify, Through};
 use crate::error::ConfigError;
 use crate::events::{Listener, SharedListener};
@@ -150,6 +156,7 @@ struct Knobs {
     total_deadline: Option<Duration>,
     attempt_timeout: Option<Duration>,
     rate_limit: RateLimitConfigBuilder,
+    bulkhead: Option<BulkheadBuilder>,
     listener: Option<SharedListener>,
 }
 
@@ -195,6 +202,7 @@ impl<C> StackBuilder<C> {
                 total_deadline: None,
                 attempt_timeout: None,
                 rate_limit: RateLimitConfig::builder(),
+                bulkhead: None,
                 listener: None,
             },
         }
@@ -313,6 +321,25 @@ impl<C, T, W, H, B, D, R, M> StackBuilder<C, T, W, H, B, D, R, M> {
     /// The rate limiter's knobs (local quotas, max wait, server-signal handling).
     pub fn rate_limit(mut self, rate_limit: RateLimitConfigBuilder) -> Self {
         self.knobs.rate_limit = rate_limit;
+        self
+    }
+
+    /// Limit the calls in flight with a bulkhead (fixed or adaptive), between the rate limiter
+    /// and the attempt timeout; by default there is none.
+    ///
+    /// ```
+    /// use riprap::bulkhead::{Bulkhead, Gradient};
+    /// use riprap::classify::ByError;
+    /// use riprap::stack::StackBuilder;
+    ///
+    /// let stack = StackBuilder::new(ByError)
+    ///     .bulkhead(Bulkhead::builder().adaptive(Gradient::builder().build()?))
+    ///     .build()?;
+    /// assert!(stack.bulkhead().metrics().limit > 0);
+    /// # Ok::<(), riprap::ConfigError>(())
+    /// ```
+    pub fn bulkhead(mut self, bulkhead: BulkheadBuilder) -> Self {
+        self.knobs.bulkhead = Some(bulkhead);
         self
     }
 
@@ -464,14 +491,18 @@ impl<C, T, W, H, B, D, R, M> StackBuilder<C, T, W, H, B, D, R, M> {
         }
         let classifier = self.classifier;
         let (mut breaker, mut rate_limit) = (self.breaker, knobs.rate_limit);
+        let mut bulkhead = knobs.bulkhead;
         if let Some(listener) = knobs.listener {
             retry = retry.listener(Arc::clone(&listener));
             breaker = breaker.listener(Arc::clone(&listener));
+            bulkhead = bulkhead.map(|b| b.listener(Arc::clone(&listener)));
             rate_limit = rate_limit.listener(listener);
         }
         let retry = retry
-            .classifier(Through(Through(Through(classifier.clone()))))
+            .classifier(Through(Through(Through(Through(classifier.clone())))))
             .build()?;
+        let bulkhead =
+            bulkhead.map_or_else(|| Ok(Bulkhead::unlimited()), BulkheadBuilder::build)?;
         let breaker = breaker.build()?;
         let limiter = RateLimiter::new(rate_limit.build()?);
         Ok(StackLayer {
@@ -485,6 +516,7 @@ impl<C, T, W, H, B, D, R, M> StackBuilder<C, T, W, H, B, D, R, M> {
             retry,
             breaker,
             limiter,
+            bulkhead,
             limit: self.limit,
             mode: self.mode,
         })
@@ -492,15 +524,22 @@ impl<C, T, W, H, B, D, R, M> StackBuilder<C, T, W, H, B, D, R, M> {
 }
 
 /// The classifier each layer uses: yours, lifted through the error wrappers below it.
-type AtRateLimit<C> = Through<C>;
-type AtBreaker<C> = Through<Through<C>>;
-type AtRetry<C> = Through<Through<Through<C>>>;
+type AtBulkhead<C> = Through<C>;
+type AtRateLimit<C> = Through<Through<C>>;
+type AtBreaker<C> = Through<Through<Through<C>>>;
+type AtRetry<C> = Through<Through<Through<Through<C>>>>;
 
 /// The service stack a [`StackLayer`] puts around a client `S`, before error flattening.
 pub type Layers<S, C, T, W, H, B = RatioBudget, D = BackoffPolicy, R = ByClone> = Timeout<
     Retry<
         CircuitBreakerService<
-            RateLimit<Timeout<S>, RateLimiter, W, AtRateLimit<C>, H>,
+            RateLimit<
+                BulkheadService<Timeout<S>, Bulkhead, Priority, AtBulkhead<C>>,
+                RateLimiter,
+                W,
+                AtRateLimit<C>,
+                H,
+            >,
             T,
             AtBreaker<C>,
         >,
@@ -585,11 +624,17 @@ pub struct StackLayer<
     retry: RetryLayer<AtRetry<C>, D, B, R>,
     breaker: CircuitBreaker<T>,
     limiter: RateLimiter,
+    bulkhead: Bulkhead,
     limit: (W, H),
     mode: M,
 }
 
 impl<C, T, W, H, B, D, R, M> StackLayer<C, T, W, H, B, D, R, M> {
+    /// The shared bulkhead, for its limit and metrics (unlimited unless configured).
+    pub fn bulkhead(&self) -> &Bulkhead {
+        &self.bulkhead
+    }
+
     /// The shared circuit breaker, for its state, metrics and manual control.
     pub fn breaker(&self) -> &CircuitBreaker<T> {
         &self.breaker
@@ -653,13 +698,16 @@ where
 
     fn layer(&self, client: S) -> Self::Service {
         let attempt = self.attempt.layer(client);
+        let bulkheaded = BulkheadLayer::new(self.bulkhead.clone())
+            .classifier(Through(self.classifier.clone()))
+            .layer(attempt);
         let limited = RateLimitLayer::new(self.limiter.clone())
             .cost(self.limit.0.clone())
-            .classifier(Through(self.classifier.clone()))
-            .read_signal(self.limit.1.clone())
-            .layer(attempt);
-        let guarded = CircuitBreakerLayer::new(self.breaker.clone())
             .classifier(Through(Through(self.classifier.clone())))
+            .read_signal(self.limit.1.clone())
+            .layer(bulkheaded);
+        let guarded = CircuitBreakerLayer::new(self.breaker.clone())
+            .classifier(Through(Through(Through(self.classifier.clone()))))
             .layer(limited);
         StackService::new(
             self.total.layer(self.retry.layer(guarded)),

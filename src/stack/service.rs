@@ -9,6 +9,7 @@ use tower_service::Service;
 
 use super::error::StackError;
 use crate::breaker::BreakerError;
+use crate::bulkhead::BulkheadError;
 use crate::classify::Classify;
 use crate::engine::Progress;
 use crate::ratelimit::RateLimitedError;
@@ -17,7 +18,7 @@ use crate::timeout::TimeoutError;
 
 /// The error every layer of a stack nests around the client's error `E`.
 pub(super) type Nested<E> =
-    TimeoutError<RetryError<BreakerError<RateLimitedError<TimeoutError<E>>>>>;
+    TimeoutError<RetryError<BreakerError<RateLimitedError<BulkheadError<TimeoutError<E>>>>>>;
 
 /// The default response mode: every response comes back as `Ok`, whatever its class, as from
 /// `tower::retry`; only errors become a [`StackError`].

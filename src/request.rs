@@ -9,7 +9,7 @@
 /// Called once before the first attempt (the copy is kept for the retries) and once per retry
 /// after that, except the last. Return `None` when the request cannot be sent again: the layer
 /// then makes a single attempt and gives up with
-/// [`GiveUp::NotRetryable`](super::GiveUp::NotRetryable) if it fails.
+/// [`GiveUp::NotRetryable`](crate::retry::GiveUp::NotRetryable) if it fails.
 ///
 /// Requests with streaming bodies are the reason this is a policy: buffer the body into bytes
 /// when it is small enough, and decline when it is not.
@@ -65,7 +65,7 @@ where
 
 /// Copies a `reqwest::Request` with its `try_clone`, which declines a request whose body is a
 /// stream: such a request is sent once, never retried, and the give-up says so
-/// ([`GiveUp::NotRetryable`](super::GiveUp::NotRetryable)).
+/// ([`GiveUp::NotRetryable`](crate::retry::GiveUp::NotRetryable)).
 ///
 /// `reqwest::Request` is not `Clone`, so the default [`ByClone`] cannot copy it; give this to
 /// the retry config or the stack with `.clone_requests(TryClone)`.

@@ -1,0 +1,231 @@
+//! Vegas: hold a small, steady queue at the dependency.
+
+use std::time::Duration;
+
+use super::{
+    Baseline, Bounds, Knobs, Limit, LimitAlgorithm, Sample, Window, check_min_samples, check_span,
+};
+use crate::ConfigError;
+
+const KNOBS: Knobs = Knobs {
+    initial: "bulkhead.vegas.initial",
+    min: "bulkhead.vegas.min",
+    max: "bulkhead.vegas.max",
+    backoff: "bulkhead.vegas.backoff",
+};
+
+/// Vegas: estimate how many calls wait at the dependency and keep that between `alpha` and
+/// `beta`.
+///
+/// With a baseline latency `base` (the lowest window average lately) and a window average
+/// `rtt`, the calls beyond what the dependency serves without queueing are
+/// `queue = limit × (1 − base / rtt)`. Below `alpha` the limit grows by the shortfall (at
+/// least 1); above `beta` the excess over the middle of the band is removed at once (at most
+/// half the limit), so a dependency that loses half its capacity is matched in one window
+/// rather than one call per window. A drop (throttle, timeout) multiplies it by `backoff`.
+///
+/// The queue it holds is counted in calls, whatever the limit: suited to small limits,
+/// where a queue proportional to the limit would be a queue of one or none.
+///
+/// ```
+/// use riprap::bulkhead::{Bulkhead, Vegas};
+///
+/// // An LLM API that serves a handful of completions at once.
+/// let bulkhead = Bulkhead::builder()
+///     .adaptive(Vegas::builder().initial(4).min(1).max(64).alpha(1).beta(3).build()?)
+///     .build()?;
+/// # let _ = bulkhead;
+/// # Ok::<(), riprap::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Vegas {
+    limit: Limit,
+    alpha: f64,
+    beta: f64,
+    min_samples: u32,
+    window: Window,
+    baseline: Baseline,
+    baseline_window: Duration,
+}
+
+impl Vegas {
+    /// A builder: start at 20, between 1 and 1,000, a queue of 3 to 6 calls, windows of 10
+    /// calls, ×0.9 on a drop, a baseline over the last 30 to 60 s.
+    pub fn builder() -> VegasBuilder {
+        VegasBuilder {
+            bounds: Bounds::DEFAULT,
+            alpha: 3,
+            beta: 6,
+            min_samples: 10,
+            baseline_window: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Builder for [`Vegas`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct VegasBuilder {
+    bounds: Bounds,
+    alpha: u32,
+    beta: u32,
+    min_samples: u32,
+    baseline_window: Duration,
+}
+
+impl VegasBuilder {
+    /// The limit to start at (default 20).
+    pub fn initial(mut self, limit: u32) -> Self {
+        self.bounds.initial = limit;
+        self
+    }
+
+    /// The limit is never cut below this (default 1).
+    pub fn min(mut self, limit: u32) -> Self {
+        self.bounds.min = limit;
+        self
+    }
+
+    /// The limit never grows above this (default 1,000).
+    pub fn max(mut self, limit: u32) -> Self {
+        self.bounds.max = limit;
+        self
+    }
+
+    /// On a drop the limit is multiplied by this, in (0, 1) (default 0.9).
+    pub fn backoff(mut self, factor: f64) -> Self {
+        self.bounds.backoff = factor;
+        self
+    }
+
+    /// Grow while fewer calls than this wait at the dependency (default 3).
+    pub fn alpha(mut self, calls: u32) -> Self {
+        self.alpha = calls;
+        self
+    }
+
+    /// Shrink while more calls than this wait at the dependency (default 6).
+    pub fn beta(mut self, calls: u32) -> Self {
+        self.beta = calls;
+        self
+    }
+
+    /// Calls per window (default 10).
+    pub fn min_samples(mut self, n: u32) -> Self {
+        self.min_samples = n;
+        self
+    }
+
+    /// The baseline latency is the lowest window average over the last one to two of these
+    /// (default 30 s).
+    pub fn baseline_window(mut self, span: Duration) -> Self {
+        self.baseline_window = span;
+        self
+    }
+
+    /// Check every knob.
+    ///
+    /// ```
+    /// let err = riprap::bulkhead::Vegas::builder().alpha(6).beta(3).build().unwrap_err();
+    /// assert_eq!(err.knob(), "bulkhead.vegas.beta");
+    /// ```
+    pub fn build(self) -> Result<Vegas, ConfigError> {
+        self.bounds.check(&KNOBS)?;
+        if self.beta < self.alpha || self.beta > super::super::MAX_PERMITS {
+            return Err(ConfigError::new(
+                "bulkhead.vegas.beta",
+                format!(
+                    "must be at least alpha ({}) (got {})",
+                    self.alpha, self.beta
+                ),
+            ));
+        }
+        check_min_samples("bulkhead.vegas.min_samples", self.min_samples)?;
+        check_span("bulkhead.vegas.baseline_window", self.baseline_window)?;
+        Ok(Vegas {
+            limit: Limit::new(self.bounds),
+            alpha: f64::from(self.alpha),
+            beta: f64::from(self.beta),
+            min_samples: self.min_samples,
+            window: Window::default(),
+            baseline: Baseline::new(self.baseline_window),
+            baseline_window: self.baseline_window,
+        })
+    }
+}
+
+impl Vegas {
+    /// A timeout's latency is a lower bound on the call's: remove the queue it implies, if
+    /// that cuts deeper than `backoff`. A throttle (a fast refusal) says nothing about
+    /// latency.
+    fn drop_factor(&self, sample: &Sample) -> f64 {
+        let backoff = self.limit.bounds.backoff;
+        let limit = self.limit.value.max(1.0);
+        match self.baseline.get() {
+            Some(base) if sample.timed_out && !sample.latency.is_zero() => {
+                let ratio = base.as_secs_f64() / sample.latency.as_secs_f64();
+                let keep = ratio + (self.alpha + self.beta) / 2.0 / limit;
+                keep.clamp(0.5, 1.0).min(backoff)
+            }
+            _ => backoff,
+        }
+    }
+}
+
+impl LimitAlgorithm for Vegas {
+    fn initial_limit(&self) -> u32 {
+        self.limit.bounds.initial
+    }
+
+    fn update(&mut self, sample: &Sample) -> u32 {
+        if sample.dropped {
+            let factor = self.drop_factor(sample);
+            let before = self.limit.get();
+            self.limit.drop_seen(sample, factor);
+            if self.limit.get() != before {
+                self.window.clear();
+            }
+            return self.limit.get();
+        }
+        if self.limit.is_stale(sample) {
+            return self.limit.get();
+        }
+        self.window.add(sample);
+        if self.window.count() < self.min_samples {
+            return self.limit.get();
+        }
+        let now = sample.finished();
+        let rtt = self.window.average();
+        let base = self.baseline.observe(now, rtt);
+        let limit = self.limit.value;
+        let ratio = if rtt.is_zero() {
+            1.0
+        } else {
+            base.as_secs_f64() / rtt.as_secs_f64()
+        };
+        let queue = limit * (1.0 - ratio).max(0.0);
+        if queue < self.alpha {
+            if !self.window.app_limited(self.limit.get()) {
+                self.limit
+                    .set(limit + (self.alpha - queue).ceil().max(1.0), now);
+            }
+        } else if queue > self.beta {
+            let excess = queue - (self.alpha + self.beta) / 2.0;
+            self.limit.set((limit - excess).max(limit / 2.0), now);
+        }
+        self.window.clear();
+        self.limit.get()
+    }
+
+    fn fresh(&self) -> Box<dyn LimitAlgorithm> {
+        let mut fresh = self.clone();
+        fresh.limit = Limit::new(self.limit.bounds);
+        fresh.window.clear();
+        fresh.baseline = Baseline::new(self.baseline_window);
+        Box::new(fresh)
+    }
+
+    fn name(&self) -> &'static str {
+        "vegas"
+    }
+}
