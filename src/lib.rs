@@ -75,6 +75,8 @@ pub mod retry;
 pub mod stack;
 pub mod stream;
 mod sync;
+// Nanosecond arithmetic on durations, shared by the layers.
+mod time;
 
 // Bounded per-key state behind the keyed breakers and rate limiters.
 mod keyed;

@@ -14,6 +14,7 @@ use super::policy::{Call, TripPolicy};
 use crate::backoff::Backoff;
 use crate::classify::Class;
 use crate::events;
+use crate::time::nanos;
 
 /// The mode in the low bits of the state word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,10 +150,6 @@ pub(crate) struct Shared<P> {
     pub(crate) policy: P,
     pub(crate) settings: Settings,
     opens: Mutex<Opens>,
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl<P: TripPolicy> Shared<P> {
