@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::TripPolicyExt;
+use super::handle::CircuitBreaker;
 use super::policy::{ConsecutiveFailures, TripPolicy};
-use super::state::CircuitBreaker;
 use crate::backoff::{Backoff, BackoffPolicy, Jitter, MakeBackoff};
 use crate::error::{ConfigError, check_duration};
 use crate::events::{Listener, SharedListener};
