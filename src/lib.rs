@@ -83,3 +83,8 @@ mod keyed;
 pub mod timeout;
 
 pub use error::ConfigError;
+
+// The fuzz checks shared with `fuzz/` name the crate `riprap`; the unit tests that replay
+// their corpora include them as they are.
+#[cfg(test)]
+extern crate self as riprap;
