@@ -6,7 +6,7 @@
 mod common;
 
 #[cfg(feature = "http")]
-#[path = "../fuzz/checks/header_signal.rs"]
+#[path = "checks/header_signal.rs"]
 mod header_signal_check;
 
 use std::error::Error as StdError;

@@ -5,15 +5,15 @@
 #[path = "../../../tests/common/mod.rs"]
 mod common;
 
-#[path = "../../../fuzz/checks/header_go_duration.rs"]
+#[path = "../../../tests/checks/header_go_duration.rs"]
 mod header_go_duration_check;
-#[path = "../../../fuzz/checks/header_http_date.rs"]
+#[path = "../../../tests/checks/header_http_date.rs"]
 mod header_http_date_check;
-#[path = "../../../fuzz/checks/header_ietf.rs"]
+#[path = "../../../tests/checks/header_ietf.rs"]
 mod header_ietf_check;
-#[path = "../../../fuzz/checks/header_retry_after.rs"]
+#[path = "../../../tests/checks/header_retry_after.rs"]
 mod header_retry_after_check;
-#[path = "../../../fuzz/checks/header_rfc3339.rs"]
+#[path = "../../../tests/checks/header_rfc3339.rs"]
 mod header_rfc3339_check;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
