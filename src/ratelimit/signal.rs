@@ -24,6 +24,9 @@ use crate::classify::headers::RateLimitSignal;
 /// };
 /// assert_eq!(read.signal(&Reply { wait_secs: Some(3) }).unwrap().retry_after, Some(Duration::from_secs(3)));
 /// ```
+///
+// Without the feature, the link goes to the table of Cargo features.
+#[cfg_attr(not(feature = "http"), doc = "[`HeaderSignal`]: crate#cargo-features")]
 pub trait ReadSignal<Res> {
     /// The signal `response` carries, if any.
     fn signal(&self, response: &Res) -> Option<RateLimitSignal>;

@@ -246,8 +246,14 @@ impl<C, P, W, R, B> StackBuilder<C, P, W, R, B> {
         }
     }
 
-    /// How to read rate-limit headers from responses, e.g.
-    /// [`HeaderSignal`](crate::ratelimit::HeaderSignal) with the `http` feature.
+    /// How to read rate-limit headers from responses, e.g. [`HeaderSignal`] with the `http`
+    /// feature.
+    ///
+    #[cfg_attr(
+        feature = "http",
+        doc = "[`HeaderSignal`]: crate::ratelimit::HeaderSignal"
+    )]
+    #[cfg_attr(not(feature = "http"), doc = "[`HeaderSignal`]: crate#cargo-features")]
     pub fn read_signal<R2>(self, signal: R2) -> StackBuilder<C, P, W, R2, B> {
         StackBuilder {
             classifier: self.classifier,
