@@ -18,6 +18,7 @@ use quick_cache::{DefaultHashBuilder, Lifecycle, Options, OptionsBuilder, Weight
 use tokio::time::Instant;
 
 use crate::ConfigError;
+use crate::time::nanos;
 
 type Weigh<K> = Arc<dyn Fn(&K) -> usize + Send + Sync>;
 
@@ -252,10 +253,6 @@ pub(crate) struct KeyMap<K, V> {
     idle: Option<Idle>,
     /// New keys stored since the map was made (counted only with idle expiry).
     inserted: AtomicU64,
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl<K, V> KeyMap<K, V>

@@ -89,6 +89,8 @@ pub mod retry;
 pub mod stack;
 pub mod stream;
 mod sync;
+// Nanosecond arithmetic on durations, shared by the layers.
+mod time;
 
 // Bounded per-key state behind the keyed breakers and rate limiters.
 mod keyed;
@@ -100,3 +102,8 @@ pub use error::ConfigError;
 #[cfg(all(doctest, feature = "reqwest", feature = "redis"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+// The fuzz checks shared with `fuzz/` name the crate `riprap`; the unit tests that replay
+// their corpora include them as they are.
+#[cfg(test)]
+extern crate self as riprap;

@@ -2,7 +2,7 @@
 
 mod common;
 
-#[path = "../fuzz/checks/backoff_config.rs"]
+#[path = "checks/backoff_config.rs"]
 mod backoff_config_check;
 
 use std::time::Duration;

@@ -2,7 +2,7 @@
 
 mod common;
 
-#[path = "../fuzz/checks/breaker_ops.rs"]
+#[path = "checks/breaker_ops.rs"]
 mod breaker_ops_check;
 
 use proptest::prelude::*;

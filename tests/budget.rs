@@ -3,7 +3,7 @@
 
 mod common;
 
-#[path = "../fuzz/checks/budget_ops.rs"]
+#[path = "checks/budget_ops.rs"]
 mod budget_ops_check;
 
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 
 #[path = "../examples/support/adaptive_sim.rs"]
 mod adaptive_sim;
-#[path = "../fuzz/checks/bulkhead_ops.rs"]
+#[path = "checks/bulkhead_ops.rs"]
 mod bulkhead_ops_check;
 mod common;
 

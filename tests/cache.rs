@@ -3,7 +3,7 @@
 
 mod common;
 
-#[path = "../fuzz/checks/cache_ops.rs"]
+#[path = "checks/cache_ops.rs"]
 mod cache_ops_check;
 
 use std::collections::HashMap;

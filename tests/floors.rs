@@ -4,7 +4,7 @@
 //! ```text
 //!   top      stack · fleet                                  consume the layers
 //!   layers   breaker · cache · chaos · ratelimit · retry · stream · timeout · …
-//!   ground   classify · events · engine · budget · backoff · config · error · keyed · request · sync
+//!   ground   classify · events · engine · budget · backoff · config · error · keyed · request · sync · time
 //! ```
 //!
 //! A ground module imports only the ground; a layer imports only the ground, never another
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 const GROUND: &[&str] = &[
     "backoff", "budget", "classify", "config", "engine", "error", "events", "keyed", "request",
-    "sync",
+    "sync", "time",
 ];
 const TOP: &[&str] = &["fleet", "stack"];
 

@@ -2,7 +2,7 @@
 //! adaptive rate, keyed limits, cancellation, and the layer in a tower stack.
 
 mod common;
-#[path = "../fuzz/checks/ratelimit_ops.rs"]
+#[path = "checks/ratelimit_ops.rs"]
 mod ratelimit_ops_check;
 
 use std::convert::Infallible;

@@ -1,7 +1,7 @@
 //! The retry layer on a paused clock: every rule, the storm scenario, amplification against a
 //! model of the budget, and cancellation at random points.
 
-#[path = "../fuzz/checks/budget_ops.rs"]
+#[path = "checks/budget_ops.rs"]
 mod budget_ops_check;
 
 use std::error::Error as StdError;

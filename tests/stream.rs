@@ -2,11 +2,11 @@
 
 mod common;
 
-#[path = "../fuzz/checks/ack_tracker.rs"]
+#[path = "checks/ack_tracker.rs"]
 mod ack_tracker_check;
-#[path = "../fuzz/checks/checkpoint_decode.rs"]
+#[path = "checks/checkpoint_decode.rs"]
 mod checkpoint_decode_check;
-#[path = "../fuzz/checks/resumable_ops.rs"]
+#[path = "checks/resumable_ops.rs"]
 mod resumable_ops_check;
 
 use std::collections::{BTreeSet, VecDeque};

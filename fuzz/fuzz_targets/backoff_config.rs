@@ -1,6 +1,6 @@
 #![no_main]
 
-#[path = "../checks/backoff_config.rs"]
+#[path = "../../tests/checks/backoff_config.rs"]
 mod check;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| check::run(data));

@@ -1,6 +1,6 @@
 #![no_main]
 
-#[path = "../checks/breaker_ops.rs"]
+#[path = "../../tests/checks/breaker_ops.rs"]
 mod check;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| check::run(data));

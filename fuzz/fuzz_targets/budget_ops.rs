@@ -1,4 +1,4 @@
 #![no_main]
-#[path = "../checks/budget_ops.rs"]
+#[path = "../../tests/checks/budget_ops.rs"]
 mod check;
 libfuzzer_sys::fuzz_target!(|data: &[u8]| check::run(data));

@@ -1,4 +1,4 @@
 #![no_main]
-#[path = "../checks/checkpoint_decode.rs"]
+#[path = "../../tests/checks/checkpoint_decode.rs"]
 mod check;
 libfuzzer_sys::fuzz_target!(|data: &[u8]| check::run(data));

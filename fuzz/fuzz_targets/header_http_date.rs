@@ -1,6 +1,6 @@
 #![no_main]
 
-#[path = "../checks/header_http_date.rs"]
+#[path = "../../tests/checks/header_http_date.rs"]
 mod check;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| check::run(data));

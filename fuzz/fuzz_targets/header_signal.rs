@@ -1,6 +1,6 @@
 #![no_main]
 
-#[path = "../checks/header_signal.rs"]
+#[path = "../../tests/checks/header_signal.rs"]
 mod check;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| check::run(data));

@@ -1,4 +1,4 @@
 #![no_main]
-#[path = "../checks/resumable_ops.rs"]
+#[path = "../../tests/checks/resumable_ops.rs"]
 mod check;
 libfuzzer_sys::fuzz_target!(|data: &[u8]| check::run(data));

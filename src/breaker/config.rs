@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::handle::CircuitBreaker;
 use super::policy::{ConsecutiveFailures, TripPolicy};
-use super::state::CircuitBreaker;
 use super::{AnyOf, CountWindow, TimeWindow, TripPolicyExt};
 use crate::backoff::{Backoff, BackoffPolicy, Jitter, MakeBackoff};
 use crate::error::{ConfigError, check_duration};

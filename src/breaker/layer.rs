@@ -2,9 +2,9 @@
 
 use tower_layer::Layer;
 
+use super::handle::CircuitBreaker;
 use super::policy::{ConsecutiveFailures, TripPolicy};
 use super::service::CircuitBreakerService;
-use super::state::CircuitBreaker;
 use crate::classify::ByError;
 
 /// Wraps services in a [`CircuitBreakerService`] sharing one breaker.

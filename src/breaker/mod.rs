@@ -182,6 +182,7 @@ mod config;
 mod error;
 mod events;
 mod future;
+mod handle;
 mod keyed;
 mod layer;
 mod policy;
@@ -196,6 +197,7 @@ pub use config::{BreakerBuilder, Counted, DEFAULT_OPEN_BASE, DEFAULT_OPEN_MAX};
 pub use error::{BreakerError, Rejected};
 pub use events::{BreakerEvent, BreakerMetrics, BreakerState};
 pub use future::ResponseFuture;
+pub use handle::{CircuitBreaker, Permit};
 pub use keyed::{KeyedBreakers, KeyedCircuitBreakerLayer, KeyedCircuitBreakerService};
 pub use layer::CircuitBreakerLayer;
 pub use policy::{AnyOf, Call, ConsecutiveFailures, PolicyStats, TripPolicy, TripPolicyExt};
@@ -203,7 +205,6 @@ pub use service::CircuitBreakerService;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use spec::{BreakerSpec, CountWindowSpec, TimeWindowSpec, TripPolicies};
-pub use state::{CircuitBreaker, Permit};
 pub use window::{
     CountWindow, CountWindowBuilder, MAX_BUCKETS, MAX_COUNT_WINDOW, TimeWindow, TimeWindowBuilder,
 };

@@ -7,8 +7,9 @@ use tower_service::Service;
 
 use super::error::{BreakerError, Rejected};
 use super::future::ResponseFuture;
+use super::handle::CircuitBreaker;
 use super::policy::{ConsecutiveFailures, TripPolicy};
-use super::state::{CircuitBreaker, Holder, Shared, Ticket};
+use super::state::{Holder, Shared, Ticket};
 use crate::classify::{ByError, Classify};
 
 /// What a response future needs at completion, shared by every clone of one service.

@@ -1,4 +1,5 @@
-//! The state machine: one packed atomic word, lock-free admission, transitions.
+//! The state machine: one packed atomic word, lock-free admission, transitions. The public
+//! handle on it is in `handle.rs`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -14,6 +15,7 @@ use super::policy::{Call, TripPolicy};
 use crate::backoff::Backoff;
 use crate::classify::Class;
 use crate::events;
+use crate::time::nanos;
 
 /// The mode in the low bits of the state word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,8 +153,34 @@ pub(crate) struct Shared<P> {
     opens: Mutex<Opens>,
 }
 
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+impl<P> Shared<P> {
+    /// A closed breaker with an empty window.
+    pub(crate) fn new(policy: P, settings: Settings) -> Self
+    where
+        P: TripPolicy,
+    {
+        let clock = policy.needs_clock();
+        let opens = Opens {
+            schedule: settings.open.make(),
+            last: settings.open.first_guess(),
+        };
+        Shared {
+            state: Padded(AtomicU64::new(Word::new(Mode::Closed, 0).0)),
+            open_until: AtomicU64::new(0),
+            rejected: Padded(AtomicU64::new(0)),
+            origin: Instant::now(),
+            clock,
+            policy,
+            settings,
+            opens: Mutex::new(opens),
+        }
+    }
+
+    /// The state, read without ordering against anything: for `Debug`, which has no
+    /// `TripPolicy` bound.
+    pub(crate) fn peek(&self) -> BreakerState {
+        Word(self.state.0.load(Ordering::Relaxed)).mode().public()
+    }
 }
 
 impl<P: TripPolicy> Shared<P> {
@@ -509,160 +537,10 @@ impl<P: TripPolicy> Shared<P> {
     }
 }
 
-/// A circuit breaker: cheap to clone, and clones share one state.
-///
-/// Wrap a service with [`CircuitBreakerLayer`](super::CircuitBreakerLayer), or drive it by
-/// hand with [`try_acquire`](CircuitBreaker::try_acquire). Build one with
-/// [`CircuitBreaker::builder`].
-///
-/// ```
-/// use riprap::breaker::{BreakerState, CircuitBreaker, ConsecutiveFailures};
-/// use riprap::classify::Class;
-///
-/// let breaker = CircuitBreaker::builder().policy(ConsecutiveFailures::new(2)?).build()?;
-/// for _ in 0..2 {
-///     let permit = breaker.try_acquire().expect("closed");
-///     permit.record(Class::Transient);
-/// }
-/// assert_eq!(breaker.state(), BreakerState::Open);
-/// assert!(breaker.try_acquire().is_err());
-///
-/// breaker.reset();
-/// assert_eq!(breaker.state(), BreakerState::Closed);
-/// # Ok::<(), riprap::ConfigError>(())
-/// ```
-pub struct CircuitBreaker<P = super::ConsecutiveFailures> {
-    pub(crate) shared: Arc<Shared<P>>,
-}
-
-impl<P> Clone for CircuitBreaker<P> {
-    fn clone(&self) -> Self {
-        CircuitBreaker {
-            shared: Arc::clone(&self.shared),
-        }
-    }
-}
-
-impl<P> std::fmt::Debug for CircuitBreaker<P> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let word = Word(self.shared.state.0.load(Ordering::Relaxed));
-        f.debug_struct("CircuitBreaker")
-            .field("name", &self.shared.settings.name)
-            .field("state", &word.mode().public())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<P: TripPolicy> CircuitBreaker<P> {
-    pub(crate) fn from_parts(policy: P, settings: Settings) -> Self {
-        super::error::register();
-        let clock = policy.needs_clock();
-        let opens = Opens {
-            schedule: settings.open.make(),
-            last: settings.open.first_guess(),
-        };
-        CircuitBreaker {
-            shared: Arc::new(Shared {
-                state: Padded(AtomicU64::new(Word::new(Mode::Closed, 0).0)),
-                open_until: AtomicU64::new(0),
-                rejected: Padded(AtomicU64::new(0)),
-                origin: Instant::now(),
-                clock,
-                policy,
-                settings,
-                opens: Mutex::new(opens),
-            }),
-        }
-    }
-
-    /// A breaker with the same settings, a fresh policy and its own open-duration schedule
-    /// (so its jitter differs), under another name.
-    pub(crate) fn fresh(&self, name: Option<Arc<str>>) -> Self {
-        let mut settings = self.shared.settings.clone();
-        settings.name = name;
-        CircuitBreaker::from_parts(self.shared.policy.fresh(), settings)
-    }
-
-    /// The current state.
-    pub fn state(&self) -> BreakerState {
-        self.shared.state()
-    }
-
-    /// A snapshot: state, window rates, rejections, probes.
-    ///
-    /// ```
-    /// use riprap::breaker::{BreakerState, CircuitBreaker};
-    ///
-    /// let breaker = CircuitBreaker::builder().build()?;
-    /// let m = breaker.metrics();
-    /// assert_eq!(m.state, BreakerState::Closed);
-    /// assert_eq!(m.rejected, 0);
-    /// assert_eq!(m.consecutive_failures, Some(0));
-    /// # Ok::<(), riprap::ConfigError>(())
-    /// ```
-    pub fn metrics(&self) -> BreakerMetrics {
-        self.shared.metrics()
-    }
-
-    /// The name given at build time (keyed breakers are named after their key).
-    pub fn name(&self) -> Option<&str> {
-        self.shared.settings.name.as_deref()
-    }
-
-    /// The trip policy.
-    pub fn policy(&self) -> &P {
-        &self.shared.policy
-    }
-
-    /// Ask to make a call. The permit reports the outcome with [`Permit::record`]; dropping it
-    /// unreported gives a half-open probe slot back without counting anything.
-    pub fn try_acquire(&self) -> Result<Permit<P>, Rejected> {
-        let adm = self.shared.admit()?;
-        Ok(Permit {
-            ticket: Ticket {
-                holder: self.clone(),
-                adm,
-                live: true,
-            },
-        })
-    }
-
-    /// Isolate the dependency: every call fails fast with [`Rejected::Isolated`] and no probe
-    /// is sent until [`reset`](Self::reset) or [`force_closed`](Self::force_closed).
-    pub fn force_open(&self) {
-        self.shared.command(Mode::Isolated);
-    }
-
-    /// Let every call through and count nothing, until [`reset`](Self::reset). For an
-    /// operator who knows better than the breaker.
-    pub fn force_closed(&self) {
-        self.shared.command(Mode::ForcedClosed);
-    }
-
-    /// Metrics only ("shadow mode"): every call passes and is counted, and when the policy
-    /// would trip the breaker emits [`BreakerEvent::WouldTrip`] instead. Use it to tune
-    /// thresholds on live traffic before enforcing them.
-    pub fn disable(&self) {
-        self.shared.command(Mode::Disabled);
-    }
-
-    /// Back to closed with an empty window and the open duration starting over.
-    pub fn reset(&self) {
-        self.shared.command(Mode::Closed);
-    }
-}
-
 /// Something that keeps a breaker alive while a call is in flight.
 pub(crate) trait Holder {
     type Policy: TripPolicy;
     fn shared(&self) -> &Shared<Self::Policy>;
-}
-
-impl<P: TripPolicy> Holder for CircuitBreaker<P> {
-    type Policy = P;
-    fn shared(&self) -> &Shared<P> {
-        &self.shared
-    }
 }
 
 /// An admitted call: reports its outcome once, or on drop hands a probe permit back.
@@ -692,35 +570,6 @@ impl<H: Holder> Drop for Ticket<H> {
         if self.live && self.adm.is_probe() {
             self.holder.shared().release(&self.adm);
         }
-    }
-}
-
-/// Permission to make one call, from [`CircuitBreaker::try_acquire`].
-///
-/// Report the outcome with [`record`](Permit::record). Dropping a permit without recording is
-/// always safe: a half-open probe's slot goes back, and nothing is counted, so a cancelled
-/// call can never leave the breaker stuck half-open.
-pub struct Permit<P: TripPolicy = super::ConsecutiveFailures> {
-    ticket: Ticket<CircuitBreaker<P>>,
-}
-
-impl<P: TripPolicy> Permit<P> {
-    /// Report how the call went, as classified.
-    pub fn record(self, class: Class) {
-        self.ticket.finish(&class);
-    }
-
-    /// Whether this call is a half-open probe.
-    pub fn is_probe(&self) -> bool {
-        self.ticket.adm.is_probe()
-    }
-}
-
-impl<P: TripPolicy> std::fmt::Debug for Permit<P> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Permit")
-            .field("probe", &self.is_probe())
-            .finish_non_exhaustive()
     }
 }
 

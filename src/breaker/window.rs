@@ -611,7 +611,7 @@ impl TimeWindow {
     }
 
     fn index(&self, at: Duration) -> u64 {
-        u64::try_from(at.as_nanos()).unwrap_or(u64::MAX) / self.bucket_nanos
+        crate::time::nanos(at) / self.bucket_nanos
     }
 }
 

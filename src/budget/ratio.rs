@@ -328,11 +328,9 @@ fn slot(ring: &[AtomicU64; RING as usize], tick: u64) -> &AtomicU64 {
 
 impl Inner {
     fn now_tick(&self) -> u64 {
-        let nanos = Instant::now()
-            .saturating_duration_since(self.origin)
-            .as_nanos();
+        let nanos = crate::time::nanos(Instant::now().saturating_duration_since(self.origin));
         // u64 nanoseconds last 584 years; past that the clock simply stops advancing.
-        (u64::try_from(nanos).unwrap_or(u64::MAX) / self.slot_nanos).min(MAX_TICK)
+        (nanos / self.slot_nanos).min(MAX_TICK)
     }
 
     /// A deposit while traffic is thin: credited to its own tick at once. Once a tick holds a

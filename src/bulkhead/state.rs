@@ -24,6 +24,7 @@ use super::queue::{Popped, Queue, Shed};
 use crate::classify::Class;
 use crate::events::SharedListener;
 use crate::sync::{Arc, AtomicU64, AtomicWaker, Mutex, MutexGuard};
+use crate::time::nanos;
 
 /// The most permits a bulkhead may hand out at once, and the most callers that may wait.
 pub const MAX_PERMITS: u32 = 1 << 30;
@@ -172,9 +173,7 @@ impl Core {
             return 0;
         }
         let since = Instant::now().saturating_duration_since(self.epoch);
-        u64::try_from(since.as_nanos())
-            .unwrap_or(u64::MAX - 1)
-            .saturating_add(1)
+        nanos(since).min(u64::MAX - 1) + 1
     }
 
     pub(crate) fn waiting_per_class(&self) -> (Vec<usize>, bool) {

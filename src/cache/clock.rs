@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::time::nanos;
+
 /// The shared coarse reading. Times are nanoseconds since `base`.
 struct Ticker {
     base: std::time::Instant,
@@ -72,10 +74,6 @@ fn tick(t: &'static Ticker) {
             }
         }
     }
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// One cache's clock: exact, or the shared ticker's reading shifted to this cache's base.

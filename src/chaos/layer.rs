@@ -12,6 +12,7 @@ use super::config::{ChaosBuilder, Latency};
 use super::fault::{ChaosError, Fault};
 use super::future::ResponseFuture;
 use crate::backoff::SplitMix64;
+use crate::time::nanos;
 
 /// Turns a [`Fault`] into a service's outcome.
 ///
@@ -140,10 +141,6 @@ impl Shared {
 fn unit(rng: &mut SplitMix64) -> f64 {
     // 53 random bits: uniform in [0, 1).
     (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Injects seeded faults in front of a service; see the [module docs](super).

@@ -204,7 +204,10 @@ fn chaos_error(fault: Fault) -> object_store::Error {
 
 impl<S> ChaosStoreBuilder<S> {
     /// The operation-level faults and the seed, as for a [`ChaosLayer`]: errors, throttles,
-    /// latency, outages. A [`ChaosSpec`](super::ChaosSpec)'s `builder()` fits here too.
+    /// latency, outages. A [`ChaosSpec`]'s `builder()` (feature `serde`) fits here too.
+    ///
+    #[cfg_attr(feature = "serde", doc = "[`ChaosSpec`]: super::ChaosSpec")]
+    #[cfg_attr(not(feature = "serde"), doc = "[`ChaosSpec`]: crate#cargo-features")]
     pub fn faults(mut self, faults: ChaosBuilder<DefaultInjector>) -> Self {
         self.faults = faults;
         self

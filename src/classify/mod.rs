@@ -43,6 +43,9 @@
 //! assert_eq!(classifier.classify(Ok(&String::new())), Class::Transient);
 //! assert_eq!(classifier.classify(Ok(&"ok".to_string())), Class::Success);
 //! ```
+//!
+// Without the feature, the link goes to the table of Cargo features.
+#![cfg_attr(not(feature = "http"), doc = "[`HttpStatus`]: crate#cargo-features")]
 
 use std::time::Duration;
 

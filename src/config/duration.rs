@@ -6,12 +6,12 @@
 //! for an `Option<Duration>`).
 //!
 //! The syntax is Go's `time.ParseDuration`, the same parser riprap uses for OpenAI's
-//! rate-limit headers ([`parse_go_duration`]): one or more decimal numbers, each with an
+//! rate-limit headers: one or more decimal numbers, each with an
 //! optional fraction and a unit — `h`, `m`, `s`, `ms`, `us` (or `µs`), `ns` — such as `"90s"`,
 //! `"1m30s"`, `"0.5s"`, `"20ms"`, or a bare `"0"`. A unit is required, so `5` is refused
 //! rather than guessed to be seconds or milliseconds; negative durations are refused.
-//! Durations are written back with [`format_go_duration`] (`"1h30m0s"`, `"250ms"`), which
-//! this module reads back exactly.
+//! Durations are written back as Go's `time.Duration.String()` writes them (`"1h30m0s"`,
+//! `"250ms"`), which this module reads back exactly.
 //!
 //! ```
 //! use std::time::Duration;
@@ -32,9 +32,6 @@
 //! let err = toml::from_str::<Job>(r#"every = "5 parsecs""#).unwrap_err();
 //! assert!(err.to_string().contains("expected a duration with a unit"));
 //! ```
-//!
-//! [`parse_go_duration`]: crate::classify::headers::parse_go_duration
-//! [`format_go_duration`]: crate::classify::headers::format_go_duration
 
 use std::fmt;
 use std::time::Duration;

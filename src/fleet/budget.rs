@@ -14,6 +14,7 @@ use super::redis::{Conn, Fleet};
 use crate::ConfigError;
 use crate::budget::{Budget, RatioBudget, Withdrawal};
 use crate::classify::Class;
+use crate::time::nanos;
 
 /// Add this process's net units to the current slot, keep it for the window, and answer the
 /// sum of every live slot. KEYS: the current slot, then the older ones of the window.
@@ -177,18 +178,12 @@ impl fmt::Debug for FleetBudget {
 
 impl Inner {
     fn now(&self) -> u64 {
-        u64::try_from(
-            Instant::now()
-                .saturating_duration_since(self.base)
-                .as_nanos(),
-        )
-        .unwrap_or(u64::MAX)
-        .max(1)
+        nanos(Instant::now().saturating_duration_since(self.base)).max(1)
     }
 
     fn fresh(&self) -> bool {
         let at = self.synced_at.load(Relaxed);
-        let stale = u64::try_from((self.sync_every * 3).as_nanos()).unwrap_or(u64::MAX);
+        let stale = nanos(self.sync_every.saturating_mul(3));
         at != 0 && self.now().saturating_sub(at) <= stale
     }
 

@@ -123,9 +123,7 @@ impl FleetGate {
 
 impl Inner {
     fn nanos(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.base).as_nanos())
-            .unwrap_or(u64::MAX)
-            .max(1)
+        crate::time::nanos(at.saturating_duration_since(self.base)).max(1)
     }
 
     /// Extend the local copy to `until`; `true` if that moved it later.

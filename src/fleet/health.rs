@@ -6,6 +6,7 @@
 //! others run on local state at once), so an unreachable store costs a timeout per delay,
 //! not one per request.
 
+use crate::time::nanos;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -29,10 +30,6 @@ pub(crate) struct Health {
     /// Round trips made (answered or not).
     round_trips: AtomicU64,
     pub(crate) listener: Option<SharedListener>,
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl Health {

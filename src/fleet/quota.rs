@@ -15,6 +15,7 @@ use super::events::FleetEvent;
 use super::gcra::{Answer, Grant, Params, SCRIPT};
 use super::redis::{Conn, Fleet};
 use crate::ConfigError;
+use crate::time::nanos;
 
 use crate::ratelimit::shared::{SharedGate, SharedQuota, Take};
 use crate::ratelimit::{QuotaConfig, RateLimitConfig, RateLimitError, RateLimiter};
@@ -583,9 +584,7 @@ impl Inner {
     /// Sleep until `until` with the instant published, so callers wait for it against
     /// their own deadline rather than for the refill as a whole.
     async fn wait_until(&self, until: Instant) {
-        let n = u64::try_from(until.saturating_duration_since(self.base).as_nanos())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let n = nanos(until.saturating_duration_since(self.base)).max(1);
         self.wait_until.store(n, Relaxed);
         self.answered.notify_waiters();
         tokio::time::sleep_until(until).await;

@@ -1,5 +1,6 @@
 //! An online latency percentile: the exact percentile of the last [`WINDOW`] answers.
 
+use crate::time::nanos;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ impl Tracker {
     }
 
     pub(crate) fn record(&self, latency: Duration) {
-        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        let nanos = nanos(latency);
         let i = self.recorded.fetch_add(1, Relaxed);
         if let Some(slot) = self.ring.get((i % WINDOW as u64) as usize) {
             slot.store(nanos, Relaxed);

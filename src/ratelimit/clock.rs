@@ -12,6 +12,8 @@ use governor::clock::{Clock, Reference};
 use governor::nanos::Nanos;
 use tokio::time::Instant;
 
+use crate::time::nanos;
+
 /// A point in time as nanoseconds since the limiter was created.
 ///
 /// The same representation is stored in the gate's atomics, so a reading of this clock is
@@ -25,7 +27,7 @@ impl Tick {
     }
 
     pub(crate) fn after(self, d: Duration) -> Tick {
-        Tick(self.0.saturating_add(duration_nanos(d)))
+        Tick(self.0.saturating_add(nanos(d)))
     }
 
     /// Time from `self` until `later` (zero if `later` is not later).
@@ -50,11 +52,6 @@ impl Reference for Tick {
     fn saturating_sub(&self, duration: Nanos) -> Self {
         Tick(self.0.saturating_sub(duration.as_u64()))
     }
-}
-
-/// Durations beyond `u64` nanoseconds (584 years) saturate instead of overflowing.
-pub(crate) fn duration_nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// governor's view of `tokio::time`: nanoseconds since `base`.
@@ -93,7 +90,7 @@ impl TokioClock {
 
     #[inline]
     pub(crate) fn tick(&self, at: Instant) -> Tick {
-        Tick(duration_nanos(at.saturating_duration_since(self.base)))
+        Tick(nanos(at.saturating_duration_since(self.base)))
     }
 
     pub(crate) fn new() -> Self {

@@ -322,7 +322,7 @@ fn quota(
     }
     // GCRA keeps `period × burst` in u64 nanoseconds beside the clock; leave it headroom so
     // no sum of the two can overflow (a quarter of u64 nanoseconds is about 146 years).
-    let period = u64::try_from((per / rate).as_nanos()).unwrap_or(u64::MAX);
+    let period = crate::time::nanos(per / rate);
     if period
         .checked_mul(u64::from(burst))
         .is_none_or(|span| span > u64::MAX / 4)

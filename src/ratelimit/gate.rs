@@ -15,7 +15,8 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use super::clock::{Tick, duration_nanos};
+use super::clock::Tick;
+use crate::time::nanos;
 
 #[derive(Debug, Default)]
 pub(crate) struct Gate {
@@ -175,7 +176,7 @@ impl Pacer {
     /// answer that reported it (the request that drew it already went). The newest answer
     /// supersedes what earlier ones booked.
     fn set(&self, now: Tick, interval: Duration, reset: Tick, until: Tick) {
-        let interval = duration_nanos(interval);
+        let interval = nanos(interval);
         self.interval.store(interval, Relaxed);
         self.reset.store(reset.nanos(), Relaxed);
         self.until.store(until.nanos(), Relaxed);

@@ -17,7 +17,7 @@ use governor::{Quota, RateLimiter as Gcra};
 use tracing::Instrument;
 
 use super::adaptive::{Adaptive, Change};
-use super::clock::{Tick, TokioClock, duration_nanos};
+use super::clock::{Tick, TokioClock};
 use super::config::{QuotaConfig, RateLimitConfig};
 use super::gate::{Gate, Verdict};
 use super::shared::{SharedGate, SharedQuota, Take};
@@ -26,6 +26,7 @@ use crate::backoff::SplitMix64;
 use crate::classify::Class;
 use crate::classify::headers::{MAX_SERVER_DELAY, RateLimitSignal};
 use crate::events;
+use crate::time::nanos;
 
 type Direct = Gcra<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Tick>>;
 
@@ -390,7 +391,7 @@ impl Shared {
                     line = None;
                     gated = true;
                     let rng = rng.get_or_insert_with(|| self.rng());
-                    let jitter = rng.between(0, duration_nanos(self.config.reopen_jitter));
+                    let jitter = rng.between(0, nanos(self.config.reopen_jitter));
                     let latest = reopen.max(deadline);
                     (
                         Tick(reopen.nanos().saturating_add(jitter)).min(latest),
@@ -443,7 +444,7 @@ impl Shared {
             if let Either::Right(_) = future::select(sleep, answered).await {
                 // The probe came back: resume, each after its own jitter.
                 let rng = rng.get_or_insert_with(|| self.rng());
-                let jitter = rng.between(0, duration_nanos(self.config.reopen_jitter));
+                let jitter = rng.between(0, nanos(self.config.reopen_jitter));
                 let at = self.clock.now().nanos().saturating_add(jitter);
                 tokio::time::sleep_until(self.clock.instant(Tick(at.min(deadline.nanos())))).await;
             }

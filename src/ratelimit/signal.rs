@@ -24,6 +24,9 @@ use crate::classify::headers::RateLimitSignal;
 /// };
 /// assert_eq!(read.signal(&Reply { wait_secs: Some(3) }).unwrap().retry_after, Some(Duration::from_secs(3)));
 /// ```
+///
+// Without the feature, the link goes to the table of Cargo features.
+#[cfg_attr(not(feature = "http"), doc = "[`HeaderSignal`]: crate#cargo-features")]
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot read a rate-limit signal from a `{Res}`",
     label = "not a signal reader for this response type",

@@ -257,8 +257,14 @@ impl<C, P, B, R> RetryConfig<C, P, B, R> {
         }
     }
 
-    /// The policy that copies requests for retries, such as
-    /// [`IdempotentOnly`](super::IdempotentOnly) (feature `http`) or one that re-buffers bodies.
+    /// The policy that copies requests for retries, such as [`IdempotentOnly`] (feature `http`)
+    /// or one that re-buffers bodies.
+    ///
+    #[cfg_attr(feature = "http", doc = "[`IdempotentOnly`]: super::IdempotentOnly")]
+    #[cfg_attr(
+        not(feature = "http"),
+        doc = "[`IdempotentOnly`]: crate#cargo-features"
+    )]
     pub fn clone_requests<R2>(self, requests: R2) -> RetryConfig<C, P, B, R2> {
         RetryConfig {
             classifier: self.classifier,

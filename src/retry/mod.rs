@@ -114,6 +114,12 @@
 //! it is scheduled and the withdrawal is held while the request waits, so a request abandoned
 //! mid-backoff hands it back and spends nothing; no task is spawned. On the success path the layer reads no clock (unless a
 //! deadline is set), allocates nothing, and touches the budget with one atomic add.
+//!
+// Without the feature, the link goes to the table of Cargo features.
+#![cfg_attr(
+    not(feature = "http"),
+    doc = "[`IdempotentOnly`]: crate#cargo-features"
+)]
 
 use crate::engine::Rules;
 use crate::events::SharedListener;

@@ -355,8 +355,14 @@ impl<C, T, W, H, B, D, R, M> StackBuilder<C, T, W, H, B, D, R, M> {
         }
     }
 
-    /// How to read rate-limit headers from responses, e.g.
-    /// [`HeaderSignal`](crate::ratelimit::HeaderSignal) with the `http` feature.
+    /// How to read rate-limit headers from responses, e.g. [`HeaderSignal`] with the `http`
+    /// feature.
+    ///
+    #[cfg_attr(
+        feature = "http",
+        doc = "[`HeaderSignal`]: crate::ratelimit::HeaderSignal"
+    )]
+    #[cfg_attr(not(feature = "http"), doc = "[`HeaderSignal`]: crate#cargo-features")]
     pub fn read_signal<H2>(self, signal: H2) -> StackBuilder<C, T, W, H2, B, D, R, M> {
         StackBuilder {
             classifier: self.classifier,

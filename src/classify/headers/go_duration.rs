@@ -28,17 +28,6 @@ const UNITS: [(&[u8], u128); 8] = [
 /// (further fraction digits are truncated); a value too large for a [`Duration`] saturates at
 /// [`Duration::MAX`] rather than failing, as "very long" is what the sender meant. Surrounding
 /// ASCII whitespace is ignored; anything malformed is `None`, with a `tracing` debug event.
-///
-/// ```
-/// use riprap::classify::headers::parse_go_duration;
-/// use std::time::Duration;
-///
-/// assert_eq!(parse_go_duration(b"6m0s"), Some(Duration::from_secs(360)));
-/// assert_eq!(parse_go_duration(b"20ms"), Some(Duration::from_millis(20)));
-/// assert_eq!(parse_go_duration(b"1.5h"), Some(Duration::from_secs(5_400)));
-/// assert_eq!(parse_go_duration("3\u{b5}s".as_bytes()), Some(Duration::from_micros(3)));
-/// assert_eq!(parse_go_duration(b"10"), None); // a unit is required
-/// ```
 pub fn parse_go_duration(value: &[u8]) -> Option<Duration> {
     parse(value.trim_ascii()).or_else(|| malformed("go-duration", value))
 }
@@ -98,17 +87,8 @@ fn parse(s: &[u8]) -> Option<Duration> {
 /// Durations of a second or more are written as hours, minutes and (fractional) seconds, with
 /// leading zero units left out; shorter ones in the largest of `ms`, `µs` (U+00B5) and `ns` that
 /// fits. Unlike Go, hours may run past Go's 2,562,047-hour limit, because a `Duration` can.
-///
-/// ```
-/// use riprap::classify::headers::{format_go_duration, parse_go_duration};
-/// use std::time::Duration;
-///
-/// assert_eq!(format_go_duration(Duration::from_secs(360)), "6m0s");
-/// assert_eq!(format_go_duration(Duration::from_millis(3_723_500)), "1h2m3.5s");
-/// assert_eq!(format_go_duration(Duration::from_micros(1_500)), "1.5ms");
-/// let d = Duration::new(7_384, 123_456_789);
-/// assert_eq!(parse_go_duration(format_go_duration(d).as_bytes()), Some(d));
-/// ```
+// Called by `config::duration` (serde), the tests and the fuzz targets.
+#[cfg_attr(not(any(test, fuzzing, feature = "serde")), allow(dead_code))]
 pub fn format_go_duration(d: Duration) -> String {
     let mut out = String::new();
     let secs = d.as_secs();
@@ -154,5 +134,38 @@ fn push_fraction(out: &mut String, value: u32, width: usize) {
     let _ = write!(out, ".{value:0width$}");
     while out.ends_with('0') {
         out.pop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_go_duration_examples() {
+        use std::time::Duration;
+
+        assert_eq!(parse_go_duration(b"6m0s"), Some(Duration::from_secs(360)));
+        assert_eq!(parse_go_duration(b"20ms"), Some(Duration::from_millis(20)));
+        assert_eq!(parse_go_duration(b"1.5h"), Some(Duration::from_secs(5_400)));
+        assert_eq!(
+            parse_go_duration("3\u{b5}s".as_bytes()),
+            Some(Duration::from_micros(3))
+        );
+        assert_eq!(parse_go_duration(b"10"), None); // a unit is required
+    }
+
+    #[test]
+    fn format_go_duration_examples() {
+        use std::time::Duration;
+
+        assert_eq!(format_go_duration(Duration::from_secs(360)), "6m0s");
+        assert_eq!(
+            format_go_duration(Duration::from_millis(3_723_500)),
+            "1h2m3.5s"
+        );
+        assert_eq!(format_go_duration(Duration::from_micros(1_500)), "1.5ms");
+        let d = Duration::new(7_384, 123_456_789);
+        assert_eq!(parse_go_duration(format_go_duration(d).as_bytes()), Some(d));
     }
 }

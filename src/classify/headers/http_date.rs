@@ -36,17 +36,8 @@ const MONTHS: [&str; 12] = [
 /// `60` (a leap second, read as the next minute's first second).
 ///
 /// Anything else is `None`, with a `tracing` debug event.
-///
-/// ```
-/// use riprap::classify::headers::parse_http_date;
-/// use std::time::{Duration, UNIX_EPOCH};
-///
-/// let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
-/// assert_eq!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"), Some(t));
-/// assert_eq!(parse_http_date(b"Sunday, 06-Nov-94 08:49:37 GMT"), Some(t));
-/// assert_eq!(parse_http_date(b"Sun Nov  6 08:49:37 1994"), Some(t));
-/// assert_eq!(parse_http_date(b"Sun, 31 Nov 1994 08:49:37 GMT"), None); // no such day
-/// ```
+// Only the tests and the fuzz targets call it on its own.
+#[cfg_attr(not(any(test, fuzzing)), allow(dead_code))]
 pub fn parse_http_date(value: &[u8]) -> Option<SystemTime> {
     parse(value.trim_ascii()).or_else(|| malformed("http-date", value))
 }
@@ -164,15 +155,8 @@ impl Cursor<'_> {
 
 /// Format `t` as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form RFC 9110 says
 /// senders must use. Sub-second precision is dropped (rounding toward the past).
-///
-/// ```
-/// use riprap::classify::headers::{format_http_date, parse_http_date};
-/// use std::time::{Duration, UNIX_EPOCH};
-///
-/// let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
-/// assert_eq!(format_http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
-/// assert_eq!(parse_http_date(format_http_date(t).as_bytes()), Some(t));
-/// ```
+// Only the tests and the fuzz targets call it on its own.
+#[cfg_attr(not(any(test, fuzzing)), allow(dead_code))]
 pub fn format_http_date(t: SystemTime) -> String {
     let secs = civil::floor_unix_seconds(t);
     let days = secs.div_euclid(86_400);
@@ -224,5 +208,25 @@ mod tests {
             format_http_date(just_before),
             "Wed, 31 Dec 1969 23:59:59 GMT"
         );
+    }
+
+    #[test]
+    fn parse_http_date_examples() {
+        use std::time::{Duration, UNIX_EPOCH};
+
+        let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(parse_http_date(b"Sun, 06 Nov 1994 08:49:37 GMT"), Some(t));
+        assert_eq!(parse_http_date(b"Sunday, 06-Nov-94 08:49:37 GMT"), Some(t));
+        assert_eq!(parse_http_date(b"Sun Nov  6 08:49:37 1994"), Some(t));
+        assert_eq!(parse_http_date(b"Sun, 31 Nov 1994 08:49:37 GMT"), None); // no such day
+    }
+
+    #[test]
+    fn format_http_date_examples() {
+        use std::time::{Duration, UNIX_EPOCH};
+
+        let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(format_http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(parse_http_date(format_http_date(t).as_bytes()), Some(t));
     }
 }

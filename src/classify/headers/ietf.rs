@@ -6,16 +6,6 @@ use std::time::Duration;
 use super::{Quota, malformed, saturating_u64};
 
 /// One quota policy a server announced in `RateLimit-Policy`: `limit` units per `window`.
-///
-/// ```
-/// use riprap::classify::headers::{parse_ratelimit_policy, RateLimitPolicy};
-/// use std::time::Duration;
-///
-/// assert_eq!(
-///     parse_ratelimit_policy(br#""default";q=100;w=60"#),
-///     Some(RateLimitPolicy { limit: 100, window: Some(Duration::from_secs(60)) }),
-/// );
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimitPolicy {
     /// The quota (`q`): how many units the window allows.
@@ -47,16 +37,8 @@ impl RateLimitPolicy {
 /// `RateLimit-Policy`; [`RateLimitSignal::from_lookup`](super::RateLimitSignal::from_lookup)
 /// joins the two by policy name). Every item counts as a request quota whatever its quota unit.
 /// A malformed field, or one with no usable item, is `None`, with a `tracing` debug event.
-///
-/// ```
-/// use riprap::classify::headers::parse_ratelimit;
-/// use std::time::Duration;
-///
-/// let ceiling = Duration::from_secs(300);
-/// let q = parse_ratelimit(br#""hour";r=900;t=1800, "minute";r=0;t=30"#, ceiling).unwrap();
-/// assert_eq!(q.remaining, Some(0));
-/// assert_eq!(q.reset_after, Some(Duration::from_secs(30)));
-/// ```
+// Only the tests and the fuzz targets call it on its own.
+#[cfg_attr(not(any(test, fuzzing)), allow(dead_code))]
 pub fn parse_ratelimit(value: &[u8], ceiling: Duration) -> Option<Quota> {
     tightest_ratelimit(value, ceiling).map(|(_, quota)| quota)
 }
@@ -96,13 +78,8 @@ pub(super) fn tightest_ratelimit(value: &[u8], ceiling: Duration) -> Option<(&[u
 /// With several items, the most constraining one is returned: the fewest units per second of
 /// window (by quota alone where a window is missing). Items without `q` are skipped. A
 /// malformed field, or one with no usable item, is `None`, with a `tracing` debug event.
-///
-/// ```
-/// use riprap::classify::headers::parse_ratelimit_policy;
-///
-/// let p = parse_ratelimit_policy(br#""burst";q=100;w=1, "daily";q=1000;w=86400"#).unwrap();
-/// assert_eq!(p.limit, 1000);
-/// ```
+// Only the tests and the fuzz targets call it on its own.
+#[cfg_attr(not(any(test, fuzzing)), allow(dead_code))]
 pub fn parse_ratelimit_policy(value: &[u8]) -> Option<RateLimitPolicy> {
     policy(value, None)
 }
@@ -135,14 +112,6 @@ pub(super) fn policy(value: &[u8], name: Option<&[u8]>) -> Option<RateLimitPolic
 /// (and GitHub's and OpenAI's limit/remaining headers): a non-negative integer, optionally
 /// followed by policy details after a `,` or `;` (`100, 100;w=60`), which are ignored. Counts
 /// too large for a `u64` saturate. Anything else is `None`, with a `tracing` debug event.
-///
-/// ```
-/// use riprap::classify::headers::parse_count;
-///
-/// assert_eq!(parse_count(b"5000"), Some(5000));
-/// assert_eq!(parse_count(b"100, 100;w=60"), Some(100));
-/// assert_eq!(parse_count(b"-1"), None);
-/// ```
 pub fn parse_count(value: &[u8]) -> Option<u64> {
     let s = value.trim_ascii();
     let end = s
@@ -155,16 +124,6 @@ pub fn parse_count(value: &[u8]) -> Option<u64> {
 /// Parse delay-seconds, as in the older draft `RateLimit-Reset` field: a non-negative integer
 /// number of seconds, capped at `ceiling` (values too large for a `u64` are `ceiling` too).
 /// Anything else is `None`, with a `tracing` debug event.
-///
-/// ```
-/// use riprap::classify::headers::parse_delta_seconds;
-/// use std::time::Duration;
-///
-/// let ceiling = Duration::from_secs(300);
-/// assert_eq!(parse_delta_seconds(b"30", ceiling), Some(Duration::from_secs(30)));
-/// assert_eq!(parse_delta_seconds(b"86400", ceiling), Some(ceiling));
-/// assert_eq!(parse_delta_seconds(b"1.5", ceiling), None);
-/// ```
 pub fn parse_delta_seconds(value: &[u8], ceiling: Duration) -> Option<Duration> {
     match saturating_u64(value.trim_ascii()) {
         Some(secs) => Some(Duration::from_secs(secs).min(ceiling)),
@@ -334,4 +293,58 @@ fn key_len(s: &[u8]) -> Option<usize> {
 fn skip<'a>(s: &'a [u8], set: &[u8]) -> &'a [u8] {
     let n = s.iter().take_while(|b| set.contains(b)).count();
     &s[n..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_policy_examples() {
+        use std::time::Duration;
+
+        assert_eq!(
+            parse_ratelimit_policy(br#""default";q=100;w=60"#),
+            Some(RateLimitPolicy {
+                limit: 100,
+                window: Some(Duration::from_secs(60))
+            }),
+        );
+    }
+
+    #[test]
+    fn parse_ratelimit_examples() {
+        use std::time::Duration;
+
+        let ceiling = Duration::from_secs(300);
+        let q = parse_ratelimit(br#""hour";r=900;t=1800, "minute";r=0;t=30"#, ceiling).unwrap();
+        assert_eq!(q.remaining, Some(0));
+        assert_eq!(q.reset_after, Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn parse_ratelimit_policy_examples() {
+        let p = parse_ratelimit_policy(br#""burst";q=100;w=1, "daily";q=1000;w=86400"#).unwrap();
+        assert_eq!(p.limit, 1000);
+    }
+
+    #[test]
+    fn parse_count_examples() {
+        assert_eq!(parse_count(b"5000"), Some(5000));
+        assert_eq!(parse_count(b"100, 100;w=60"), Some(100));
+        assert_eq!(parse_count(b"-1"), None);
+    }
+
+    #[test]
+    fn parse_delta_seconds_examples() {
+        use std::time::Duration;
+
+        let ceiling = Duration::from_secs(300);
+        assert_eq!(
+            parse_delta_seconds(b"30", ceiling),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(parse_delta_seconds(b"86400", ceiling), Some(ceiling));
+        assert_eq!(parse_delta_seconds(b"1.5", ceiling), None);
+    }
 }

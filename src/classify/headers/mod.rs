@@ -39,18 +39,15 @@
 //! assert_eq!(signal.pause(), Some(Duration::from_secs(360)));
 //! ```
 //!
-//! The parsers are also usable one by one:
+//! To read one header on its own, give `from_lookup` a lookup that knows only that name:
 //!
 //! ```
-//! use riprap::classify::headers::{parse_go_duration, parse_retry_after};
+//! use riprap::classify::headers::{RateLimitSignal, MAX_SERVER_DELAY};
 //! use std::time::{Duration, SystemTime};
 //!
-//! let ceiling = Duration::from_secs(60);
-//! let now = SystemTime::now();
-//! assert_eq!(parse_retry_after(b"20", now, ceiling), Some(Duration::from_secs(20)));
-//! assert_eq!(parse_retry_after(b"99999999999", now, ceiling), Some(ceiling));
-//! assert_eq!(parse_retry_after(b"soon", now, ceiling), None);
-//! assert_eq!(parse_go_duration(b"1h2m3.5s"), Some(Duration::from_millis(3_723_500)));
+//! let retry_after = |name: &str| (name == "retry-after").then_some(&b"20"[..]);
+//! let signal = RateLimitSignal::from_lookup(retry_after, SystemTime::now(), MAX_SERVER_DELAY);
+//! assert_eq!(signal.retry_after, Some(Duration::from_secs(20)));
 //! ```
 
 use std::time::Duration;
@@ -63,16 +60,27 @@ mod names;
 mod retry_after;
 mod rfc3339;
 mod signal;
+#[cfg(test)]
+mod tests;
 mod vendor;
 
-pub use go_duration::{format_go_duration, parse_go_duration};
-pub use http_date::{format_http_date, parse_http_date};
-pub use ietf::{
-    RateLimitPolicy, parse_count, parse_delta_seconds, parse_ratelimit, parse_ratelimit_policy,
-};
-pub use retry_after::{parse_retry_after, parse_retry_after_ms};
-pub use rfc3339::parse_rfc3339;
-pub use vendor::{parse_epoch_reset, parse_should_retry};
+#[cfg(feature = "serde")]
+pub(crate) use go_duration::{format_go_duration, parse_go_duration};
+
+/// The parsers one by one, for the fuzz targets (cargo-fuzz builds with `--cfg fuzzing`) and
+/// the crate's own tests. Not part of the API: users read headers through [`RateLimitSignal`].
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::go_duration::{format_go_duration, parse_go_duration};
+    pub use super::http_date::{format_http_date, parse_http_date};
+    pub use super::ietf::{
+        RateLimitPolicy, parse_count, parse_delta_seconds, parse_ratelimit, parse_ratelimit_policy,
+    };
+    pub use super::retry_after::{parse_retry_after, parse_retry_after_ms};
+    pub use super::rfc3339::parse_rfc3339;
+    pub use super::vendor::{parse_epoch_reset, parse_should_retry};
+}
 
 #[cfg(feature = "http")]
 pub(crate) use names::Table;

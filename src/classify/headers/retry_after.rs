@@ -14,24 +14,9 @@ use super::{duration_from_nanos, http_date, malformed, saturating_u64};
 /// for years. Negative, fractional or otherwise malformed values are `None`, with a `tracing`
 /// debug event.
 ///
-/// [`parse_http_date`]: super::parse_http_date
-///
-/// ```
-/// use riprap::classify::headers::parse_retry_after;
-/// use std::time::{Duration, UNIX_EPOCH};
-///
-/// let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
-/// let ceiling = Duration::from_secs(300);
-///
-/// assert_eq!(parse_retry_after(b"120", now, ceiling), Some(Duration::from_secs(120)));
-/// assert_eq!(
-///     parse_retry_after(b"Sun, 06 Nov 1994 08:50:07 GMT", now, ceiling),
-///     Some(Duration::from_secs(30)),
-/// );
-/// assert_eq!(parse_retry_after(b"Sat, 05 Nov 1994 08:49:37 GMT", now, ceiling), Some(Duration::ZERO));
-/// assert_eq!(parse_retry_after(b"99999999999", now, ceiling), Some(ceiling));
-/// assert_eq!(parse_retry_after(b"-1", now, ceiling), None);
-/// ```
+/// [`parse_http_date`]: super::http_date::parse_http_date
+// Only the tests and the fuzz targets call it on its own.
+#[cfg_attr(not(any(test, fuzzing)), allow(dead_code))]
 pub fn parse_retry_after(value: &[u8], now: SystemTime, ceiling: Duration) -> Option<Duration> {
     retry_after(value, &Now::At(now), ceiling)
 }
@@ -64,16 +49,6 @@ pub(crate) fn until(at: SystemTime, now: SystemTime, ceiling: Duration) -> Durat
 /// The value is a non-negative decimal number and may carry a fraction (`1500.5`), kept to the
 /// nanosecond; values too large to represent are `ceiling`. Negative numbers, exponents, `NaN`,
 /// `inf` and anything else malformed are `None`, with a `tracing` debug event.
-///
-/// ```
-/// use riprap::classify::headers::parse_retry_after_ms;
-/// use std::time::Duration;
-///
-/// let ceiling = Duration::from_secs(60);
-/// assert_eq!(parse_retry_after_ms(b"1500", ceiling), Some(Duration::from_millis(1_500)));
-/// assert_eq!(parse_retry_after_ms(b"2.25", ceiling), Some(Duration::from_micros(2_250)));
-/// assert_eq!(parse_retry_after_ms(b"1e9", ceiling), None);
-/// ```
 pub fn parse_retry_after_ms(value: &[u8], ceiling: Duration) -> Option<Duration> {
     let s = value.trim_ascii();
     let (int, frac) = match s.iter().position(|&b| b == b'.') {
@@ -96,4 +71,51 @@ pub fn parse_retry_after_ms(value: &[u8], ceiling: Duration) -> Option<Duration>
         }
     }
     Some(duration_from_nanos(nanos).min(ceiling))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_retry_after_examples() {
+        use std::time::{Duration, UNIX_EPOCH};
+
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        let ceiling = Duration::from_secs(300);
+
+        assert_eq!(
+            parse_retry_after(b"120", now, ceiling),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after(b"Sun, 06 Nov 1994 08:50:07 GMT", now, ceiling),
+            Some(Duration::from_secs(30)),
+        );
+        assert_eq!(
+            parse_retry_after(b"Sat, 05 Nov 1994 08:49:37 GMT", now, ceiling),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_retry_after(b"99999999999", now, ceiling),
+            Some(ceiling)
+        );
+        assert_eq!(parse_retry_after(b"-1", now, ceiling), None);
+    }
+
+    #[test]
+    fn parse_retry_after_ms_examples() {
+        use std::time::Duration;
+
+        let ceiling = Duration::from_secs(60);
+        assert_eq!(
+            parse_retry_after_ms(b"1500", ceiling),
+            Some(Duration::from_millis(1_500))
+        );
+        assert_eq!(
+            parse_retry_after_ms(b"2.25", ceiling),
+            Some(Duration::from_micros(2_250))
+        );
+        assert_eq!(parse_retry_after_ms(b"1e9", ceiling), None);
+    }
 }

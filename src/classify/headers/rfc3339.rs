@@ -12,20 +12,8 @@ use super::malformed;
 /// to the nanosecond, further digits truncated); `Z`, `z` or a `±HH:MM` offset. Seconds may be
 /// `60` (a leap second, read as the next minute's first second). Surrounding ASCII whitespace
 /// is ignored. Anything else is `None`, with a `tracing` debug event.
-///
-/// ```
-/// use riprap::classify::headers::parse_rfc3339;
-/// use std::time::{Duration, UNIX_EPOCH};
-///
-/// let noon = UNIX_EPOCH + Duration::from_secs(1_717_243_200);
-/// assert_eq!(parse_rfc3339(b"2024-06-01T12:00:00Z"), Some(noon));
-/// assert_eq!(parse_rfc3339(b"2024-06-01T14:00:00+02:00"), Some(noon));
-/// assert_eq!(
-///     parse_rfc3339(b"2024-06-01T12:00:00.5Z"),
-///     Some(noon + Duration::from_millis(500)),
-/// );
-/// assert_eq!(parse_rfc3339(b"2024-06-01 12:00"), None);
-/// ```
+// Only the tests and the fuzz targets call it on its own.
+#[cfg_attr(not(any(test, fuzzing)), allow(dead_code))]
 pub fn parse_rfc3339(value: &[u8]) -> Option<SystemTime> {
     parse(value.trim_ascii()).or_else(|| malformed("rfc3339", value))
 }
@@ -87,4 +75,23 @@ pub(super) fn parse(s: &[u8]) -> Option<SystemTime> {
     }
     let local = civil::unix_seconds(year, month, day, hour, minute, second);
     civil::system_time(local - offset_secs, nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_rfc3339_examples() {
+        use std::time::{Duration, UNIX_EPOCH};
+
+        let noon = UNIX_EPOCH + Duration::from_secs(1_717_243_200);
+        assert_eq!(parse_rfc3339(b"2024-06-01T12:00:00Z"), Some(noon));
+        assert_eq!(parse_rfc3339(b"2024-06-01T14:00:00+02:00"), Some(noon));
+        assert_eq!(
+            parse_rfc3339(b"2024-06-01T12:00:00.5Z"),
+            Some(noon + Duration::from_millis(500)),
+        );
+        assert_eq!(parse_rfc3339(b"2024-06-01 12:00"), None);
+    }
 }

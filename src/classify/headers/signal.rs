@@ -99,7 +99,7 @@ impl<'a, G: Fn(Header) -> Option<&'a [u8]>> Reader<G> {
     /// `retry-after-ms` (the more precise, when both are sent), else `Retry-After`.
     pub(crate) fn retry_after(&self) -> Option<Duration> {
         (self.get)(Header::RetryAfterMs)
-            .and_then(|v| super::parse_retry_after_ms(v, self.ceiling))
+            .and_then(|v| super::retry_after::parse_retry_after_ms(v, self.ceiling))
             .or_else(|| {
                 (self.get)(Header::RetryAfter)
                     .and_then(|v| retry_after::retry_after(v, &self.now, self.ceiling))
@@ -107,7 +107,7 @@ impl<'a, G: Fn(Header) -> Option<&'a [u8]>> Reader<G> {
     }
 
     pub(crate) fn should_retry(&self) -> Option<bool> {
-        (self.get)(Header::ShouldRetry).and_then(super::parse_should_retry)
+        (self.get)(Header::ShouldRetry).and_then(super::vendor::parse_should_retry)
     }
 
     pub(crate) fn requests(&self) -> Option<Quota> {

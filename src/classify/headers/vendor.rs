@@ -9,14 +9,6 @@ use super::{Quota, go_duration, ietf, malformed, rfc3339, saturating_u64};
 
 /// Parse `x-should-retry` (sent by OpenAI and Anthropic): `true` or `false`, ignoring ASCII
 /// case and surrounding whitespace. Anything else is `None`, with a `tracing` debug event.
-///
-/// ```
-/// use riprap::classify::headers::parse_should_retry;
-///
-/// assert_eq!(parse_should_retry(b"false"), Some(false));
-/// assert_eq!(parse_should_retry(b" TRUE "), Some(true));
-/// assert_eq!(parse_should_retry(b"1"), None);
-/// ```
 pub fn parse_should_retry(value: &[u8]) -> Option<bool> {
     let s = value.trim_ascii();
     if s.eq_ignore_ascii_case(b"true") {
@@ -31,16 +23,8 @@ pub fn parse_should_retry(value: &[u8]) -> Option<bool> {
 /// Parse a reset time given as Unix epoch seconds (GitHub's `x-ratelimit-reset`) into the delay
 /// from `now`: zero if it has passed, at most `ceiling`. Anything but a non-negative integer is
 /// `None`, with a `tracing` debug event.
-///
-/// ```
-/// use riprap::classify::headers::parse_epoch_reset;
-/// use std::time::{Duration, UNIX_EPOCH};
-///
-/// let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-/// let ceiling = Duration::from_secs(3_600);
-/// assert_eq!(parse_epoch_reset(b"1700000042", now, ceiling), Some(Duration::from_secs(42)));
-/// assert_eq!(parse_epoch_reset(b"1600000000", now, ceiling), Some(Duration::ZERO));
-/// ```
+// Only the tests and the fuzz targets call it on its own.
+#[cfg_attr(not(any(test, fuzzing)), allow(dead_code))]
 pub fn parse_epoch_reset(value: &[u8], now: SystemTime, ceiling: Duration) -> Option<Duration> {
     epoch_reset(value, &Now::At(now), ceiling)
 }
@@ -195,5 +179,33 @@ impl<'a, G: Fn(Header) -> Option<&'a [u8]>> Dialects<'_, G> {
                 .and_then(|p| ietf::policy(p, None))
                 .and_then(|p| quota(Some(p.limit), None, None)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_should_retry_examples() {
+        assert_eq!(parse_should_retry(b"false"), Some(false));
+        assert_eq!(parse_should_retry(b" TRUE "), Some(true));
+        assert_eq!(parse_should_retry(b"1"), None);
+    }
+
+    #[test]
+    fn parse_epoch_reset_examples() {
+        use std::time::{Duration, UNIX_EPOCH};
+
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let ceiling = Duration::from_secs(3_600);
+        assert_eq!(
+            parse_epoch_reset(b"1700000042", now, ceiling),
+            Some(Duration::from_secs(42))
+        );
+        assert_eq!(
+            parse_epoch_reset(b"1600000000", now, ceiling),
+            Some(Duration::ZERO)
+        );
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Input: 2 bytes of ceiling (seconds, little-endian), then the field value.
 
-use riprap::classify::headers::{
+use riprap::classify::headers::fuzzing::{
     parse_count, parse_delta_seconds, parse_ratelimit, parse_ratelimit_policy,
 };
 use std::time::Duration;

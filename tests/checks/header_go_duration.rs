@@ -3,7 +3,7 @@
 //!
 //! Input: the duration text; its first 12 bytes also give a `Duration` for the round trip.
 
-use riprap::classify::headers::{format_go_duration, parse_go_duration};
+use riprap::classify::headers::fuzzing::{format_go_duration, parse_go_duration};
 use std::time::Duration;
 
 pub fn run(data: &[u8]) {

@@ -3,7 +3,7 @@
 //!
 //! Input: the header value; its first 8 bytes also give an instant for the round trip.
 
-use riprap::classify::headers::{format_http_date, parse_http_date};
+use riprap::classify::headers::fuzzing::{format_http_date, parse_http_date};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// 9999-12-31T23:59:59Z, the last instant a four-digit year can name.

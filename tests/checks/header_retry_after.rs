@@ -4,7 +4,9 @@
 //! Input: 4 bytes of ceiling (seconds, little-endian), then the header value. `now` is fixed so
 //! the check is deterministic.
 
-use riprap::classify::headers::{parse_http_date, parse_retry_after, parse_retry_after_ms};
+use riprap::classify::headers::fuzzing::{
+    parse_http_date, parse_retry_after, parse_retry_after_ms,
+};
 use std::time::{Duration, UNIX_EPOCH};
 
 pub fn run(data: &[u8]) {

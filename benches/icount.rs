@@ -4,12 +4,12 @@
 //! of the future, polled in place as a task would, N times.
 //!
 //! ```sh
-//! cargo build --release --example icount_load
+//! cargo build --release -p riprap-benches --example icount
 //! count() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 \
 //!           | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'; }
 //! for w in tower_limit riprap_bulkhead resilience_bulkhead riprap_hedge resilience_hedge; do
-//!   z=$(count target/release/examples/icount_load $w 0)
-//!   t=$(count target/release/examples/icount_load $w 20000)
+//!   z=$(count target/release/examples/icount $w 0)
+//!   t=$(count target/release/examples/icount $w 20000)
 //!   echo "$w $(( (t - z) / 20000 ))"
 //! done
 //! ```

@@ -4,7 +4,7 @@
 //!
 //! Input: the timestamp text.
 
-use riprap::classify::headers::{format_http_date, parse_http_date, parse_rfc3339};
+use riprap::classify::headers::fuzzing::{format_http_date, parse_http_date, parse_rfc3339};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// 0000-01-01T00:00:00Z minus a day, and 10000-01-01T00:00:00Z plus a day.
