@@ -404,3 +404,35 @@ async fn a_stacked_source_feeds_a_resumable_stream() {
         other => panic!("expected a permanent end, got {other:?}"),
     }
 }
+
+/// A request that is not `Clone`: only a copy policy can send it twice.
+#[derive(Debug)]
+struct Body(u32);
+
+/// The copy policy is the stack's own knob: choosing the retry knobs after it (or a preset
+/// doing so) keeps it, instead of putting `Clone` back.
+#[tokio::test(start_paused = true)]
+async fn the_copy_policy_survives_a_later_retry_config() {
+    let copies = |b: &Body| Some(Body(b.0));
+    let stack = StackBuilder::new(ByError)
+        .clone_requests(copies)
+        .retry(RetryConfig::new().max_attempts(3))
+        .build()
+        .unwrap();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&calls);
+    let svc = stack.layer(service_fn(move |b: Body| {
+        let mut seen = seen.lock().unwrap();
+        seen.push(b.0);
+        let reset = seen.len() < 3;
+        async move {
+            if reset {
+                Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+            } else {
+                Ok(b.0)
+            }
+        }
+    }));
+    assert_eq!(svc.oneshot(Body(7)).await.unwrap(), 7);
+    assert_eq!(*calls.lock().unwrap(), [7, 7, 7]);
+}

@@ -179,7 +179,8 @@ pub struct StackBuilder<
     M = AsOk,
 > {
     classifier: C,
-    retry: RetryConfig<ByError, D, B, R>,
+    retry: RetryConfig<ByError, D, B>,
+    requests: R,
     breaker: BreakerBuilder<T>,
     limit: (W, H),
     mode: M,
@@ -195,6 +196,7 @@ impl<C> StackBuilder<C> {
         StackBuilder {
             classifier,
             retry: RetryConfig::new(),
+            requests: ByClone,
             breaker: CircuitBreaker::builder(),
             limit: (UnitCost, NoSignal),
             mode: AsOk,
@@ -276,15 +278,18 @@ impl<C, T, W, H, B, D, R, M> StackBuilder<C, T, W, H, B, D, R, M> {
         self
     }
 
-    /// The retry knobs (attempts, backoff, budget, copy policy, the longest server delay sat
-    /// out, seed, listener). Its classifier is replaced by the stack's.
-    pub fn retry<B2, D2, R2>(
+    /// The retry knobs (attempts, backoff, budget, the longest server delay sat out, seed,
+    /// listener). Its classifier is replaced by the stack's; how requests are copied is the
+    /// stack's own knob, [`clone_requests`](Self::clone_requests), so it holds whichever of
+    /// the two is set first.
+    pub fn retry<B2, D2>(
         self,
-        retry: RetryConfig<ByError, D2, B2, R2>,
-    ) -> StackBuilder<C, T, W, H, B2, D2, R2, M> {
+        retry: RetryConfig<ByError, D2, B2>,
+    ) -> StackBuilder<C, T, W, H, B2, D2, R, M> {
         StackBuilder {
             classifier: self.classifier,
             retry,
+            requests: self.requests,
             breaker: self.breaker,
             limit: self.limit,
             mode: self.mode,
@@ -298,7 +303,8 @@ impl<C, T, W, H, B, D, R, M> StackBuilder<C, T, W, H, B, D, R, M> {
     pub fn clone_requests<R2>(self, requests: R2) -> StackBuilder<C, T, W, H, B, D, R2, M> {
         StackBuilder {
             classifier: self.classifier,
-            retry: self.retry.clone_requests(requests),
+            retry: self.retry,
+            requests,
             breaker: self.breaker,
             limit: self.limit,
             mode: self.mode,
@@ -311,6 +317,7 @@ impl<C, T, W, H, B, D, R, M> StackBuilder<C, T, W, H, B, D, R, M> {
         StackBuilder {
             classifier: self.classifier,
             retry: self.retry,
+            requests: self.requests,
             breaker,
             limit: self.limit,
             mode: self.mode,
@@ -348,6 +355,7 @@ impl<C, T, W, H, B, D, R, M> StackBuilder<C, T, W, H, B, D, R, M> {
         StackBuilder {
             classifier: self.classifier,
             retry: self.retry,
+            requests: self.requests,
             breaker: self.breaker,
             limit: (cost, self.limit.1),
             mode: self.mode,
@@ -367,6 +375,7 @@ impl<C, T, W, H, B, D, R, M> StackBuilder<C, T, W, H, B, D, R, M> {
         StackBuilder {
             classifier: self.classifier,
             retry: self.retry,
+            requests: self.requests,
             breaker: self.breaker,
             limit: (self.limit.0, signal),
             mode: self.mode,
@@ -403,6 +412,7 @@ impl<C, T, W, H, B, D, R, M> StackBuilder<C, T, W, H, B, D, R, M> {
         StackBuilder {
             classifier: self.classifier,
             retry: self.retry,
+            requests: self.requests,
             breaker: self.breaker,
             limit: self.limit,
             mode: AsErrors,
@@ -448,7 +458,7 @@ impl<C, T, W, H, B, D, R, M> StackBuilder<C, T, W, H, B, D, R, M> {
                 backoff.and_then(|p| p.max_total_delay(retries)),
             )
         };
-        let mut retry = self.retry;
+        let mut retry = self.retry.clone_requests(self.requests);
         if let Some(total) = knobs.total_deadline {
             if total.is_zero() {
                 return Err(ConfigError::new(
@@ -559,13 +569,15 @@ pub type Layers<S, C, T, W, H, B = RatioBudget, D = BackoffPolicy, R = ByClone> 
 /// A client `S` behind a stack with every policy named: what [`StackLayer::layer`] returns.
 pub type Stacked<S, C, T, W, H, B, D, R, M> = StackService<Layers<S, C, T, W, H, B, D, R>, C, M>;
 
-/// A client behind [`StackBuilder::new`]'s stack, with header signal `H` (default none) and
-/// request copying `R` (default `Clone`).
-pub type DefaultStack<S, C, H = NoSignal, R = ByClone> =
-    Stacked<S, C, ConsecutiveFailures, UnitCost, H, RatioBudget, BackoffPolicy, R, AsOk>;
+/// A client behind [`StackBuilder::new`]'s stack, with header signal `H` (default none),
+/// request copying `R` (default `Clone`), and `M` = [`AsErrors`] after
+/// [`responses_as_errors`](StackBuilder::responses_as_errors) (default [`AsOk`]).
+pub type DefaultStack<S, C, H = NoSignal, R = ByClone, M = AsOk> =
+    Stacked<S, C, ConsecutiveFailures, UnitCost, H, RatioBudget, BackoffPolicy, R, M>;
 
 /// A client behind [`StackBuilder::llm_api`]'s stack, with header signal `H` (default none),
-/// request copying `R` (default `Clone`) and request cost `W` (default one unit).
+/// request copying `R` (default `Clone`), request cost `W` (default one unit), and `M` =
+/// [`AsErrors`] after [`responses_as_errors`](StackBuilder::responses_as_errors).
 ///
 /// ```
 /// # #[cfg(feature = "reqwest")] {
@@ -580,24 +592,15 @@ pub type DefaultStack<S, C, H = NoSignal, R = ByClone> =
 /// }
 /// # }
 /// ```
-pub type LlmStack<S, C, H = NoSignal, R = ByClone, W = UnitCost> = Stacked<
-    S,
-    C,
-    AnyOf<ConsecutiveFailures, TimeWindow>,
-    W,
-    H,
-    RatioBudget,
-    BackoffPolicy,
-    R,
-    AsOk,
->;
+pub type LlmStack<S, C, H = NoSignal, R = ByClone, W = UnitCost, M = AsOk> =
+    Stacked<S, C, AnyOf<ConsecutiveFailures, TimeWindow>, W, H, RatioBudget, BackoffPolicy, R, M>;
 
-/// A client behind [`StackBuilder::object_store`]'s stack.
-pub type ObjectStoreStack<S, C, H = NoSignal, R = ByClone> =
-    Stacked<S, C, CountWindow, UnitCost, H, RatioBudget, BackoffPolicy, R, AsOk>;
+/// A client behind [`StackBuilder::object_store`]'s stack (parameters as for [`DefaultStack`]).
+pub type ObjectStoreStack<S, C, H = NoSignal, R = ByClone, M = AsOk> =
+    Stacked<S, C, CountWindow, UnitCost, H, RatioBudget, BackoffPolicy, R, M>;
 
-/// A client behind [`StackBuilder::database`]'s stack.
-pub type DatabaseStack<S, C, R = ByClone> = Stacked<
+/// A client behind [`StackBuilder::database`]'s stack (parameters as for [`DefaultStack`]).
+pub type DatabaseStack<S, C, R = ByClone, M = AsOk> = Stacked<
     S,
     C,
     AnyOf<ConsecutiveFailures, TimeWindow>,
@@ -606,7 +609,7 @@ pub type DatabaseStack<S, C, R = ByClone> = Stacked<
     RatioBudget,
     BackoffPolicy,
     R,
-    AsOk,
+    M,
 >;
 
 /// Every layer, built and validated; apply it to a client with [`Layer::layer`].
