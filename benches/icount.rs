@@ -1,32 +1,42 @@
-//! Instructions per call on the success path of the bulkhead and hedging layers and their
-//! peers, for `valgrind --tool=callgrind` (see the performance notes in the README): each run
-//! builds one layer over an always-ready service and drives `poll_ready`, `call` and one poll
-//! of the future, polled in place as a task would, N times.
+//! Instructions per call on the success path of each layer, the stack, and their peers, for
+//! `valgrind --tool=callgrind` (see the performance notes in the README). Each run builds one
+//! contender over the benches' always-ready client and drives `poll_ready`, `call` and one
+//! poll of the future, polled in place as a task would, N times; the difference between runs
+//! of N and 0 calls, over N, is the cost of one call.
 //!
 //! ```sh
 //! cargo build --release -p riprap-benches --example icount
 //! count() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 \
 //!           | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'; }
-//! for w in tower_limit riprap_bulkhead resilience_bulkhead riprap_hedge resilience_hedge; do
+//! for w in retry breaker ratelimit governor_check stack resilience_stack \
+//!          tower_limit bulkhead resilience_bulkhead hedge resilience_hedge; do
 //!   z=$(count target/release/examples/icount $w 0)
 //!   t=$(count target/release/examples/icount $w 20000)
 //!   echo "$w $(( (t - z) / 20000 ))"
 //! done
 //! ```
 
-use std::convert::Infallible;
 use std::future::Future;
+use std::hint::black_box;
+use std::num::NonZeroU32;
 use std::pin::pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use riprap::bulkhead::{Bulkhead, BulkheadLayer};
-use riprap::hedge::HedgeLayer;
-use tower::{Layer, Service, service_fn};
+#[path = "common/mod.rs"]
+mod common;
 
-async fn ok(x: u64) -> Result<u64, Infallible> {
-    Ok(x)
-}
+use riprap::breaker::{CircuitBreaker, CircuitBreakerLayer};
+use riprap::bulkhead::{Bulkhead, BulkheadLayer};
+use riprap::classify::ByError;
+use riprap::hedge::HedgeLayer;
+use riprap::ratelimit::{RateLimitConfig, RateLimitLayer, RateLimiter};
+use riprap::retry::RetryConfig;
+use riprap::stack::StackBuilder;
+use tower::{Layer, Service, ServiceBuilder};
+
+/// A quota so large it never binds: the limiter's bookkeeping is measured, not waiting.
+const ROOMY: u32 = 1_000_000_000;
 
 fn drive<S: Service<u64>>(mut svc: S, n: u64) {
     let waker = futures_util::task::noop_waker();
@@ -35,10 +45,10 @@ fn drive<S: Service<u64>>(mut svc: S, n: u64) {
         if !matches!(svc.poll_ready(&mut cx), Poll::Ready(Ok(()))) {
             panic!("the inner service is always ready");
         }
-        let fut = pin!(svc.call(i));
+        let fut = pin!(svc.call(black_box(i)));
         match fut.poll(&mut cx) {
             Poll::Ready(r) => {
-                std::hint::black_box(r.is_ok());
+                black_box(r.is_ok());
             }
             Poll::Pending => panic!("the inner service answers at once"),
         }
@@ -53,21 +63,74 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_time()
         .build()?;
     let _runtime = rt.enter();
+    let client = common::client;
+    let roomy = || {
+        RateLimitConfig::builder()
+            .requests(ROOMY, Duration::from_secs(1))
+            .build()
+    };
     let delay = Duration::from_millis(100);
     match which.as_str() {
-        "inner" => drive(service_fn(ok), n),
-        "tower_limit" => drive(
-            tower::limit::ConcurrencyLimitLayer::new(1024).layer(service_fn(ok)),
+        "inner" => drive(client(), n),
+        "retry" => drive(RetryConfig::new().build()?.layer(client()), n),
+        "breaker" => drive(
+            CircuitBreakerLayer::new(CircuitBreaker::builder().build()?).layer(client()),
             n,
         ),
-        "riprap_bulkhead" => drive(
+        "ratelimit" => drive(
+            RateLimitLayer::new(RateLimiter::new(roomy()?)).layer(client()),
+            n,
+        ),
+        "governor_check" => {
+            let quota = governor::Quota::per_second(NonZeroU32::MIN.saturating_add(ROOMY - 1));
+            let limiter = governor::RateLimiter::direct(quota);
+            for _ in 0..n {
+                black_box(limiter.check().is_ok());
+            }
+        }
+        "stack" => drive(
+            StackBuilder::new(ByError)
+                .rate_limit(RateLimitConfig::builder().requests(ROOMY, Duration::from_secs(1)))
+                .build()?
+                .layer(client()),
+            n,
+        ),
+        "stack_deadlines" => drive(
+            StackBuilder::new(ByError)
+                .total_deadline(Duration::from_secs(30))
+                .attempt_timeout(Duration::from_secs(10))
+                .rate_limit(RateLimitConfig::builder().requests(ROOMY, Duration::from_secs(1)))
+                .build()?
+                .layer(client()),
+            n,
+        ),
+        "resilience_stack" => {
+            let limiter = tower_resilience::ratelimiter::RateLimiterLayer::builder()
+                .limit_for_period(ROOMY as usize)
+                .refresh_period(Duration::from_secs(1))
+                .timeout_duration(Duration::from_secs(1))
+                .build()?;
+            let breaker =
+                tower_resilience::circuitbreaker::CircuitBreakerLayer::builder().build()?;
+            let retry = tower_resilience::retry::RetryLayer::<u64, u64, _>::builder()
+                .max_attempts(3)
+                .exponential_backoff(Duration::from_millis(100))
+                .build();
+            let guarded = breaker.layer(limiter.layer(client()));
+            drive(ServiceBuilder::new().layer(retry).service(guarded), n)
+        }
+        "tower_limit" => drive(
+            tower::limit::ConcurrencyLimitLayer::new(1024).layer(client()),
+            n,
+        ),
+        "bulkhead" => drive(
             BulkheadLayer::new(
                 Bulkhead::builder()
                     .max_concurrent(1024)
                     .max_queue(100)
                     .build()?,
             )
-            .layer(service_fn(ok)),
+            .layer(client()),
             n,
         ),
         "resilience_bulkhead" => drive(
@@ -75,14 +138,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .max_concurrent_calls(1024)
                 .reject_when_full()
                 .build()?
-                .layer(service_fn(ok)),
+                .layer(client()),
             n,
         ),
-        "riprap_hedge" => drive(
-            HedgeLayer::builder()
-                .delay(delay)
-                .build()?
-                .layer(service_fn(ok)),
+        "hedge" => drive(
+            HedgeLayer::builder().delay(delay).build()?.layer(client()),
             n,
         ),
         "resilience_hedge" => drive(
@@ -90,18 +150,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .delay(delay)
                 .max_hedged_attempts(2)
                 .build()
-                .layer(service_fn(ok)),
+                .layer(client()),
             n,
         ),
-        "stack" => drive(
-            riprap::stack::StackBuilder::new(riprap::classify::ByError)
-                .build()?
-                .layer(service_fn(
-                    |x: u64| async move { Ok::<u64, std::io::Error>(x) },
-                )),
-            n,
-        ),
-        other => return Err(format!("unknown layer {other:?}").into()),
+        other => return Err(format!("unknown contender {other:?}").into()),
     }
     Ok(())
 }
