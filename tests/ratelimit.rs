@@ -18,7 +18,7 @@ use riprap::ratelimit::{
     RateLimiter,
 };
 use tokio::time::Instant;
-use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -350,6 +350,37 @@ async fn reject_mode_refuses_at_once() {
     );
     tokio::time::advance(Duration::from_millis(500)).await;
     limiter.try_acquire(1).unwrap();
+}
+
+/// A long-lived service takes a handle of its own on its limiter after a few calls: it and
+/// every clone still draw on the one quota, and a throttle seen through one still stops all.
+#[tokio::test(start_paused = true)]
+async fn long_lived_clones_share_one_quota_and_one_gate() {
+    let limiter = limiter(
+        RateLimitConfig::builder()
+            .requests(40, Duration::from_secs(3600))
+            .reject_when_limited(),
+    );
+    let ok = service_fn(|status: u16| async move { Ok::<u16, Infallible>(status) });
+    let mut first = RateLimitLayer::new(limiter.clone())
+        .classifier(by_status(Some(secs(30))))
+        .layer(ok);
+    let mut second = first.clone();
+    let mut admitted = 0;
+    for _ in 0..30 {
+        admitted += u32::from(first.ready().await.unwrap().call(200).await.is_ok());
+    }
+    for _ in 0..30 {
+        admitted += u32::from(second.ready().await.unwrap().call(200).await.is_ok());
+    }
+    assert_eq!(admitted, 40, "both clones draw on the one quota");
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    first.ready().await.unwrap().call(429).await.unwrap();
+    assert!(
+        limiter.reopens_in().is_some(),
+        "a throttle through one closes the gate"
+    );
+    assert!(second.ready().await.unwrap().call(200).await.is_err());
 }
 
 #[tokio::test(start_paused = true)]

@@ -10,7 +10,8 @@ use tower::util::Oneshot;
 use tower_service::Service;
 
 use super::error::{RateLimitError, RateLimitedError};
-use super::{Acquire, Admission, RateLimiter, ReadSignal};
+use super::service::Handle;
+use super::{Acquire, Admission, ReadSignal};
 use crate::classify::Classify;
 
 pin_project! {
@@ -24,7 +25,7 @@ pin_project! {
     {
         #[pin]
         state: State<S, Req>,
-        limiter: RateLimiter,
+        limiter: Handle,
         classifier: C,
         signal: R,
     }
@@ -51,7 +52,7 @@ impl<S: Service<Req>, Req, C, R> ResponseFuture<S, Req, C, R> {
     pub(crate) fn called(
         fut: S::Future,
         admitted: Admission,
-        limiter: RateLimiter,
+        limiter: Handle,
         classifier: C,
         signal: R,
     ) -> Self {
@@ -65,7 +66,7 @@ impl<S: Service<Req>, Req, C, R> ResponseFuture<S, Req, C, R> {
 
     pub(crate) fn refused(
         refused: RateLimitError,
-        limiter: RateLimiter,
+        limiter: Handle,
         classifier: C,
         signal: R,
     ) -> Self {
@@ -83,7 +84,7 @@ impl<S: Service<Req>, Req, C, R> ResponseFuture<S, Req, C, R> {
         acquire: Acquire,
         inner: S,
         request: Req,
-        limiter: RateLimiter,
+        limiter: Handle,
         classifier: C,
         signal: R,
     ) -> Self {

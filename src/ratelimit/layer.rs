@@ -16,11 +16,21 @@ use crate::classify::ByError;
 pub trait SelectLimiter<Req> {
     /// The limiter for `request`.
     fn select(&self, request: &Req) -> RateLimiter;
+
+    /// The one limiter every request goes through, if there is one: a long-lived service
+    /// then keeps a handle of its own on it (see [`RateLimit`]).
+    fn only(&self) -> Option<&RateLimiter> {
+        None
+    }
 }
 
 impl<Req> SelectLimiter<Req> for RateLimiter {
     fn select(&self, _: &Req) -> RateLimiter {
         self.clone()
+    }
+
+    fn only(&self) -> Option<&RateLimiter> {
+        Some(self)
     }
 }
 

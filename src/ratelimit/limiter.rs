@@ -206,9 +206,20 @@ impl RateLimiter {
     /// cuts the adaptive rate; a success lets the adaptive rate recover. The `signal` read
     /// from the response's headers closes the gate when a quota is at zero and paces the
     /// quota left until its reset.
+    #[inline]
     pub fn observe(&self, admitted: Admission, class: &Class, signal: Option<&RateLimitSignal>) {
         let s = &*self.shared;
-        // A plain success without headers is the common case: it needs no clock reading.
+        // A plain success without headers, with no adaptive rate and the gate clear, is the
+        // common case: it needs no clock reading and nothing is done.
+        if class.is_success() && signal.is_none() && s.adaptive.is_none() && s.gate.is_clear() {
+            return;
+        }
+        self.observe_slow(admitted, class, signal);
+    }
+
+    #[inline(never)]
+    fn observe_slow(&self, admitted: Admission, class: &Class, signal: Option<&RateLimitSignal>) {
+        let s = &*self.shared;
         if class.is_success() && signal.is_none() {
             if let Some(a) = &s.adaptive {
                 s.rate_changed(a.on_success());
