@@ -121,6 +121,10 @@
 //! slow_rate = 0.8
 //! ```
 //!
+//! The breaker a spec builds is a `CircuitBreaker<`[`TripPolicies`]`>`: the policies listed,
+//! chosen at run time. Code that picks policies from its own settings can use that type
+//! without the `serde` feature, with one breaker type whichever policies were chosen.
+//!
 //! ## In a tower stack
 //!
 //! - **`poll_ready`**: while open, the service answers `Ready` without polling the inner
@@ -184,6 +188,7 @@ mod events;
 mod future;
 mod keyed;
 mod layer;
+mod policies;
 mod policy;
 mod service;
 #[cfg(feature = "serde")]
@@ -198,11 +203,12 @@ pub use events::{BreakerEvent, BreakerMetrics, BreakerState};
 pub use future::ResponseFuture;
 pub use keyed::{KeyedBreakers, KeyedCircuitBreakerLayer, KeyedCircuitBreakerService};
 pub use layer::CircuitBreakerLayer;
+pub use policies::TripPolicies;
 pub use policy::{AnyOf, Call, ConsecutiveFailures, PolicyStats, TripPolicy, TripPolicyExt};
 pub use service::CircuitBreakerService;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use spec::{BreakerSpec, CountWindowSpec, TimeWindowSpec, TripPolicies};
+pub use spec::{BreakerSpec, CountWindowSpec, TimeWindowSpec};
 pub use state::{CircuitBreaker, Permit};
 pub use window::{
     CountWindow, CountWindowBuilder, MAX_BUCKETS, MAX_COUNT_WINDOW, TimeWindow, TimeWindowBuilder,

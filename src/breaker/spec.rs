@@ -4,9 +4,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::policy::{Call, ConsecutiveFailures, PolicyStats, TripPolicy};
+use super::policy::ConsecutiveFailures;
 use super::window::{CountWindow, TimeWindow};
-use super::{BreakerBuilder, CircuitBreaker, Counted, DEFAULT_OPEN_BASE, DEFAULT_OPEN_MAX};
+use super::{
+    BreakerBuilder, CircuitBreaker, Counted, DEFAULT_OPEN_BASE, DEFAULT_OPEN_MAX, TripPolicies,
+};
 use crate::error::ConfigError;
 
 /// A [`CircuitBreaker`] as plain data, readable from TOML, YAML or JSON (feature `serde`).
@@ -271,21 +273,41 @@ fn slow_pair(
 }
 
 impl BreakerSpec {
-    /// The trip policies this spec lists, checked and built.
+    /// The trip policies this spec lists, checked and built; with none listed, riprap's
+    /// default of 5 consecutive failures.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use riprap::breaker::{BreakerSpec, Call, TripPolicy};
+    /// use riprap::classify::Class;
+    ///
+    /// let spec: BreakerSpec = serde_json::from_str(r#"{ "consecutive_failures": 2 }"#)?;
+    /// let policies = spec.trip_policies()?;
+    /// let fail = Call::new(Class::Transient, Duration::ZERO, Duration::ZERO);
+    /// assert!(!policies.record(fail));
+    /// assert!(policies.record(fail));
+    /// assert!(policies.count_window().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn trip_policies(&self) -> Result<TripPolicies, ConfigError> {
         let listed = self.consecutive_failures.is_some()
             || self.count_window.is_some()
             || self.time_window.is_some();
-        let consecutive = match self.consecutive_failures {
-            Some(n) => Some(ConsecutiveFailures::new(n)?),
-            None if !listed => Some(ConsecutiveFailures::new(5)?),
-            None => None,
-        };
-        Ok(TripPolicies {
-            consecutive,
-            count_window: self.count_window.as_ref().map(|w| w.build()).transpose()?,
-            time_window: self.time_window.as_ref().map(|w| w.build()).transpose()?,
-        })
+        let mut policies = TripPolicies::new();
+        match self.consecutive_failures {
+            Some(n) => policies = policies.with_consecutive_failures(ConsecutiveFailures::new(n)?),
+            None if !listed => {
+                policies = policies.with_consecutive_failures(ConsecutiveFailures::new(5)?)
+            }
+            None => {}
+        }
+        if let Some(w) = &self.count_window {
+            policies = policies.with_count_window(w.build()?);
+        }
+        if let Some(w) = &self.time_window {
+            policies = policies.with_time_window(w.build()?);
+        }
+        Ok(policies)
     }
 
     /// The builder with this spec's knobs and policies set, for the knobs that are code
@@ -332,100 +354,5 @@ impl BreakerSpec {
     /// Check every knob and build the breaker.
     pub fn build(&self) -> Result<CircuitBreaker<TripPolicies>, ConfigError> {
         self.builder()?.build()
-    }
-}
-
-/// The trip policies a [`BreakerSpec`] lists: trips when any of them trips.
-///
-/// Each listed policy sees every outcome, as with [`TripPolicyExt::or`](super::TripPolicyExt::or);
-/// the metrics take each figure from the first policy that has it (consecutive failures,
-/// then the count window, then the time window).
-///
-/// ```
-/// use std::time::Duration;
-/// use riprap::breaker::{BreakerSpec, Call, TripPolicy};
-/// use riprap::classify::Class;
-///
-/// let spec: BreakerSpec = serde_json::from_str(r#"{ "consecutive_failures": 2 }"#)?;
-/// let policies = spec.trip_policies()?;
-/// let fail = Call::new(Class::Transient, Duration::ZERO, Duration::ZERO);
-/// assert!(!policies.record(fail));
-/// assert!(policies.record(fail));
-/// assert!(policies.count_window().is_none());
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug)]
-pub struct TripPolicies {
-    consecutive: Option<ConsecutiveFailures>,
-    count_window: Option<CountWindow>,
-    time_window: Option<TimeWindow>,
-}
-
-impl TripPolicies {
-    /// The consecutive-failure policy, if listed.
-    pub fn consecutive_failures(&self) -> Option<&ConsecutiveFailures> {
-        self.consecutive.as_ref()
-    }
-
-    /// The count window, if listed.
-    pub fn count_window(&self) -> Option<&CountWindow> {
-        self.count_window.as_ref()
-    }
-
-    /// The time window, if listed.
-    pub fn time_window(&self) -> Option<&TimeWindow> {
-        self.time_window.as_ref()
-    }
-}
-
-impl TripPolicy for TripPolicies {
-    fn record(&self, call: Call) -> bool {
-        // Every policy must see the outcome, so no short-circuit.
-        let a = self.consecutive.as_ref().is_some_and(|p| p.record(call));
-        let b = self.count_window.as_ref().is_some_and(|p| p.record(call));
-        let c = self.time_window.as_ref().is_some_and(|p| p.record(call));
-        a | b | c
-    }
-
-    fn reset(&self) {
-        if let Some(p) = &self.consecutive {
-            p.reset();
-        }
-        if let Some(p) = &self.count_window {
-            p.reset();
-        }
-        if let Some(p) = &self.time_window {
-            p.reset();
-        }
-    }
-
-    fn fresh(&self) -> Self {
-        TripPolicies {
-            consecutive: self.consecutive.as_ref().map(TripPolicy::fresh),
-            count_window: self.count_window.as_ref().map(TripPolicy::fresh),
-            time_window: self.time_window.as_ref().map(TripPolicy::fresh),
-        }
-    }
-
-    fn needs_clock(&self) -> bool {
-        self.consecutive.as_ref().is_some_and(|p| p.needs_clock())
-            || self.count_window.as_ref().is_some_and(|p| p.needs_clock())
-            || self.time_window.as_ref().is_some_and(|p| p.needs_clock())
-    }
-
-    fn stats(&self, now: Duration) -> PolicyStats {
-        let all = [
-            self.consecutive.as_ref().map(|p| p.stats(now)),
-            self.count_window.as_ref().map(|p| p.stats(now)),
-            self.time_window.as_ref().map(|p| p.stats(now)),
-        ];
-        all.into_iter()
-            .flatten()
-            .fold(PolicyStats::default(), |acc, s| PolicyStats {
-                calls: acc.calls.or(s.calls),
-                failure_rate: acc.failure_rate.or(s.failure_rate),
-                slow_rate: acc.slow_rate.or(s.slow_rate),
-                consecutive_failures: acc.consecutive_failures.or(s.consecutive_failures),
-            })
     }
 }

@@ -1,15 +1,14 @@
-//! The built-in budgets as plain data, for config files, and [`AnyBudget`] to hold the one a
-//! file chose.
+//! The built-in budgets as plain data, for config files; [`AnyBudget`] holds the one a file
+//! chose.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Attempt, Budget, RatioBudget, RatioBudgetBuilder, RetryQuota, RetryQuotaBuilder, TokenThrottle,
-    TokenThrottleBuilder, Unlimited, Withdrawal,
+    AnyBudget, RatioBudget, RatioBudgetBuilder, RetryQuota, RetryQuotaBuilder, TokenThrottle,
+    TokenThrottleBuilder, Unlimited,
 };
-use crate::classify::Class;
 use crate::error::ConfigError;
 
 /// A [`RatioBudget`] as plain data (feature `serde`); a knob left out keeps the builder's
@@ -275,71 +274,5 @@ impl BudgetSpec {
             BudgetSpec::RetryQuota(s) => AnyBudget::RetryQuota(s.build()?),
             BudgetSpec::Unlimited => AnyBudget::Unlimited(Unlimited),
         })
-    }
-}
-
-/// One of the built-in budgets, chosen at run time (from a [`BudgetSpec`], say).
-///
-/// Dispatch is a `match`, with no allocation and no virtual call; clones share one account,
-/// like the budgets inside.
-///
-/// ```
-/// use riprap::budget::{AnyBudget, Budget, TokenThrottle};
-/// use riprap::classify::Class;
-///
-/// let budget = AnyBudget::TokenThrottle(TokenThrottle::default());
-/// assert!(budget.try_withdraw(Class::Transient).is_some());
-/// ```
-#[derive(Debug, Clone)]
-pub enum AnyBudget {
-    /// A [`RatioBudget`].
-    Ratio(RatioBudget),
-    /// A [`TokenThrottle`].
-    TokenThrottle(TokenThrottle),
-    /// A [`RetryQuota`].
-    RetryQuota(RetryQuota),
-    /// [`Unlimited`].
-    Unlimited(Unlimited),
-}
-
-impl Default for AnyBudget {
-    /// A default [`RatioBudget`].
-    fn default() -> Self {
-        AnyBudget::Ratio(RatioBudget::default())
-    }
-}
-
-macro_rules! each {
-    ($self:ident, $b:ident => $e:expr) => {
-        match $self {
-            AnyBudget::Ratio($b) => $e,
-            AnyBudget::TokenThrottle($b) => $e,
-            AnyBudget::RetryQuota($b) => $e,
-            AnyBudget::Unlimited($b) => $e,
-        }
-    };
-}
-
-impl Budget for AnyBudget {
-    #[inline]
-    fn deposit(&self) {
-        each!(self, b => b.deposit())
-    }
-
-    fn try_withdraw(&self, after: Class) -> Option<Withdrawal> {
-        each!(self, b => b.try_withdraw(after))
-    }
-
-    fn refund(&self, withdrawal: Withdrawal) {
-        each!(self, b => b.refund(withdrawal))
-    }
-
-    #[inline]
-    fn record(&self, attempt: Attempt) {
-        each!(self, b => b.record(attempt))
-    }
-
-    fn can_withdraw(&self, after: Class) -> bool {
-        each!(self, b => b.can_withdraw(after))
     }
 }
