@@ -73,9 +73,12 @@ pub mod config;
 mod engine;
 mod error;
 pub mod events;
+// Each builder's plain knobs, listed once: the builder's setters and its config-file spec are
+// written from the list.
 #[cfg(any(feature = "redis", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "redis", feature = "postgres"))))]
 pub mod fleet;
+mod knobs;
 pub mod ratelimit;
 pub mod retry;
 pub mod stack;

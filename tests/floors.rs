@@ -4,7 +4,7 @@
 //! ```text
 //!   top      stack · fleet                                  consume the layers
 //!   layers   breaker · cache · chaos · ratelimit · retry · stream · timeout · …
-//!   ground   classify · events · engine · budget · backoff · config · error · keyed · sync
+//!   ground   classify · events · engine · budget · backoff · config · error · keyed · knobs · sync
 //! ```
 //!
 //! A ground module imports only the ground; a layer imports only the ground, never another
@@ -16,7 +16,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 const GROUND: &[&str] = &[
-    "backoff", "budget", "classify", "config", "engine", "error", "events", "keyed", "sync",
+    "backoff", "budget", "classify", "config", "engine", "error", "events", "keyed", "knobs",
+    "sync",
 ];
 const TOP: &[&str] = &["fleet", "stack"];
 
