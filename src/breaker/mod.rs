@@ -197,6 +197,9 @@ mod state;
 mod window;
 
 pub use crate::keyed::KeyLimits;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use config::BreakerSpec;
 pub use config::{BreakerBuilder, Counted, DEFAULT_OPEN_BASE, DEFAULT_OPEN_MAX};
 pub use error::{BreakerError, Rejected};
 pub use events::{BreakerEvent, BreakerMetrics, BreakerState};
@@ -208,7 +211,7 @@ pub use policy::{AnyOf, Call, ConsecutiveFailures, PolicyStats, TripPolicy, Trip
 pub use service::CircuitBreakerService;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use spec::{BreakerSpec, CountWindowSpec, TimeWindowSpec};
+pub use spec::{CountWindowSpec, TimeWindowSpec};
 pub use state::{CircuitBreaker, Permit};
 pub use window::{
     CountWindow, CountWindowBuilder, MAX_BUCKETS, MAX_COUNT_WINDOW, TimeWindow, TimeWindowBuilder,

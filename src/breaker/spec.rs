@@ -1,4 +1,5 @@
-//! A breaker's knobs and trip policies as plain data, for config files.
+//! A breaker's trip policies as plain data, for config files, and building a [`BreakerSpec`]
+//! (defined with the knobs it lists, in `config.rs`).
 
 use std::time::Duration;
 
@@ -7,100 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::policy::ConsecutiveFailures;
 use super::window::{CountWindow, TimeWindow};
 use super::{
-    BreakerBuilder, CircuitBreaker, Counted, DEFAULT_OPEN_BASE, DEFAULT_OPEN_MAX, TripPolicies,
+    BreakerBuilder, BreakerSpec, CircuitBreaker, DEFAULT_OPEN_BASE, DEFAULT_OPEN_MAX, TripPolicies,
 };
 use crate::error::ConfigError;
-
-/// A [`CircuitBreaker`] as plain data, readable from TOML, YAML or JSON (feature `serde`).
-///
-/// **When to trip** is the set of policies listed: `consecutive_failures`, `count_window`,
-/// `time_window`, any combination, tripping when any of them does (as
-/// [`TripPolicyExt::or`](super::TripPolicyExt::or)); with none listed, riprap's default of 5
-/// consecutive failures. **How long to stay open** is either `open_for` (fixed) or
-/// `open_base` / `open_max` (growing, the default 5 s doubling to 60 s), not both. Every other
-/// knob left out keeps [`BreakerBuilder`]'s default. Field names are the knob names a
-/// [`ConfigError`] reports (`breaker.count_window.min_calls`), so an error points at its line.
-///
-/// ```
-/// use std::time::Duration;
-/// use riprap::breaker::{BreakerSpec, BreakerState};
-///
-/// let spec: BreakerSpec = toml::from_str(r#"
-///     consecutive_failures = 5
-///     open_base = "2s"
-///     open_max = "30s"
-///     half_open_probes = 2
-///     close_after = 3
-///     count_permanent_as = "success"
-///     name = "inventory-db"
-///
-///     [count_window]
-///     size = 100
-///     min_calls = 20
-///     failure_rate = 0.5
-///     slow_threshold = "2s"
-///     slow_rate = 0.8
-/// "#)?;
-/// let breaker = spec.build()?;
-/// assert_eq!(breaker.state(), BreakerState::Closed);
-/// assert_eq!(breaker.policy().count_window().unwrap().size(), 100);
-///
-/// let spec: BreakerSpec = toml::from_str("[count_window]\nsize = 10\nmin_calls = 11")?;
-/// assert_eq!(spec.build().unwrap_err().knob(), "breaker.count_window.min_calls");
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct BreakerSpec {
-    /// Trip on this many failures in a row.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consecutive_failures: Option<u32>,
-    /// Trip on the failure (or slow-call) rate over the last N calls.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub count_window: Option<CountWindowSpec>,
-    /// Trip on the failure (or slow-call) rate over the last span of time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_window: Option<TimeWindowSpec>,
-    /// Stay open exactly this long every time.
-    #[serde(
-        default,
-        with = "crate::config::duration::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub open_for: Option<Duration>,
-    /// The first open duration of a growing schedule (default 5 s).
-    #[serde(
-        default,
-        with = "crate::config::duration::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub open_base: Option<Duration>,
-    /// The longest open duration of a growing schedule (default 60 s).
-    #[serde(
-        default,
-        with = "crate::config::duration::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub open_max: Option<Duration>,
-    /// Probes let through at once while half-open (default 3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub half_open_probes: Option<u16>,
-    /// Successful probes that close the breaker (default 3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub close_after: Option<u16>,
-    /// How a throttle counts: `failure`, `success` or `ignored` (default `ignored`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub count_throttled_as: Option<Counted>,
-    /// How a permanent error counts: `failure`, `success` or `ignored` (default `ignored`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub count_permanent_as: Option<Counted>,
-    /// A name for events and logs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Seed for the jitter of growing open durations (random unless set).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
-}
 
 /// A [`CountWindow`] as plain data; see [`BreakerSpec`].
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -313,7 +223,7 @@ impl BreakerSpec {
     /// The builder with this spec's knobs and policies set, for the knobs that are code
     /// ([`listener`](BreakerBuilder::listener)) before building.
     pub fn builder(&self) -> Result<BreakerBuilder<TripPolicies>, ConfigError> {
-        let mut b = CircuitBreaker::builder().policy(self.trip_policies()?);
+        let mut b = self.set_knobs(CircuitBreaker::builder().policy(self.trip_policies()?));
         match (self.open_for, self.open_base, self.open_max) {
             (Some(d), None, None) => b = b.open_for(d),
             (Some(_), _, _) => {
@@ -330,23 +240,8 @@ impl BreakerSpec {
                 )
             }
         }
-        if let Some(n) = self.half_open_probes {
-            b = b.half_open_probes(n);
-        }
-        if let Some(n) = self.close_after {
-            b = b.close_after(n);
-        }
-        if let Some(c) = self.count_throttled_as {
-            b = b.count_throttled_as(c);
-        }
-        if let Some(c) = self.count_permanent_as {
-            b = b.count_permanent_as(c);
-        }
         if let Some(name) = &self.name {
             b = b.name(name.as_str());
-        }
-        if let Some(seed) = self.seed {
-            b = b.seed(seed);
         }
         Ok(b)
     }
