@@ -153,6 +153,9 @@ mod signal;
 mod spec;
 
 pub use crate::keyed::KeyLimits;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use config::RateLimitSpec;
 pub use config::{AdaptiveConfig, QuotaConfig, RateLimitConfig, RateLimitConfigBuilder};
 pub use error::{LimitedBy, RateLimitError, RateLimitedError};
 pub use events::RateLimitEvent;
@@ -166,4 +169,4 @@ pub use signal::HeaderSignal;
 pub use signal::{Cost, NoSignal, ReadSignal, UnitCost};
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use spec::{AdaptiveSpec, QuotaSpec, RateLimitSpec};
+pub use spec::{AdaptiveSpec, QuotaSpec};
