@@ -107,8 +107,11 @@ pub use quota::{RetryQuota, RetryQuotaBuilder};
 pub use ratio::{RatioBudget, RatioBudgetBuilder};
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use spec::{BudgetSpec, RatioBudgetSpec, RetryQuotaSpec, TokenThrottleSpec};
+pub use spec::BudgetSpec;
 pub use throttle::{TokenThrottle, TokenThrottleBuilder};
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use {quota::RetryQuotaSpec, ratio::RatioBudgetSpec, throttle::TokenThrottleSpec};
 
 /// A process-wide account that pays for retries.
 ///
