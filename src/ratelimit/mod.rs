@@ -58,7 +58,7 @@
 //! requests = { rate = 500, per = "1m" }                # burst defaults to the rate
 //! cost = { rate = 30000, per = "1m", burst = 10000 }   # tokens
 //! max_wait = "10s"
-//! //! default_pause = "1s"
+//! default_pause = "1s"
 //! adaptive = { max_rate = 8.0, min_rate = 0.5, decrease = 0.5, increase = 0.1 }
 //! ```
 //!
