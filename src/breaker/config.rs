@@ -122,13 +122,9 @@ pub struct BreakerBuilder<P = ConsecutiveFailures> {
 
 impl<P> std::fmt::Debug for BreakerBuilder<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BreakerBuilder")
-            .field("half_open_probes", &self.knobs.half_open_probes)
-            .field("close_after", &self.knobs.close_after)
-            .field("count_throttled_as", &self.knobs.count_throttled_as)
-            .field("count_permanent_as", &self.knobs.count_permanent_as)
-            .field("name", &self.knobs.name)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("BreakerBuilder");
+        self.knobs.debug_fields(&mut d);
+        d.field("name", &self.knobs.name).finish_non_exhaustive()
     }
 }
 

@@ -127,11 +127,9 @@ pub struct CacheConfigBuilder {
 
 impl fmt::Debug for CacheConfigBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CacheConfigBuilder")
-            .field("capacity", &self.knobs.capacity)
-            .field("refresh_after", &self.knobs.refresh_after)
-            .field("expire_after", &self.knobs.expire_after)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("CacheConfigBuilder");
+        self.knobs.debug_fields(&mut d);
+        d.finish_non_exhaustive()
     }
 }
 

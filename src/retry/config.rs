@@ -140,12 +140,9 @@ crate::knobs::knobs! {
 
 impl<C, P, B, R> std::fmt::Debug for RetryConfig<C, P, B, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RetryConfig")
-            .field("max_attempts", &self.knobs.max_attempts)
-            .field("deadline", &self.knobs.deadline)
-            .field("max_retry_after", &self.knobs.max_retry_after)
-            .field("seed", &self.knobs.seed)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("RetryConfig");
+        self.knobs.debug_fields(&mut d);
+        d.finish_non_exhaustive()
     }
 }
 
