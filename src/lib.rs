@@ -82,6 +82,9 @@ pub mod fallback;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "redis", feature = "postgres"))))]
 pub mod fleet;
 pub mod hedge;
+// Each builder's plain knobs, listed once: the builder's setters and its config-file spec are
+// written from the list.
+mod knobs;
 pub mod ratelimit;
 // How a request is copied to be sent again: retries, hedges and fallbacks share it.
 mod request;

@@ -4,7 +4,7 @@
 //! ```text
 //!   top      stack · fleet                                  consume the layers
 //!   layers   breaker · cache · chaos · ratelimit · retry · stream · timeout · …
-//!   ground   classify · events · engine · budget · backoff · config · error · keyed · request · sync · time
+//!   ground   classify · events · engine · budget · backoff · config · error · keyed · knobs · request · sync · time
 //! ```
 //!
 //! A ground module imports only the ground; a layer imports only the ground, never another
@@ -16,8 +16,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 const GROUND: &[&str] = &[
-    "backoff", "budget", "classify", "config", "engine", "error", "events", "keyed", "request",
-    "sync", "time",
+    "backoff", "budget", "classify", "config", "engine", "error", "events", "keyed", "knobs",
+    "request", "sync", "time",
 ];
 const TOP: &[&str] = &["fleet", "stack"];
 

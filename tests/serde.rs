@@ -1548,6 +1548,9 @@ fn stack_spec_round_trips_and_is_validated() {
 
         [rate_limit]
         requests = { rate = 600, per = "1m" }
+
+        [bulkhead]
+        max_concurrent = 32
     "#;
     let spec: StackSpec = toml::from_str(doc).unwrap();
     assert_eq!(
@@ -1558,7 +1561,8 @@ fn stack_spec_round_trips_and_is_validated() {
     assert_eq!(serde_json::from_str::<StackSpec>(&json).unwrap(), spec);
     let yaml = serde_norway::to_string(&spec).unwrap();
     assert_eq!(serde_norway::from_str::<StackSpec>(&yaml).unwrap(), spec);
-    spec.builder(ByError).unwrap().build().unwrap();
+    let stack = spec.builder(ByError).unwrap().build().unwrap();
+    assert_eq!(stack.bulkhead().metrics().limit, 32);
 
     // Unknown fields are named.
     let err = toml::from_str::<StackSpec>("total_deadlin = \"3s\"").unwrap_err();

@@ -83,7 +83,7 @@ pub use compat::BackoffCrate;
 pub(crate) use rng::SplitMix64;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use spec::{BackoffSpec, GrowthKind};
+pub use spec::GrowthKind;
 
 /// One request's schedule of delays.
 ///
@@ -198,11 +198,93 @@ pub struct BackoffPolicy {
 pub struct BackoffBuilder {
     growth: GrowthSpec,
     base: Duration,
-    max_delay: Option<Duration>,
-    jitter: Jitter,
-    max_retries: Option<u32>,
-    max_elapsed: Option<Duration>,
-    seed: Option<u64>,
+    knobs: Knobs,
+}
+
+crate::knobs::knobs! {
+    /// The knobs every growth shares. [`BackoffSpec`] is written from the same list.
+    #[derive(Debug, Clone)]
+    struct Knobs;
+
+    impl BackoffBuilder;
+
+    /// A [`BackoffPolicy`] as plain data: every knob of its builder, readable from TOML, YAML
+    /// or JSON (feature `serde`).
+    ///
+    /// Only `base` is required. A knob left out keeps the builder's default: exponential growth
+    /// by a factor of 2, a 30 s cap, full jitter for exponential growth and none otherwise, no
+    /// bound on retries or total delay, a random seed. [`build`](BackoffSpec::build) goes
+    /// through [`BackoffBuilder`], so a bad value is refused exactly as in code, with the knob
+    /// named, and a knob that does not apply to the chosen growth (`factor` on linear growth,
+    /// `step` on exponential) is refused rather than ignored.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use riprap::backoff::{BackoffPolicy, BackoffSpec, Jitter};
+    ///
+    /// let spec: BackoffSpec = toml::from_str(r#"
+    ///     base = "100ms"
+    ///     factor = 3.0
+    ///     max_delay = "5s"
+    ///     jitter = "equal"
+    ///     max_retries = 4
+    ///     seed = 7
+    /// "#)?;
+    /// let policy = spec.build()?;
+    /// let same = BackoffPolicy::exponential(Duration::from_millis(100))
+    ///     .factor(3.0)
+    ///     .max_delay(Duration::from_secs(5))
+    ///     .jitter(Jitter::Equal)
+    ///     .max_retries(4)
+    ///     .seed(7)
+    ///     .build()?;
+    /// assert!(policy.schedule_with_seed(1).eq(same.schedule_with_seed(1)));
+    ///
+    /// let spec: BackoffSpec = toml::from_str("base = \"100ms\"\nfactor = 0.5")?;
+    /// let err = spec.build().unwrap_err();
+    /// assert_eq!(err.knob(), "backoff.factor");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct BackoffSpec;
+
+    /// How delays grow (default exponential).
+    #[serde(default)]
+    pub growth: GrowthKind,
+
+    /// The first delay's envelope (required).
+    #[serde(with = "crate::config::duration")]
+    pub base: Duration,
+
+    /// Growth factor, exponential growth only (default 2.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<f64>,
+
+    /// What each retry adds, linear growth only (required there).
+    #[serde(
+        default,
+        with = "crate::config::duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub step: Option<Duration>,
+
+    /// Cap on any single delay (default [`DEFAULT_MAX_DELAY`], or the base if larger).
+    max_delay: Option<Duration> = None,
+
+    /// How delays are randomised: `none`, `full`, `equal` or `decorrelated` (default `full`
+    /// for exponential growth, `none` otherwise).
+    jitter: Jitter = Jitter::Full,
+
+    /// Stop after handing out this many delays (retries). Unbounded unless set; retry layers
+    /// bound attempts on their own too.
+    max_retries: Option<u32> = None,
+
+    /// Stop rather than hand out a delay that would bring the schedule's total past `max`.
+    /// Unbounded unless set.
+    max_elapsed: Option<Duration> = None,
+
+    /// Seed the jitter so runs are reproducible. Unseeded policies draw a random seed.
+    seed: Option<u64> = None,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -226,14 +308,14 @@ impl BackoffPolicy {
     /// Delays `base + step · n`, capped, with no jitter unless set.
     pub fn linear(base: Duration, step: Duration) -> BackoffBuilder {
         let mut b = BackoffBuilder::new(GrowthSpec::Linear { step }, base);
-        b.jitter = Jitter::None;
+        b.knobs.jitter = Jitter::None;
         b
     }
 
     /// The same delay every time, with no jitter unless set.
     pub fn constant(delay: Duration) -> BackoffBuilder {
         let mut b = BackoffBuilder::new(GrowthSpec::Constant, delay);
-        b.jitter = Jitter::None;
+        b.knobs.jitter = Jitter::None;
         b
     }
 
@@ -371,11 +453,7 @@ impl BackoffBuilder {
         BackoffBuilder {
             growth,
             base,
-            max_delay: None,
-            jitter: Jitter::Full,
-            max_retries: None,
-            max_elapsed: None,
-            seed: None,
+            knobs: Knobs::default(),
         }
     }
 
@@ -384,37 +462,6 @@ impl BackoffBuilder {
         if let GrowthSpec::Exponential { .. } = self.growth {
             self.growth = GrowthSpec::Exponential { factor };
         }
-        self
-    }
-
-    /// Cap on any single delay (default [`DEFAULT_MAX_DELAY`], or the base if larger).
-    pub fn max_delay(mut self, max: Duration) -> Self {
-        self.max_delay = Some(max);
-        self
-    }
-
-    /// How delays are randomised.
-    pub fn jitter(mut self, jitter: Jitter) -> Self {
-        self.jitter = jitter;
-        self
-    }
-
-    /// Stop after handing out this many delays (retries). Unbounded unless set; retry layers
-    /// bound attempts on their own too.
-    pub fn max_retries(mut self, n: u32) -> Self {
-        self.max_retries = Some(n);
-        self
-    }
-
-    /// Stop rather than hand out a delay that would bring the schedule's total past `max`.
-    pub fn max_elapsed(mut self, max: Duration) -> Self {
-        self.max_elapsed = Some(max);
-        self
-    }
-
-    /// Seed the jitter so runs are reproducible. Unseeded policies draw a random seed.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
         self
     }
 
@@ -438,7 +485,7 @@ impl BackoffBuilder {
                 "must be greater than zero: zero-delay retries are the retry storm riprap exists to prevent",
             ));
         }
-        let cap_nanos = match self.max_delay {
+        let cap_nanos = match self.knobs.max_delay {
             Some(max) => {
                 let cap = check_duration("backoff.max_delay", max)?;
                 if cap < base_nanos {
@@ -469,13 +516,13 @@ impl BackoffBuilder {
             },
             GrowthSpec::Constant => Growth::Constant,
         };
-        if self.max_retries == Some(0) {
+        if self.knobs.max_retries == Some(0) {
             return Err(ConfigError::new(
                 "backoff.max_retries",
                 "must be at least 1; to disable retries, set the retry layer's max_attempts to 1",
             ));
         }
-        let max_elapsed_nanos = match self.max_elapsed {
+        let max_elapsed_nanos = match self.knobs.max_elapsed {
             Some(d) => {
                 let n = check_duration("backoff.max_elapsed", d)?;
                 if n == 0 {
@@ -488,16 +535,16 @@ impl BackoffBuilder {
             }
             None => None,
         };
-        let seed = match self.seed {
+        let seed = match self.knobs.seed {
             Some(s) => s,
             None => SplitMix64::random_seed(base_nanos ^ cap_nanos),
         };
         Ok(BackoffPolicy {
             growth,
-            jitter: self.jitter,
+            jitter: self.knobs.jitter,
             base_nanos,
             cap_nanos,
-            max_retries: self.max_retries,
+            max_retries: self.knobs.max_retries,
             max_elapsed_nanos,
             seed,
             schedules_made: Arc::new(AtomicU64::new(0)),

@@ -1,10 +1,11 @@
-//! [`BackoffPolicy`] as plain data, for config files.
+//! The growth of a [`BackoffPolicy`] as plain data, for config files, and building a
+//! [`BackoffSpec`] (defined with the knobs it lists, in the module's root).
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{BackoffBuilder, BackoffPolicy, Jitter};
+use super::{BackoffBuilder, BackoffPolicy, BackoffSpec};
 use crate::error::ConfigError;
 
 /// How a backoff's delays grow from one retry to the next.
@@ -18,88 +19,6 @@ pub enum GrowthKind {
     Linear,
     /// `base` every time: [`BackoffPolicy::constant`].
     Constant,
-}
-
-/// A [`BackoffPolicy`] as plain data: every knob of its builder, readable from TOML, YAML or
-/// JSON (feature `serde`).
-///
-/// Only `base` is required. A knob left out keeps the builder's default: exponential growth
-/// by a factor of 2, a 30 s cap, full jitter for exponential growth and none otherwise, no
-/// bound on retries or total delay, a random seed. [`build`](BackoffSpec::build) goes through
-/// [`BackoffBuilder`], so a bad value is refused exactly as in code, with the knob named, and
-/// a knob that does not apply to the chosen growth (`factor` on linear growth, `step` on
-/// exponential) is refused rather than ignored.
-///
-/// ```
-/// use std::time::Duration;
-/// use riprap::backoff::{BackoffPolicy, BackoffSpec, Jitter};
-///
-/// let spec: BackoffSpec = toml::from_str(r#"
-///     base = "100ms"
-///     factor = 3.0
-///     max_delay = "5s"
-///     jitter = "equal"
-///     max_retries = 4
-///     seed = 7
-/// "#)?;
-/// let policy = spec.build()?;
-/// let same = BackoffPolicy::exponential(Duration::from_millis(100))
-///     .factor(3.0)
-///     .max_delay(Duration::from_secs(5))
-///     .jitter(Jitter::Equal)
-///     .max_retries(4)
-///     .seed(7)
-///     .build()?;
-/// assert!(policy.schedule_with_seed(1).eq(same.schedule_with_seed(1)));
-///
-/// let spec: BackoffSpec = toml::from_str("base = \"100ms\"\nfactor = 0.5")?;
-/// let err = spec.build().unwrap_err();
-/// assert_eq!(err.knob(), "backoff.factor");
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackoffSpec {
-    /// How delays grow (default exponential).
-    #[serde(default)]
-    pub growth: GrowthKind,
-    /// The first delay's envelope (required).
-    #[serde(with = "crate::config::duration")]
-    pub base: Duration,
-    /// Growth factor, exponential growth only (default 2.0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub factor: Option<f64>,
-    /// What each retry adds, linear growth only (required there).
-    #[serde(
-        default,
-        with = "crate::config::duration::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub step: Option<Duration>,
-    /// Cap on any single delay (default 30 s, or `base` if larger).
-    #[serde(
-        default,
-        with = "crate::config::duration::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub max_delay: Option<Duration>,
-    /// How delays are randomised: `none`, `full`, `equal` or `decorrelated` (default `full`
-    /// for exponential growth, `none` otherwise).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jitter: Option<Jitter>,
-    /// Stop after this many delays (default unbounded).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_retries: Option<u32>,
-    /// Stop before the delays add up past this (default unbounded).
-    #[serde(
-        default,
-        with = "crate::config::duration::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub max_elapsed: Option<Duration>,
-    /// Seed for the jitter, for reproducible runs (default random).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
 }
 
 impl BackoffSpec {
@@ -120,7 +39,7 @@ impl BackoffSpec {
 
     /// The builder with this spec's knobs set, for changes in code before building.
     pub fn builder(&self) -> Result<BackoffBuilder, ConfigError> {
-        let mut b = match self.growth {
+        let b = match self.growth {
             GrowthKind::Exponential => {
                 not_for(self.step.is_some(), "backoff.step", "exponential")?;
                 let b = BackoffPolicy::exponential(self.base);
@@ -142,22 +61,7 @@ impl BackoffSpec {
                 BackoffPolicy::constant(self.base)
             }
         };
-        if let Some(d) = self.max_delay {
-            b = b.max_delay(d);
-        }
-        if let Some(j) = self.jitter {
-            b = b.jitter(j);
-        }
-        if let Some(n) = self.max_retries {
-            b = b.max_retries(n);
-        }
-        if let Some(d) = self.max_elapsed {
-            b = b.max_elapsed(d);
-        }
-        if let Some(s) = self.seed {
-            b = b.seed(s);
-        }
-        Ok(b)
+        Ok(self.set_knobs(b))
     }
 
     /// Check every knob and build the policy.

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use super::handle::CircuitBreaker;
 use super::policy::{ConsecutiveFailures, TripPolicy};
+#[cfg(feature = "serde")]
+use super::spec::{CountWindowSpec, TimeWindowSpec};
 use super::{AnyOf, CountWindow, TimeWindow, TripPolicyExt};
 use crate::backoff::{Backoff, BackoffPolicy, Jitter, MakeBackoff};
 use crate::error::{ConfigError, check_duration};
@@ -115,24 +117,134 @@ enum OpenSpec {
 #[must_use = "a builder does nothing until `build()` is called"]
 pub struct BreakerBuilder<P = ConsecutiveFailures> {
     policy: P,
-    open: OpenSpec,
-    seed: Option<u64>,
-    probes: u16,
-    close_after: u16,
-    counting: Counting,
-    name: Option<Arc<str>>,
-    listener: Option<SharedListener>,
+    knobs: Knobs,
 }
 
 impl<P> std::fmt::Debug for BreakerBuilder<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BreakerBuilder")
-            .field("probes", &self.probes)
-            .field("close_after", &self.close_after)
-            .field("counting", &self.counting)
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("BreakerBuilder");
+        self.knobs.debug_fields(&mut d);
+        d.field("name", &self.knobs.name).finish_non_exhaustive()
     }
+}
+
+crate::knobs::knobs! {
+    /// Every knob but the trip policy, so that [`policy`](BreakerBuilder::policy) moves them in
+    /// one piece. [`BreakerSpec`] is written from the same list.
+    #[derive(Clone)]
+    struct Knobs;
+
+    impl<P> BreakerBuilder<P>;
+
+    /// A [`CircuitBreaker`] as plain data, readable from TOML, YAML or JSON (feature `serde`).
+    ///
+    /// **When to trip** is the set of policies listed: `consecutive_failures`, `count_window`,
+    /// `time_window`, any combination, tripping when any of them does (as
+    /// [`TripPolicyExt::or`](super::TripPolicyExt::or)); with none listed, riprap's default of
+    /// 5 consecutive failures. **How long to stay open** is either `open_for` (fixed) or
+    /// `open_base` / `open_max` (growing, the default 5 s doubling to 60 s), not both. Every
+    /// other knob left out keeps [`BreakerBuilder`]'s default. Field names are the knob names a
+    /// [`ConfigError`] reports (`breaker.count_window.min_calls`), so an error points at its
+    /// line.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use riprap::breaker::{BreakerSpec, BreakerState};
+    ///
+    /// let spec: BreakerSpec = toml::from_str(r#"
+    ///     consecutive_failures = 5
+    ///     open_base = "2s"
+    ///     open_max = "30s"
+    ///     half_open_probes = 2
+    ///     close_after = 3
+    ///     count_permanent_as = "success"
+    ///     name = "inventory-db"
+    ///
+    ///     [count_window]
+    ///     size = 100
+    ///     min_calls = 20
+    ///     failure_rate = 0.5
+    ///     slow_threshold = "2s"
+    ///     slow_rate = 0.8
+    /// "#)?;
+    /// let breaker = spec.build()?;
+    /// assert_eq!(breaker.state(), BreakerState::Closed);
+    /// assert_eq!(breaker.policy().count_window().unwrap().size(), 100);
+    ///
+    /// let spec: BreakerSpec = toml::from_str("[count_window]\nsize = 10\nmin_calls = 11")?;
+    /// assert_eq!(spec.build().unwrap_err().knob(), "breaker.count_window.min_calls");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct BreakerSpec;
+
+    /// Trip on this many failures in a row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive_failures: Option<u32>,
+
+    /// Trip on the failure (or slow-call) rate over the last N calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count_window: Option<CountWindowSpec>,
+
+    /// Trip on the failure (or slow-call) rate over the last span of time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_window: Option<TimeWindowSpec>,
+
+    /// Stay open exactly this long every time.
+    #[serde(
+        default,
+        with = "crate::config::duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub open_for: Option<Duration>,
+
+    /// The first open duration of a growing schedule (default 5 s).
+    #[serde(
+        default,
+        with = "crate::config::duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub open_base: Option<Duration>,
+
+    /// The longest open duration of a growing schedule (default 60 s).
+    #[serde(
+        default,
+        with = "crate::config::duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub open_max: Option<Duration>,
+
+    manual open: OpenSpec = OpenSpec::Growing {
+        base: DEFAULT_OPEN_BASE,
+        max: DEFAULT_OPEN_MAX,
+    },
+
+    /// Probes let through at once while half-open (default 3).
+    half_open_probes: u16 = 3,
+
+    /// Successful probes that close the breaker (default 3). Any failed probe reopens it.
+    close_after: u16 = 3,
+
+    /// How a [`Throttled`](crate::classify::Class::Throttled) outcome counts: `failure`,
+    /// `success` or `ignored` (default [`Counted::Ignored`]: the rate limiter owns throttles).
+    count_throttled_as: Counted = Counted::Ignored,
+
+    /// How a [`Permanent`](crate::classify::Class::Permanent) outcome counts: `failure`,
+    /// `success` or `ignored` (default [`Counted::Ignored`]: a bad request is the caller's
+    /// fault; [`Counted::Success`] if an answer proves the dependency is up).
+    count_permanent_as: Counted = Counted::Ignored,
+
+    /// A name for events and logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+
+    manual name: Option<Arc<str>> = None,
+
+    /// Seed the jitter of growing open durations, for reproducible runs. Unseeded breakers
+    /// draw a random seed, so a fleet of them does not probe in lockstep.
+    seed: Option<u64> = None,
+
+    manual listener: Option<SharedListener> = None,
 }
 
 /// First open duration of the default schedule (Polly's break duration).
@@ -151,19 +263,7 @@ impl<P: TripPolicy> BreakerBuilder<P> {
     fn with_policy(policy: P) -> Self {
         BreakerBuilder {
             policy,
-            open: OpenSpec::Growing {
-                base: DEFAULT_OPEN_BASE,
-                max: DEFAULT_OPEN_MAX,
-            },
-            seed: None,
-            probes: 3,
-            close_after: 3,
-            counting: Counting {
-                throttled: Counted::Ignored,
-                permanent: Counted::Ignored,
-            },
-            name: None,
-            listener: None,
+            knobs: Knobs::default(),
         }
     }
 
@@ -171,34 +271,21 @@ impl<P: TripPolicy> BreakerBuilder<P> {
     pub fn policy<Q: TripPolicy>(self, policy: Q) -> BreakerBuilder<Q> {
         BreakerBuilder {
             policy,
-            open: self.open,
-            seed: self.seed,
-            probes: self.probes,
-            close_after: self.close_after,
-            counting: self.counting,
-            name: self.name,
-            listener: self.listener,
+            knobs: self.knobs,
         }
-    }
-
-    /// Seed the jitter of growing open durations, for reproducible runs. Unseeded breakers
-    /// draw a random seed, so a fleet of them does not probe in lockstep.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
     }
 
     /// Stay open for `base` after tripping, doubling after every failed probe up to `max`,
     /// each duration drawn with equal jitter from `[d / 2, d]` so a fleet spreads its probes.
     /// The default, with 5 s and 60 s.
     pub fn open_growing(mut self, base: Duration, max: Duration) -> Self {
-        self.open = OpenSpec::Growing { base, max };
+        self.knobs.open = OpenSpec::Growing { base, max };
         self
     }
 
     /// Stay open for exactly `d` every time.
     pub fn open_for(mut self, d: Duration) -> Self {
-        self.open = OpenSpec::Fixed(d);
+        self.knobs.open = OpenSpec::Fixed(d);
         self
     }
 
@@ -209,46 +296,19 @@ impl<P: TripPolicy> BreakerBuilder<P> {
         M: MakeBackoff + Send + Sync + 'static,
         M::Backoff: Send + 'static,
     {
-        self.open = OpenSpec::Custom(Arc::new(policy));
-        self
-    }
-
-    /// Probes let through at once while half-open (default 3).
-    pub fn half_open_probes(mut self, n: u16) -> Self {
-        self.probes = n;
-        self
-    }
-
-    /// Successful probes that close the breaker (default 3). Any failed probe reopens it.
-    pub fn close_after(mut self, n: u16) -> Self {
-        self.close_after = n;
-        self
-    }
-
-    /// How a [`Throttled`](crate::classify::Class::Throttled) outcome counts (default
-    /// [`Counted::Ignored`]: the rate limiter owns throttles).
-    pub fn count_throttled_as(mut self, counted: Counted) -> Self {
-        self.counting.throttled = counted;
-        self
-    }
-
-    /// How a [`Permanent`](crate::classify::Class::Permanent) outcome counts (default
-    /// [`Counted::Ignored`]: a bad request is the caller's fault; [`Counted::Success`] if an
-    /// answer proves the dependency is up).
-    pub fn count_permanent_as(mut self, counted: Counted) -> Self {
-        self.counting.permanent = counted;
+        self.knobs.open = OpenSpec::Custom(Arc::new(policy));
         self
     }
 
     /// A name for events and logs.
     pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
-        self.name = Some(name.into());
+        self.knobs.name = Some(name.into());
         self
     }
 
     /// Receive every [`BreakerEvent`](super::BreakerEvent).
     pub fn listener(mut self, listener: impl Listener) -> Self {
-        self.listener = Some(Arc::new(listener));
+        self.knobs.listener = Some(Arc::new(listener));
         self
     }
 
@@ -261,19 +321,20 @@ impl<P: TripPolicy> BreakerBuilder<P> {
     /// assert_eq!(err.knob(), "breaker.half_open_probes");
     /// ```
     pub fn build(self) -> Result<CircuitBreaker<P>, ConfigError> {
-        if self.probes == 0 {
+        let knobs = self.knobs;
+        if knobs.half_open_probes == 0 {
             return Err(ConfigError::new(
                 "breaker.half_open_probes",
                 "must be at least 1, or the breaker could never close",
             ));
         }
-        if self.close_after == 0 {
+        if knobs.close_after == 0 {
             return Err(ConfigError::new(
                 "breaker.close_after",
                 "must be at least 1",
             ));
         }
-        let open = match self.open {
+        let open = match knobs.open {
             OpenSpec::Growing { base, max } => {
                 positive("breaker.open_base", base)?;
                 positive("breaker.open_max", max)?;
@@ -287,7 +348,7 @@ impl<P: TripPolicy> BreakerBuilder<P> {
                     .factor(2.0)
                     .max_delay(max)
                     .jitter(Jitter::Equal);
-                if let Some(seed) = self.seed {
+                if let Some(seed) = knobs.seed {
                     policy = policy.seed(seed);
                 }
                 let policy = policy.build()?;
@@ -309,12 +370,15 @@ impl<P: TripPolicy> BreakerBuilder<P> {
             },
         };
         let settings = Settings {
-            probes: self.probes,
-            close_after: self.close_after,
-            counting: self.counting,
+            probes: knobs.half_open_probes,
+            close_after: knobs.close_after,
+            counting: Counting {
+                throttled: knobs.count_throttled_as,
+                permanent: knobs.count_permanent_as,
+            },
             open,
-            name: self.name,
-            listener: self.listener,
+            name: knobs.name,
+            listener: knobs.listener,
         };
         Ok(CircuitBreaker::from_parts(self.policy, settings))
     }

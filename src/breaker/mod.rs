@@ -121,6 +121,10 @@
 //! slow_rate = 0.8
 //! ```
 //!
+//! The breaker a spec builds is a `CircuitBreaker<`[`TripPolicies`]`>`: the policies listed,
+//! chosen at run time. Code that picks policies from its own settings can use that type
+//! without the `serde` feature, with one breaker type whichever policies were chosen.
+//!
 //! ## In a tower stack
 //!
 //! - **`poll_ready`**: while open, the service answers `Ready` without polling the inner
@@ -185,6 +189,7 @@ mod future;
 mod handle;
 mod keyed;
 mod layer;
+mod policies;
 mod policy;
 mod service;
 #[cfg(feature = "serde")]
@@ -193,6 +198,9 @@ mod state;
 mod window;
 
 pub use crate::keyed::KeyLimits;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use config::BreakerSpec;
 pub use config::{BreakerBuilder, Counted, DEFAULT_OPEN_BASE, DEFAULT_OPEN_MAX};
 pub use error::{BreakerError, Rejected};
 pub use events::{BreakerEvent, BreakerMetrics, BreakerState};
@@ -200,11 +208,12 @@ pub use future::ResponseFuture;
 pub use handle::{CircuitBreaker, Permit};
 pub use keyed::{KeyedBreakers, KeyedCircuitBreakerLayer, KeyedCircuitBreakerService};
 pub use layer::CircuitBreakerLayer;
+pub use policies::TripPolicies;
 pub use policy::{AnyOf, Call, ConsecutiveFailures, PolicyStats, TripPolicy, TripPolicyExt};
 pub use service::CircuitBreakerService;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use spec::{BreakerSpec, CountWindowSpec, TimeWindowSpec, TripPolicies};
+pub use spec::{CountWindowSpec, TimeWindowSpec};
 pub use window::{
     CountWindow, CountWindowBuilder, MAX_BUCKETS, MAX_COUNT_WINDOW, TimeWindow, TimeWindowBuilder,
 };

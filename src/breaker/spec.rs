@@ -1,104 +1,16 @@
-//! A breaker's knobs and trip policies as plain data, for config files.
+//! A breaker's trip policies as plain data, for config files, and building a [`BreakerSpec`]
+//! (defined with the knobs it lists, in `config.rs`).
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::policy::{Call, ConsecutiveFailures, PolicyStats, TripPolicy};
+use super::policy::ConsecutiveFailures;
 use super::window::{CountWindow, TimeWindow};
-use super::{BreakerBuilder, CircuitBreaker, Counted, DEFAULT_OPEN_BASE, DEFAULT_OPEN_MAX};
+use super::{
+    BreakerBuilder, BreakerSpec, CircuitBreaker, DEFAULT_OPEN_BASE, DEFAULT_OPEN_MAX, TripPolicies,
+};
 use crate::error::ConfigError;
-
-/// A [`CircuitBreaker`] as plain data, readable from TOML, YAML or JSON (feature `serde`).
-///
-/// **When to trip** is the set of policies listed: `consecutive_failures`, `count_window`,
-/// `time_window`, any combination, tripping when any of them does (as
-/// [`TripPolicyExt::or`](super::TripPolicyExt::or)); with none listed, riprap's default of 5
-/// consecutive failures. **How long to stay open** is either `open_for` (fixed) or
-/// `open_base` / `open_max` (growing, the default 5 s doubling to 60 s), not both. Every other
-/// knob left out keeps [`BreakerBuilder`]'s default. Field names are the knob names a
-/// [`ConfigError`] reports (`breaker.count_window.min_calls`), so an error points at its line.
-///
-/// ```
-/// use std::time::Duration;
-/// use riprap::breaker::{BreakerSpec, BreakerState};
-///
-/// let spec: BreakerSpec = toml::from_str(r#"
-///     consecutive_failures = 5
-///     open_base = "2s"
-///     open_max = "30s"
-///     half_open_probes = 2
-///     close_after = 3
-///     count_permanent_as = "success"
-///     name = "inventory-db"
-///
-///     [count_window]
-///     size = 100
-///     min_calls = 20
-///     failure_rate = 0.5
-///     slow_threshold = "2s"
-///     slow_rate = 0.8
-/// "#)?;
-/// let breaker = spec.build()?;
-/// assert_eq!(breaker.state(), BreakerState::Closed);
-/// assert_eq!(breaker.policy().count_window().unwrap().size(), 100);
-///
-/// let spec: BreakerSpec = toml::from_str("[count_window]\nsize = 10\nmin_calls = 11")?;
-/// assert_eq!(spec.build().unwrap_err().knob(), "breaker.count_window.min_calls");
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct BreakerSpec {
-    /// Trip on this many failures in a row.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consecutive_failures: Option<u32>,
-    /// Trip on the failure (or slow-call) rate over the last N calls.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub count_window: Option<CountWindowSpec>,
-    /// Trip on the failure (or slow-call) rate over the last span of time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time_window: Option<TimeWindowSpec>,
-    /// Stay open exactly this long every time.
-    #[serde(
-        default,
-        with = "crate::config::duration::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub open_for: Option<Duration>,
-    /// The first open duration of a growing schedule (default 5 s).
-    #[serde(
-        default,
-        with = "crate::config::duration::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub open_base: Option<Duration>,
-    /// The longest open duration of a growing schedule (default 60 s).
-    #[serde(
-        default,
-        with = "crate::config::duration::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub open_max: Option<Duration>,
-    /// Probes let through at once while half-open (default 3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub half_open_probes: Option<u16>,
-    /// Successful probes that close the breaker (default 3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub close_after: Option<u16>,
-    /// How a throttle counts: `failure`, `success` or `ignored` (default `ignored`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub count_throttled_as: Option<Counted>,
-    /// How a permanent error counts: `failure`, `success` or `ignored` (default `ignored`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub count_permanent_as: Option<Counted>,
-    /// A name for events and logs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Seed for the jitter of growing open durations (random unless set).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seed: Option<u64>,
-}
 
 /// A [`CountWindow`] as plain data; see [`BreakerSpec`].
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -271,27 +183,47 @@ fn slow_pair(
 }
 
 impl BreakerSpec {
-    /// The trip policies this spec lists, checked and built.
+    /// The trip policies this spec lists, checked and built; with none listed, riprap's
+    /// default of 5 consecutive failures.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use riprap::breaker::{BreakerSpec, Call, TripPolicy};
+    /// use riprap::classify::Class;
+    ///
+    /// let spec: BreakerSpec = serde_json::from_str(r#"{ "consecutive_failures": 2 }"#)?;
+    /// let policies = spec.trip_policies()?;
+    /// let fail = Call::new(Class::Transient, Duration::ZERO, Duration::ZERO);
+    /// assert!(!policies.record(fail));
+    /// assert!(policies.record(fail));
+    /// assert!(policies.count_window().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn trip_policies(&self) -> Result<TripPolicies, ConfigError> {
         let listed = self.consecutive_failures.is_some()
             || self.count_window.is_some()
             || self.time_window.is_some();
-        let consecutive = match self.consecutive_failures {
-            Some(n) => Some(ConsecutiveFailures::new(n)?),
-            None if !listed => Some(ConsecutiveFailures::new(5)?),
-            None => None,
-        };
-        Ok(TripPolicies {
-            consecutive,
-            count_window: self.count_window.as_ref().map(|w| w.build()).transpose()?,
-            time_window: self.time_window.as_ref().map(|w| w.build()).transpose()?,
-        })
+        let mut policies = TripPolicies::new();
+        match self.consecutive_failures {
+            Some(n) => policies = policies.with_consecutive_failures(ConsecutiveFailures::new(n)?),
+            None if !listed => {
+                policies = policies.with_consecutive_failures(ConsecutiveFailures::new(5)?)
+            }
+            None => {}
+        }
+        if let Some(w) = &self.count_window {
+            policies = policies.with_count_window(w.build()?);
+        }
+        if let Some(w) = &self.time_window {
+            policies = policies.with_time_window(w.build()?);
+        }
+        Ok(policies)
     }
 
     /// The builder with this spec's knobs and policies set, for the knobs that are code
     /// ([`listener`](BreakerBuilder::listener)) before building.
     pub fn builder(&self) -> Result<BreakerBuilder<TripPolicies>, ConfigError> {
-        let mut b = CircuitBreaker::builder().policy(self.trip_policies()?);
+        let mut b = self.set_knobs(CircuitBreaker::builder().policy(self.trip_policies()?));
         match (self.open_for, self.open_base, self.open_max) {
             (Some(d), None, None) => b = b.open_for(d),
             (Some(_), _, _) => {
@@ -308,23 +240,8 @@ impl BreakerSpec {
                 )
             }
         }
-        if let Some(n) = self.half_open_probes {
-            b = b.half_open_probes(n);
-        }
-        if let Some(n) = self.close_after {
-            b = b.close_after(n);
-        }
-        if let Some(c) = self.count_throttled_as {
-            b = b.count_throttled_as(c);
-        }
-        if let Some(c) = self.count_permanent_as {
-            b = b.count_permanent_as(c);
-        }
         if let Some(name) = &self.name {
             b = b.name(name.as_str());
-        }
-        if let Some(seed) = self.seed {
-            b = b.seed(seed);
         }
         Ok(b)
     }
@@ -332,100 +249,5 @@ impl BreakerSpec {
     /// Check every knob and build the breaker.
     pub fn build(&self) -> Result<CircuitBreaker<TripPolicies>, ConfigError> {
         self.builder()?.build()
-    }
-}
-
-/// The trip policies a [`BreakerSpec`] lists: trips when any of them trips.
-///
-/// Each listed policy sees every outcome, as with [`TripPolicyExt::or`](super::TripPolicyExt::or);
-/// the metrics take each figure from the first policy that has it (consecutive failures,
-/// then the count window, then the time window).
-///
-/// ```
-/// use std::time::Duration;
-/// use riprap::breaker::{BreakerSpec, Call, TripPolicy};
-/// use riprap::classify::Class;
-///
-/// let spec: BreakerSpec = serde_json::from_str(r#"{ "consecutive_failures": 2 }"#)?;
-/// let policies = spec.trip_policies()?;
-/// let fail = Call::new(Class::Transient, Duration::ZERO, Duration::ZERO);
-/// assert!(!policies.record(fail));
-/// assert!(policies.record(fail));
-/// assert!(policies.count_window().is_none());
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug)]
-pub struct TripPolicies {
-    consecutive: Option<ConsecutiveFailures>,
-    count_window: Option<CountWindow>,
-    time_window: Option<TimeWindow>,
-}
-
-impl TripPolicies {
-    /// The consecutive-failure policy, if listed.
-    pub fn consecutive_failures(&self) -> Option<&ConsecutiveFailures> {
-        self.consecutive.as_ref()
-    }
-
-    /// The count window, if listed.
-    pub fn count_window(&self) -> Option<&CountWindow> {
-        self.count_window.as_ref()
-    }
-
-    /// The time window, if listed.
-    pub fn time_window(&self) -> Option<&TimeWindow> {
-        self.time_window.as_ref()
-    }
-}
-
-impl TripPolicy for TripPolicies {
-    fn record(&self, call: Call) -> bool {
-        // Every policy must see the outcome, so no short-circuit.
-        let a = self.consecutive.as_ref().is_some_and(|p| p.record(call));
-        let b = self.count_window.as_ref().is_some_and(|p| p.record(call));
-        let c = self.time_window.as_ref().is_some_and(|p| p.record(call));
-        a | b | c
-    }
-
-    fn reset(&self) {
-        if let Some(p) = &self.consecutive {
-            p.reset();
-        }
-        if let Some(p) = &self.count_window {
-            p.reset();
-        }
-        if let Some(p) = &self.time_window {
-            p.reset();
-        }
-    }
-
-    fn fresh(&self) -> Self {
-        TripPolicies {
-            consecutive: self.consecutive.as_ref().map(TripPolicy::fresh),
-            count_window: self.count_window.as_ref().map(TripPolicy::fresh),
-            time_window: self.time_window.as_ref().map(TripPolicy::fresh),
-        }
-    }
-
-    fn needs_clock(&self) -> bool {
-        self.consecutive.as_ref().is_some_and(|p| p.needs_clock())
-            || self.count_window.as_ref().is_some_and(|p| p.needs_clock())
-            || self.time_window.as_ref().is_some_and(|p| p.needs_clock())
-    }
-
-    fn stats(&self, now: Duration) -> PolicyStats {
-        let all = [
-            self.consecutive.as_ref().map(|p| p.stats(now)),
-            self.count_window.as_ref().map(|p| p.stats(now)),
-            self.time_window.as_ref().map(|p| p.stats(now)),
-        ];
-        all.into_iter()
-            .flatten()
-            .fold(PolicyStats::default(), |acc, s| PolicyStats {
-                calls: acc.calls.or(s.calls),
-                failure_rate: acc.failure_rate.or(s.failure_rate),
-                slow_rate: acc.slow_rate.or(s.slow_rate),
-                consecutive_failures: acc.consecutive_failures.or(s.consecutive_failures),
-            })
     }
 }

@@ -73,7 +73,8 @@
 //!
 //! With the `serde` feature, `RatioBudgetSpec`, `TokenThrottleSpec` and `RetryQuotaSpec` hold
 //! each budget's knobs as plain data, and `BudgetSpec` chooses one by its key; building a
-//! `BudgetSpec` gives an `AnyBudget`, which is itself a [`Budget`]:
+//! `BudgetSpec` gives an [`AnyBudget`], which is itself a [`Budget`] (and needs no feature:
+//! use it wherever the budget is chosen at run time):
 //!
 //! ```toml
 //! [budget.ratio_budget]   # or token_throttle, retry_quota, or `budget = { unlimited = true }`
@@ -94,18 +95,23 @@ use std::sync::Arc;
 
 use crate::classify::Class;
 
+mod any;
 mod quota;
 mod ratio;
 #[cfg(feature = "serde")]
 mod spec;
 mod throttle;
 
+pub use any::AnyBudget;
 pub use quota::{RetryQuota, RetryQuotaBuilder};
 pub use ratio::{RatioBudget, RatioBudgetBuilder};
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use spec::{AnyBudget, BudgetSpec, RatioBudgetSpec, RetryQuotaSpec, TokenThrottleSpec};
+pub use spec::BudgetSpec;
 pub use throttle::{TokenThrottle, TokenThrottleBuilder};
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use {quota::RetryQuotaSpec, ratio::RatioBudgetSpec, throttle::TokenThrottleSpec};
 
 /// A process-wide account that pays for retries.
 ///

@@ -50,44 +50,47 @@ struct Inner {
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build()` is called"]
 pub struct RetryQuotaBuilder {
-    capacity: u64,
-    retry_cost: u64,
-    timeout_cost: u64,
-    throttle_cost: u64,
-    success_increment: u64,
+    knobs: Knobs,
+}
+
+crate::knobs::knobs! {
+    /// The builder's knobs. [`RetryQuotaSpec`] is written from the same list.
+    #[derive(Debug, Clone)]
+    struct Knobs;
+
+    impl RetryQuotaBuilder;
+
+    /// A [`RetryQuota`] as plain data (feature `serde`); a knob left out keeps the builder's
+    /// default (capacity 500; retries cost 5, 10 after a timeout, 1 after a throttle; successes
+    /// add 1).
+    ///
+    /// ```
+    /// use riprap::budget::RetryQuotaSpec;
+    ///
+    /// let spec: RetryQuotaSpec = toml::from_str("capacity = 100\ntimeout_cost = 20")?;
+    /// assert_eq!(spec.build()?.available(), 100);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct RetryQuotaSpec;
+
+    /// The bucket's size and starting level, from 1 to 10^9 (default 500).
+    capacity: u64 = 500,
+
+    /// What a retry after an ordinary failure costs, from 1 to `capacity` (default 5).
+    retry_cost: u64 = 5,
+
+    /// What a retry after a timeout costs, from 1 to `capacity` (default 10).
+    timeout_cost: u64 = 10,
+
+    /// What a retry after a throttle costs, from 0 to `capacity` (default 1).
+    throttle_cost: u64 = 1,
+
+    /// What a request that succeeds without retrying adds, up to `capacity` (default 1).
+    success_increment: u64 = 1,
 }
 
 impl RetryQuotaBuilder {
-    /// The bucket's size and starting level, from 1 to 10^9 (default 500).
-    pub fn capacity(mut self, units: u64) -> Self {
-        self.capacity = units;
-        self
-    }
-
-    /// What a retry after an ordinary failure costs, from 1 to `capacity` (default 5).
-    pub fn retry_cost(mut self, units: u64) -> Self {
-        self.retry_cost = units;
-        self
-    }
-
-    /// What a retry after a timeout costs, from 1 to `capacity` (default 10).
-    pub fn timeout_cost(mut self, units: u64) -> Self {
-        self.timeout_cost = units;
-        self
-    }
-
-    /// What a retry after a throttle costs, from 0 to `capacity` (default 1).
-    pub fn throttle_cost(mut self, units: u64) -> Self {
-        self.throttle_cost = units;
-        self
-    }
-
-    /// What a request that succeeds without retrying adds, up to `capacity` (default 1).
-    pub fn success_increment(mut self, units: u64) -> Self {
-        self.success_increment = units;
-        self
-    }
-
     /// Check every knob and build the quota.
     ///
     /// ```
@@ -96,7 +99,8 @@ impl RetryQuotaBuilder {
     /// assert_eq!(err.knob(), "retry_quota.retry_cost");
     /// ```
     pub fn build(self) -> Result<RetryQuota, ConfigError> {
-        let cap = self.capacity;
+        let k = &self.knobs;
+        let cap = k.capacity;
         if !(1..=1_000_000_000).contains(&cap) {
             return Err(ConfigError::new(
                 "retry_quota.capacity",
@@ -113,10 +117,10 @@ impl RetryQuotaBuilder {
                 ))
             }
         };
-        within("retry_quota.retry_cost", self.retry_cost, 1)?;
-        within("retry_quota.timeout_cost", self.timeout_cost, 1)?;
-        within("retry_quota.throttle_cost", self.throttle_cost, 0)?;
-        within("retry_quota.success_increment", self.success_increment, 0)?;
+        within("retry_quota.retry_cost", k.retry_cost, 1)?;
+        within("retry_quota.timeout_cost", k.timeout_cost, 1)?;
+        within("retry_quota.throttle_cost", k.throttle_cost, 0)?;
+        within("retry_quota.success_increment", k.success_increment, 0)?;
         Ok(RetryQuota::from_builder(&self))
     }
 }
@@ -132,23 +136,19 @@ impl RetryQuota {
     /// A builder starting from the defaults.
     pub fn builder() -> RetryQuotaBuilder {
         RetryQuotaBuilder {
-            capacity: 500,
-            retry_cost: 5,
-            timeout_cost: 10,
-            throttle_cost: 1,
-            success_increment: 1,
+            knobs: Knobs::default(),
         }
     }
 
     fn from_builder(b: &RetryQuotaBuilder) -> Self {
         RetryQuota {
             inner: Arc::new(Inner {
-                capacity: b.capacity,
-                retry_cost: b.retry_cost,
-                timeout_cost: b.timeout_cost,
-                throttle_cost: b.throttle_cost,
-                success_increment: b.success_increment,
-                available: AtomicU64::new(b.capacity),
+                capacity: b.knobs.capacity,
+                retry_cost: b.knobs.retry_cost,
+                timeout_cost: b.knobs.timeout_cost,
+                throttle_cost: b.knobs.throttle_cost,
+                success_increment: b.knobs.success_increment,
+                available: AtomicU64::new(b.knobs.capacity),
             }),
         }
     }

@@ -112,48 +112,50 @@ struct Inner {
 }
 
 /// Builder for [`RatioBudget`]; see [`RatioBudget::builder`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 #[must_use = "a builder does nothing until `build()` is called"]
 pub struct RatioBudgetBuilder {
-    ratio: f64,
-    min_retries_per_sec: u32,
-    ttl: Duration,
+    knobs: Knobs,
 }
 
-impl Default for RatioBudgetBuilder {
-    fn default() -> Self {
-        RatioBudgetBuilder {
-            ratio: 0.2,
-            min_retries_per_sec: 10,
-            ttl: Duration::from_secs(10),
-        }
-    }
+crate::knobs::knobs! {
+    /// The builder's knobs. [`RatioBudgetSpec`] is written from the same list.
+    #[derive(Debug, Clone)]
+    struct Knobs;
+
+    impl RatioBudgetBuilder;
+
+    /// A [`RatioBudget`] as plain data (feature `serde`); a knob left out keeps the builder's
+    /// default (20 %, 10 retries/s, 10 s).
+    ///
+    /// ```
+    /// use riprap::budget::RatioBudgetSpec;
+    ///
+    /// let spec: RatioBudgetSpec = serde_json::from_str(r#"{ "ratio": 0.1, "ttl": "30s" }"#)?;
+    /// let budget = spec.build()?;
+    /// assert_eq!(budget.reserve(), 300.0); // 10 retries/s over 30 s
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct RatioBudgetSpec;
+
+    /// Retries allowed per first attempt, in `[0, 10]` (default 0.2: 20 %).
+    ratio: f64 = 0.2,
+
+    /// Retries per second allowed whatever the traffic, at most 1,000,000 (default 10).
+    min_retries_per_sec: u32 = 10,
+
+    /// How long a deposit counts, from 1 s to 1 h (default 10 s).
+    ttl: Duration = Duration::from_secs(10),
 }
 
 impl RatioBudgetBuilder {
-    /// Retries allowed per first attempt, in `[0, 10]` (default 0.2: 20 %).
-    pub fn ratio(mut self, ratio: f64) -> Self {
-        self.ratio = ratio;
-        self
-    }
-
-    /// Retries per second allowed whatever the traffic, at most 1,000,000 (default 10).
-    pub fn min_retries_per_sec(mut self, n: u32) -> Self {
-        self.min_retries_per_sec = n;
-        self
-    }
-
-    /// How long a deposit counts, from 1 s to 1 h (default 10 s).
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
     /// The ratio, the reserve in retries per second and the ttl, as set (for a budget
     /// shared by a fleet, which keeps the same knobs).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn knobs(&self) -> (f64, u32, Duration) {
-        (self.ratio, self.min_retries_per_sec, self.ttl)
+        let k = &self.knobs;
+        (k.ratio, k.min_retries_per_sec, k.ttl)
     }
 
     /// Check every knob and build the budget.
@@ -164,27 +166,28 @@ impl RatioBudgetBuilder {
     /// assert_eq!(err.knob(), "ratio_budget.ratio");
     /// ```
     pub fn build(self) -> Result<RatioBudget, ConfigError> {
-        if !(self.ratio.is_finite() && (0.0..=10.0).contains(&self.ratio)) {
+        let k = self.knobs;
+        if !(k.ratio.is_finite() && (0.0..=10.0).contains(&k.ratio)) {
             return Err(ConfigError::new(
                 "ratio_budget.ratio",
-                format!("must be a number from 0 to 10 (got {})", self.ratio),
+                format!("must be a number from 0 to 10 (got {})", k.ratio),
             ));
         }
-        if self.min_retries_per_sec > 1_000_000 {
+        if k.min_retries_per_sec > 1_000_000 {
             return Err(ConfigError::new(
                 "ratio_budget.min_retries_per_sec",
-                format!("must be at most 1000000 (got {})", self.min_retries_per_sec),
+                format!("must be at most 1000000 (got {})", k.min_retries_per_sec),
             ));
         }
-        let ttl_nanos = check_duration("ratio_budget.ttl", self.ttl)?;
-        if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&self.ttl) {
+        let ttl_nanos = check_duration("ratio_budget.ttl", k.ttl)?;
+        if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&k.ttl) {
             return Err(ConfigError::new(
                 "ratio_budget.ttl",
-                format!("must be from 1 s to 1 h (got {:?})", self.ttl),
+                format!("must be from 1 s to 1 h (got {:?})", k.ttl),
             ));
         }
-        let deposit_units = (self.ratio * RETRY_COST as f64).round() as i64;
-        if deposit_units == 0 && self.min_retries_per_sec == 0 {
+        let deposit_units = (k.ratio * RETRY_COST as f64).round() as i64;
+        if deposit_units == 0 && k.min_retries_per_sec == 0 {
             return Err(ConfigError::new(
                 "ratio_budget.ratio",
                 "with min_retries_per_sec also 0 this budget refuses every retry; \
@@ -193,7 +196,7 @@ impl RatioBudgetBuilder {
         }
         Ok(RatioBudget::from_parts(
             deposit_units,
-            self.min_retries_per_sec,
+            k.min_retries_per_sec,
             ttl_nanos,
         ))
     }

@@ -1,60 +1,18 @@
-//! The built-in budgets as plain data, for config files, and [`AnyBudget`] to hold the one a
-//! file chose.
-
-use std::time::Duration;
+//! Building the budget specs (each defined with the knobs it lists, beside its budget), and
+//! [`BudgetSpec`], the choice of one; [`AnyBudget`] holds the one a file chose.
 
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Attempt, Budget, RatioBudget, RatioBudgetBuilder, RetryQuota, RetryQuotaBuilder, TokenThrottle,
-    TokenThrottleBuilder, Unlimited, Withdrawal,
+    AnyBudget, RatioBudget, RatioBudgetBuilder, RatioBudgetSpec, RetryQuota, RetryQuotaBuilder,
+    RetryQuotaSpec, TokenThrottle, TokenThrottleBuilder, TokenThrottleSpec, Unlimited,
 };
-use crate::classify::Class;
 use crate::error::ConfigError;
-
-/// A [`RatioBudget`] as plain data (feature `serde`); a knob left out keeps the builder's
-/// default (20 %, 10 retries/s, 10 s).
-///
-/// ```
-/// use riprap::budget::RatioBudgetSpec;
-///
-/// let spec: RatioBudgetSpec = serde_json::from_str(r#"{ "ratio": 0.1, "ttl": "30s" }"#)?;
-/// let budget = spec.build()?;
-/// assert_eq!(budget.reserve(), 300.0); // 10 retries/s over 30 s
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RatioBudgetSpec {
-    /// Retries allowed per first attempt, in `[0, 10]` (default 0.2).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ratio: Option<f64>,
-    /// Retries per second allowed whatever the traffic (default 10).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_retries_per_sec: Option<u32>,
-    /// How long a deposit counts, from 1 s to 1 h (default 10 s).
-    #[serde(
-        default,
-        with = "crate::config::duration::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub ttl: Option<Duration>,
-}
 
 impl RatioBudgetSpec {
     /// The builder with this spec's knobs set.
     pub fn builder(&self) -> RatioBudgetBuilder {
-        let mut b = RatioBudget::builder();
-        if let Some(r) = self.ratio {
-            b = b.ratio(r);
-        }
-        if let Some(n) = self.min_retries_per_sec {
-            b = b.min_retries_per_sec(n);
-        }
-        if let Some(t) = self.ttl {
-            b = b.ttl(t);
-        }
-        b
+        self.set_knobs(RatioBudget::builder())
     }
 
     /// Check every knob and build the budget.
@@ -63,38 +21,10 @@ impl RatioBudgetSpec {
     }
 }
 
-/// A [`TokenThrottle`] as plain data (feature `serde`); a knob left out keeps the builder's
-/// default (`max_tokens` 100, `token_ratio` 0.1).
-///
-/// ```
-/// use riprap::budget::TokenThrottleSpec;
-///
-/// let spec: TokenThrottleSpec = toml::from_str("max_tokens = 10\ntoken_ratio = 0.5")?;
-/// assert_eq!(spec.build()?.tokens(), 10.0);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenThrottleSpec {
-    /// The token count's ceiling and starting point, from 1 to 1000 (default 100).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_tokens: Option<u32>,
-    /// Tokens a success adds, from 0.001 to 1 (default 0.1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_ratio: Option<f64>,
-}
-
 impl TokenThrottleSpec {
     /// The builder with this spec's knobs set.
     pub fn builder(&self) -> TokenThrottleBuilder {
-        let mut b = TokenThrottle::builder();
-        if let Some(n) = self.max_tokens {
-            b = b.max_tokens(n);
-        }
-        if let Some(r) = self.token_ratio {
-            b = b.token_ratio(r);
-        }
-        b
+        self.set_knobs(TokenThrottle::builder())
     }
 
     /// Check every knob and build the throttle.
@@ -103,57 +33,10 @@ impl TokenThrottleSpec {
     }
 }
 
-/// A [`RetryQuota`] as plain data (feature `serde`); a knob left out keeps the builder's
-/// default (capacity 500; retries cost 5, 10 after a timeout, 1 after a throttle; successes
-/// add 1).
-///
-/// ```
-/// use riprap::budget::RetryQuotaSpec;
-///
-/// let spec: RetryQuotaSpec = toml::from_str("capacity = 100\ntimeout_cost = 20")?;
-/// assert_eq!(spec.build()?.available(), 100);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetryQuotaSpec {
-    /// The bucket's size and starting level (default 500).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capacity: Option<u64>,
-    /// What a retry after an ordinary failure costs (default 5).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_cost: Option<u64>,
-    /// What a retry after a timeout costs (default 10).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_cost: Option<u64>,
-    /// What a retry after a throttle costs (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub throttle_cost: Option<u64>,
-    /// What a request that succeeds without retrying adds (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub success_increment: Option<u64>,
-}
-
 impl RetryQuotaSpec {
     /// The builder with this spec's knobs set.
     pub fn builder(&self) -> RetryQuotaBuilder {
-        let mut b = RetryQuota::builder();
-        if let Some(n) = self.capacity {
-            b = b.capacity(n);
-        }
-        if let Some(n) = self.retry_cost {
-            b = b.retry_cost(n);
-        }
-        if let Some(n) = self.timeout_cost {
-            b = b.timeout_cost(n);
-        }
-        if let Some(n) = self.throttle_cost {
-            b = b.throttle_cost(n);
-        }
-        if let Some(n) = self.success_increment {
-            b = b.success_increment(n);
-        }
-        b
+        self.set_knobs(RetryQuota::builder())
     }
 
     /// Check every knob and build the quota.
@@ -275,71 +158,5 @@ impl BudgetSpec {
             BudgetSpec::RetryQuota(s) => AnyBudget::RetryQuota(s.build()?),
             BudgetSpec::Unlimited => AnyBudget::Unlimited(Unlimited),
         })
-    }
-}
-
-/// One of the built-in budgets, chosen at run time (from a [`BudgetSpec`], say).
-///
-/// Dispatch is a `match`, with no allocation and no virtual call; clones share one account,
-/// like the budgets inside.
-///
-/// ```
-/// use riprap::budget::{AnyBudget, Budget, TokenThrottle};
-/// use riprap::classify::Class;
-///
-/// let budget = AnyBudget::TokenThrottle(TokenThrottle::default());
-/// assert!(budget.try_withdraw(Class::Transient).is_some());
-/// ```
-#[derive(Debug, Clone)]
-pub enum AnyBudget {
-    /// A [`RatioBudget`].
-    Ratio(RatioBudget),
-    /// A [`TokenThrottle`].
-    TokenThrottle(TokenThrottle),
-    /// A [`RetryQuota`].
-    RetryQuota(RetryQuota),
-    /// [`Unlimited`].
-    Unlimited(Unlimited),
-}
-
-impl Default for AnyBudget {
-    /// A default [`RatioBudget`].
-    fn default() -> Self {
-        AnyBudget::Ratio(RatioBudget::default())
-    }
-}
-
-macro_rules! each {
-    ($self:ident, $b:ident => $e:expr) => {
-        match $self {
-            AnyBudget::Ratio($b) => $e,
-            AnyBudget::TokenThrottle($b) => $e,
-            AnyBudget::RetryQuota($b) => $e,
-            AnyBudget::Unlimited($b) => $e,
-        }
-    };
-}
-
-impl Budget for AnyBudget {
-    #[inline]
-    fn deposit(&self) {
-        each!(self, b => b.deposit())
-    }
-
-    fn try_withdraw(&self, after: Class) -> Option<Withdrawal> {
-        each!(self, b => b.try_withdraw(after))
-    }
-
-    fn refund(&self, withdrawal: Withdrawal) {
-        each!(self, b => b.refund(withdrawal))
-    }
-
-    #[inline]
-    fn record(&self, attempt: Attempt) {
-        each!(self, b => b.record(attempt))
-    }
-
-    fn can_withdraw(&self, after: Class) -> bool {
-        each!(self, b => b.can_withdraw(after))
     }
 }

@@ -63,24 +63,38 @@ struct Inner {
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build()` is called"]
 pub struct TokenThrottleBuilder {
-    max_tokens: u32,
-    token_ratio: f64,
+    knobs: Knobs,
 }
 
-impl TokenThrottleBuilder {
+crate::knobs::knobs! {
+    /// The builder's knobs. [`TokenThrottleSpec`] is written from the same list.
+    #[derive(Debug, Clone)]
+    struct Knobs;
+
+    impl TokenThrottleBuilder;
+
+    /// A [`TokenThrottle`] as plain data (feature `serde`); a knob left out keeps the
+    /// builder's default (`max_tokens` 100, `token_ratio` 0.1).
+    ///
+    /// ```
+    /// use riprap::budget::TokenThrottleSpec;
+    ///
+    /// let spec: TokenThrottleSpec = toml::from_str("max_tokens = 10\ntoken_ratio = 0.5")?;
+    /// assert_eq!(spec.build()?.tokens(), 10.0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct TokenThrottleSpec;
+
     /// The token count's ceiling and starting point, from 1 to 1000 (default 100).
-    pub fn max_tokens(mut self, n: u32) -> Self {
-        self.max_tokens = n;
-        self
-    }
+    max_tokens: u32 = 100,
 
     /// Tokens a success adds, from 0.001 to 1 (default 0.1). As in gRFC A6, decimals past the
     /// third are ignored: 0.5466 adds 0.546.
-    pub fn token_ratio(mut self, ratio: f64) -> Self {
-        self.token_ratio = ratio;
-        self
-    }
+    token_ratio: f64 = 0.1,
+}
 
+impl TokenThrottleBuilder {
     /// Check every knob and build the throttle.
     ///
     /// ```
@@ -89,23 +103,24 @@ impl TokenThrottleBuilder {
     /// assert_eq!(err.knob(), "token_throttle.max_tokens");
     /// ```
     pub fn build(self) -> Result<TokenThrottle, ConfigError> {
-        if !(1..=1000).contains(&self.max_tokens) {
+        let k = self.knobs;
+        if !(1..=1000).contains(&k.max_tokens) {
             return Err(ConfigError::new(
                 "token_throttle.max_tokens",
-                format!("must be from 1 to 1000 (got {})", self.max_tokens),
+                format!("must be from 1 to 1000 (got {})", k.max_tokens),
             ));
         }
-        if !(self.token_ratio.is_finite() && (0.001..=1.0).contains(&self.token_ratio)) {
+        if !(k.token_ratio.is_finite() && (0.001..=1.0).contains(&k.token_ratio)) {
             return Err(ConfigError::new(
                 "token_throttle.token_ratio",
-                format!("must be from 0.001 to 1 (got {})", self.token_ratio),
+                format!("must be from 0.001 to 1 (got {})", k.token_ratio),
             ));
         }
-        let max = u64::from(self.max_tokens) * MILLI;
+        let max = u64::from(k.max_tokens) * MILLI;
         Ok(TokenThrottle {
             inner: Arc::new(Inner {
                 max,
-                ratio: thousandths(self.token_ratio),
+                ratio: thousandths(k.token_ratio),
                 tokens: AtomicU64::new(max),
             }),
         })
@@ -129,8 +144,7 @@ impl TokenThrottle {
     /// A builder starting from the defaults (`max_tokens` 100, `token_ratio` 0.1).
     pub fn builder() -> TokenThrottleBuilder {
         TokenThrottleBuilder {
-            max_tokens: 100,
-            token_ratio: 0.1,
+            knobs: Knobs::default(),
         }
     }
 

@@ -56,16 +56,7 @@ impl CacheConfig {
     /// stale-if-error, no negative caching, at most 10,000 keys loading at once, a 1 ms clock.
     pub fn builder() -> CacheConfigBuilder {
         CacheConfigBuilder {
-            capacity: 10_000,
-            refresh_after: None,
-            expire_after: Duration::from_secs(60),
-            stale_if_error: Duration::ZERO,
-            negative_ttl: None,
-            max_in_flight: 10_000,
-            early_refresh: None,
-            clock_resolution: Duration::from_millis(1),
-            seed: None,
-            listener: None,
+            knobs: CacheKnobs::default(),
         }
     }
 
@@ -131,78 +122,81 @@ impl fmt::Debug for CacheConfig {
 #[derive(Clone)]
 #[must_use]
 pub struct CacheConfigBuilder {
-    capacity: usize,
-    refresh_after: Option<Duration>,
-    expire_after: Duration,
-    stale_if_error: Duration,
-    negative_ttl: Option<Duration>,
-    max_in_flight: usize,
-    early_refresh: Option<f64>,
-    clock_resolution: Duration,
-    seed: Option<u64>,
-    listener: Option<SharedListener>,
+    knobs: CacheKnobs,
 }
 
 impl fmt::Debug for CacheConfigBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CacheConfigBuilder")
-            .field("capacity", &self.capacity)
-            .field("refresh_after", &self.refresh_after)
-            .field("expire_after", &self.expire_after)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("CacheConfigBuilder");
+        self.knobs.debug_fields(&mut d);
+        d.finish_non_exhaustive()
     }
 }
 
-impl CacheConfigBuilder {
-    /// The most entries kept (at least 1). Eviction is quick_cache's CLOCK-Pro: a scan of
-    /// one-off keys does not flush the hot ones.
-    pub fn capacity(mut self, entries: usize) -> Self {
-        self.capacity = entries;
-        self
-    }
+crate::knobs::knobs! {
+    /// The builder's knobs. [`CacheSpec`] is written from the same list.
+    #[derive(Clone)]
+    struct CacheKnobs;
 
-    /// Soft limit: a read of an older entry returns it at once and starts a background refresh
-    /// (stale-while-revalidate). Must be below `expire_after`.
-    pub fn refresh_after(mut self, age: Duration) -> Self {
-        self.refresh_after = Some(age);
-        self
-    }
+    impl CacheConfigBuilder;
 
-    /// Hard limit: a read of an older entry waits for a load. Must be above zero.
-    pub fn expire_after(mut self, age: Duration) -> Self {
-        self.expire_after = age;
-        self
-    }
+    /// A [`CacheConfig`] as plain data, readable from TOML, YAML or JSON (feature `serde`).
+    ///
+    /// A knob left out keeps the builder's default: 10,000 entries, `expire_after` 60 s, no
+    /// soft refresh, no stale-if-error, no negative caching, at most 10,000 keys loading at
+    /// once, a 1 ms clock. The listener is code, not data: set it on
+    /// [`builder`](CacheSpec::builder)'s result.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use riprap::cache::CacheSpec;
+    ///
+    /// let spec: CacheSpec = serde_norway::from_str("
+    ///     capacity: 50000
+    ///     refresh_after: 30s
+    ///     expire_after: 5m
+    ///     stale_if_error: 1h
+    /// ")?;
+    /// let config = spec.build()?;
+    /// assert_eq!(config.expire_after(), Duration::from_secs(300));
+    ///
+    /// let spec: CacheSpec = serde_norway::from_str("refresh_after: 2m\nexpire_after: 1m")?;
+    /// assert_eq!(spec.build().unwrap_err().knob(), "cache.refresh_after");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct CacheSpec;
+
+    /// The most entries kept (at least 1; default 10,000). Eviction is quick_cache's
+    /// CLOCK-Pro: a scan of one-off keys does not flush the hot ones.
+    capacity: usize = 10_000,
+
+    /// Soft limit (default none): a read of an older entry returns it at once and starts a
+    /// background refresh (stale-while-revalidate). Must be below `expire_after`.
+    refresh_after: Option<Duration> = None,
+
+    /// Hard limit (default 60 s): a read of an older entry waits for a load. Must be above
+    /// zero.
+    expire_after: Duration = Duration::from_secs(60),
 
     /// While loads fail with a retryable error, keep serving an expired entry until it is
     /// this much past `expire_after`. Zero (the default) serves the error instead.
-    pub fn stale_if_error(mut self, extra: Duration) -> Self {
-        self.stale_if_error = extra;
-        self
-    }
+    stale_if_error: Duration = Duration::ZERO,
 
     /// Remember a load the classifier calls permanent ("not found") for `ttl`, so a storm of
     /// reads for a missing key reaches the database once per `ttl`. Off by default.
-    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
-        self.negative_ttl = Some(ttl);
-        self
-    }
+    negative_ttl: Option<Duration> = None,
 
-    /// The most distinct keys loading at once (at least 1); a miss beyond it fails with
-    /// [`CacheError::Overloaded`](super::CacheError::Overloaded) instead of queueing.
-    pub fn max_in_flight(mut self, keys: usize) -> Self {
-        self.max_in_flight = keys;
-        self
-    }
+    /// The most distinct keys loading at once (at least 1; default 10,000); a miss beyond it
+    /// fails with [`CacheError::Overloaded`](super::CacheError::Overloaded) instead of
+    /// queueing.
+    max_in_flight: usize = 10_000,
 
-    /// XFetch-style probabilistic early refresh: each entry's refresh point is moved earlier
-    /// by `load time × beta × −ln(u)`, `u` uniform in (0, 1], drawn once when it lands, so
-    /// keys loaded together do not all come due together. `beta` 1.0 is the paper's default;
-    /// larger refreshes earlier. Finite and above zero.
-    pub fn early_refresh(mut self, beta: f64) -> Self {
-        self.early_refresh = Some(beta);
-        self
-    }
+    /// XFetch-style probabilistic early refresh (default off): each entry's refresh point is
+    /// moved earlier by `load time × beta × −ln(u)`, `u` uniform in (0, 1], drawn once when it
+    /// lands, so keys loaded together do not all come due together. `beta` 1.0 is the paper's
+    /// default; larger refreshes earlier. Finite and above zero.
+    early_refresh: Option<f64> = None,
 
     /// How far behind the clock that judges freshness may be (default 1 ms). Reading the
     /// system clock costs about as much as the whole lookup, so a process-wide ticker thread
@@ -210,40 +204,39 @@ impl CacheConfigBuilder {
     /// not. Zero reads the clock on every access. Otherwise at least 1 ms (the ticker's
     /// period) and below `refresh_after` and `expire_after`. On tokio's paused clock reads
     /// are always exact.
-    pub fn clock_resolution(mut self, resolution: Duration) -> Self {
-        self.clock_resolution = resolution;
-        self
-    }
+    clock_resolution: Duration = Duration::from_millis(1),
 
     /// Seed for the early-refresh draws, for reproducible runs.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
+    seed: Option<u64> = None,
 
+    manual listener: Option<SharedListener> = None,
+}
+
+impl CacheConfigBuilder {
     /// Receive every [`CacheEvent`](super::CacheEvent). Called inline, some calls under a lock: keep it cheap and
     /// do not call back into the cache from it.
     pub fn listener(mut self, listener: impl Listener) -> Self {
-        self.listener = Some(Arc::new(listener));
+        self.knobs.listener = Some(Arc::new(listener));
         self
     }
 
     /// Check every knob and build the config.
     pub fn build(self) -> Result<CacheConfig, ConfigError> {
-        if self.capacity == 0 {
+        let k = self.knobs;
+        if k.capacity == 0 {
             return Err(ConfigError::new("cache.capacity", "must be at least 1"));
         }
-        if self.max_in_flight == 0 {
+        if k.max_in_flight == 0 {
             return Err(ConfigError::new(
                 "cache.max_in_flight",
                 "must be at least 1",
             ));
         }
-        let expire_nanos = check_duration("cache.expire_after", self.expire_after)?;
+        let expire_nanos = check_duration("cache.expire_after", k.expire_after)?;
         if expire_nanos == 0 {
             return Err(ConfigError::new("cache.expire_after", "must be above zero"));
         }
-        let refresh_nanos = match self.refresh_after {
+        let refresh_nanos = match k.refresh_after {
             None => expire_nanos,
             Some(d) => {
                 let n = check_duration("cache.refresh_after", d)?;
@@ -252,21 +245,21 @@ impl CacheConfigBuilder {
                         "cache.refresh_after",
                         format!(
                             "must be above zero and below `expire_after` ({:?}) (got {d:?})",
-                            self.expire_after
+                            k.expire_after
                         ),
                     ));
                 }
                 n
             }
         };
-        let stale_nanos = check_duration("cache.stale_if_error", self.stale_if_error)?;
+        let stale_nanos = check_duration("cache.stale_if_error", k.stale_if_error)?;
         if expire_nanos.checked_add(stale_nanos).is_none() {
             return Err(ConfigError::new(
                 "cache.stale_if_error",
                 "`expire_after + stale_if_error` must be at most 584 years",
             ));
         }
-        let negative_nanos = match self.negative_ttl {
+        let negative_nanos = match k.negative_ttl {
             None => None,
             Some(d) => {
                 let n = check_duration("cache.negative_ttl", d)?;
@@ -276,27 +269,27 @@ impl CacheConfigBuilder {
                 Some(n)
             }
         };
-        if let Some(beta) = self.early_refresh {
+        if let Some(beta) = k.early_refresh {
             if !beta.is_finite() || beta <= 0.0 {
                 return Err(ConfigError::new(
                     "cache.early_refresh",
                     format!("must be finite and above zero (got {beta})"),
                 ));
             }
-            if self.refresh_after.is_none() {
+            if k.refresh_after.is_none() {
                 return Err(ConfigError::new(
                     "cache.early_refresh",
                     "needs `refresh_after`: early refresh moves the soft limit",
                 ));
             }
         }
-        let resolution = check_duration("cache.clock_resolution", self.clock_resolution)?;
-        if resolution != 0 && self.clock_resolution < super::clock::TICK {
+        let resolution = check_duration("cache.clock_resolution", k.clock_resolution)?;
+        if resolution != 0 && k.clock_resolution < super::clock::TICK {
             return Err(ConfigError::new(
                 "cache.clock_resolution",
                 format!(
                     "must be zero (exact) or at least 1 ms (got {:?})",
-                    self.clock_resolution
+                    k.clock_resolution
                 ),
             ));
         }
@@ -305,21 +298,21 @@ impl CacheConfigBuilder {
                 "cache.clock_resolution",
                 format!(
                     "must be below `refresh_after` and `expire_after` (got {:?})",
-                    self.clock_resolution
+                    k.clock_resolution
                 ),
             ));
         }
         Ok(CacheConfig {
-            capacity: self.capacity,
-            refresh_after: self.refresh_after,
-            expire_after: self.expire_after,
-            stale_if_error: self.stale_if_error,
-            negative_ttl: self.negative_ttl,
-            max_in_flight: self.max_in_flight,
-            early_refresh: self.early_refresh,
-            clock_resolution: self.clock_resolution,
-            seed: self.seed,
-            listener: self.listener,
+            capacity: k.capacity,
+            refresh_after: k.refresh_after,
+            expire_after: k.expire_after,
+            stale_if_error: k.stale_if_error,
+            negative_ttl: k.negative_ttl,
+            max_in_flight: k.max_in_flight,
+            early_refresh: k.early_refresh,
+            clock_resolution: k.clock_resolution,
+            seed: k.seed,
+            listener: k.listener,
             refresh_nanos,
             expire_nanos,
             stale_nanos,
@@ -354,9 +347,7 @@ impl BatchConfig {
     /// most 10,000 keys waiting.
     pub fn builder() -> BatchConfigBuilder {
         BatchConfigBuilder {
-            max_batch: 100,
-            interval: Duration::from_millis(100),
-            max_pending: 10_000,
+            knobs: BatchKnobs::default(),
         }
     }
 
@@ -380,48 +371,61 @@ impl BatchConfig {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct BatchConfigBuilder {
-    max_batch: usize,
-    interval: Duration,
-    max_pending: usize,
+    knobs: BatchKnobs,
+}
+
+crate::knobs::knobs! {
+    /// The builder's knobs. [`BatchSpec`] is written from the same list.
+    #[derive(Debug, Clone)]
+    struct BatchKnobs;
+
+    impl BatchConfigBuilder;
+
+    /// A [`BatchConfig`] as plain data (feature `serde`); a knob left out keeps the builder's
+    /// default (batches of at most 100 keys, at most every 100 ms, at most 10,000 keys waiting).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use riprap::cache::BatchSpec;
+    ///
+    /// let spec: BatchSpec = toml::from_str("max_batch = 200\ninterval = \"250ms\"")?;
+    /// assert_eq!(spec.build()?.interval(), Duration::from_millis(250));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct BatchSpec;
+
+    /// The most keys in one call to the batch loader (at least 1; default 100): size it to
+    /// what one query handles well (`WHERE key IN (...)` lists, request size limits).
+    max_batch: usize = 100,
+
+    /// Keys that come due are collected for this long, then loaded; rounds start at most this
+    /// often (above zero; default 100 ms).
+    interval: Duration = Duration::from_millis(100),
+
+    /// The most keys waiting for the next round (at least 1; default 10,000). A key that finds
+    /// the queue full is not lost: it is queued again by a later read, or loaded on its own
+    /// once it expires.
+    max_pending: usize = 10_000,
 }
 
 impl BatchConfigBuilder {
-    /// The most keys in one call to the batch loader (at least 1): size it to what one query
-    /// handles well (`WHERE key IN (...)` lists, request size limits).
-    pub fn max_batch(mut self, keys: usize) -> Self {
-        self.max_batch = keys;
-        self
-    }
-
-    /// Keys that come due are collected for this long, then loaded; rounds start at most this
-    /// often. Above zero.
-    pub fn interval(mut self, interval: Duration) -> Self {
-        self.interval = interval;
-        self
-    }
-
-    /// The most keys waiting for the next round (at least 1). A key that finds the queue full
-    /// is not lost: it is queued again by a later read, or loaded on its own once it expires.
-    pub fn max_pending(mut self, keys: usize) -> Self {
-        self.max_pending = keys;
-        self
-    }
-
     /// Check every knob and build the config.
     pub fn build(self) -> Result<BatchConfig, ConfigError> {
-        if self.max_batch == 0 {
+        let k = self.knobs;
+        if k.max_batch == 0 {
             return Err(ConfigError::new("cache.max_batch", "must be at least 1"));
         }
-        if self.max_pending == 0 {
+        if k.max_pending == 0 {
             return Err(ConfigError::new("cache.max_pending", "must be at least 1"));
         }
-        if check_duration("cache.interval", self.interval)? == 0 {
+        if check_duration("cache.interval", k.interval)? == 0 {
             return Err(ConfigError::new("cache.interval", "must be above zero"));
         }
         Ok(BatchConfig {
-            max_batch: self.max_batch,
-            interval: self.interval,
-            max_pending: self.max_pending,
+            max_batch: k.max_batch,
+            interval: k.interval,
+            max_pending: k.max_pending,
         })
     }
 }

@@ -194,12 +194,12 @@ mod spec;
 
 pub use batch::BatchRefresher;
 pub use config::{BatchConfig, BatchConfigBuilder, CacheConfig, CacheConfigBuilder};
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use config::{BatchSpec, CacheSpec};
 pub use error::CacheError;
 pub use events::{CacheEvent, CacheMetrics};
 pub use future::ResponseFuture;
 pub use handle::Cache;
 pub use layer::{CacheLayer, TransientErrors};
 pub use service::CacheService;
-#[cfg(feature = "serde")]
-#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use spec::{BatchSpec, CacheSpec};

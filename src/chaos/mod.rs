@@ -77,11 +77,14 @@ mod stream;
 #[cfg(feature = "object_store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "object_store")))]
 pub use self::object_store::{ChaosStore, ChaosStoreBuilder, InjectedFaults};
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use config::ChaosSpec;
 pub use config::{ChaosBuilder, Latency};
 pub use fault::{ChaosError, Fault};
 pub use future::ResponseFuture;
 pub use layer::{Chaos, ChaosLayer, DefaultInjector, Inject};
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use spec::{ChaosSpec, LatencySpec, OutageSpec};
+pub use spec::{LatencySpec, OutageSpec};
 pub use stream::{Disconnects, disconnects};

@@ -228,7 +228,7 @@ impl<S> ChaosStoreBuilder<S> {
     /// Check every knob and build the store.
     pub fn build(self) -> Result<ChaosStore<S>, ConfigError> {
         // The layer's own checks, with its knob names; the layer itself is not needed.
-        self.faults.clone().build()?;
+        let (seed, shared, _) = self.faults.into_parts()?;
         check_rate("chaos.truncate_rate", self.truncate_rate)?;
         check_rate("chaos.disconnect_rate", self.disconnect_rate)?;
         if self.truncate_rate + self.disconnect_rate > 1.0 {
@@ -240,24 +240,17 @@ impl<S> ChaosStoreBuilder<S> {
                 ),
             ));
         }
-        let f = self.faults;
         Ok(ChaosStore {
             inner: self.inner,
             // Body faults draw from their own stream, so adding them leaves the operation
             // faults of a given seed where they were.
             bodies: BodyFaults {
-                seed: SplitMix64::mix(f.seed, BODY_STREAM),
+                seed: SplitMix64::mix(seed, BODY_STREAM),
                 truncate_rate: self.truncate_rate,
                 disconnect_rate: self.disconnect_rate,
                 reads: AtomicU64::new(0),
             },
-            shared: Arc::new(Shared::new(
-                f.seed,
-                f.error_rate,
-                f.throttle,
-                f.latency,
-                f.outages,
-            )),
+            shared,
             injected: Arc::default(),
         })
     }

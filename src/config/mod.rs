@@ -24,6 +24,10 @@
 //! - **Every knob is optional** unless its spec says otherwise (a backoff's `base`, a
 //!   window's `size` or `span`), and a knob left out keeps the builder's default. Serializing
 //!   writes only the knobs that were set, so a spec round-trips exactly.
+//! - **A plain field is the builder's setter of the same name**: `max_attempts = 4` is
+//!   `.max_attempts(4)`, with the same default and the same check, since a builder and its
+//!   spec are written from one list of knobs. Tables and paired fields (`requests = { rate,
+//!   per }`, `open_base` with `open_max`) are described on their spec.
 //! - **Durations are strings with a unit**: `"250ms"`, `"1.5s"`, `"2m"`, `"1h30m"`; see
 //!   [`duration`]. A bare number is refused rather than guessed to be seconds.
 //! - **Unknown fields are refused**, so a typo (`maxx_attempts`) is an error, not a default.

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "serde")]
+use super::spec::{AdaptiveSpec, QuotaSpec};
 use crate::ConfigError;
 use crate::classify::headers::MAX_SERVER_DELAY;
 use crate::error::check_duration;
@@ -72,20 +74,7 @@ impl RateLimitConfig {
     /// to 100 ms of jitter on reopening and a 1 s probe timeout.
     pub fn builder() -> RateLimitConfigBuilder {
         RateLimitConfigBuilder {
-            requests: None,
-            request_burst: None,
-            cost: None,
-            cost_burst: None,
-            max_wait: Duration::from_secs(30),
-            default_pause: Duration::from_secs(1),
-            reopen_jitter: Duration::from_millis(100),
-            probe_timeout: Duration::from_secs(1),
-            adaptive: None,
-            adaptive_min: None,
-            adaptive_decrease: 0.5,
-            adaptive_increase: None,
-            seed: None,
-            listener: ListenerSlot::default(),
+            knobs: Knobs::default(),
         }
     }
 
@@ -115,54 +104,119 @@ impl RateLimitConfig {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct RateLimitConfigBuilder {
-    requests: Option<(u32, Duration)>,
-    request_burst: Option<u32>,
-    cost: Option<(u32, Duration)>,
-    cost_burst: Option<u32>,
-    max_wait: Duration,
-    default_pause: Duration,
-    reopen_jitter: Duration,
-    probe_timeout: Duration,
-    adaptive: Option<f64>,
-    adaptive_min: Option<f64>,
-    adaptive_decrease: f64,
-    adaptive_increase: Option<f64>,
-    seed: Option<u64>,
-    listener: ListenerSlot,
+    knobs: Knobs,
+}
+
+crate::knobs::knobs! {
+    /// The builder's knobs. [`RateLimitSpec`] is written from the same list.
+    #[derive(Debug, Clone)]
+    struct Knobs;
+
+    impl RateLimitConfigBuilder;
+
+    /// A [`RateLimitConfig`] as plain data, readable from TOML, YAML or JSON (feature `serde`).
+    ///
+    /// A knob left out keeps the builder's default: no local quota (server signals only), wait
+    /// up to 30 s for capacity, a 1 s pause for a bare 429, up to 100 ms of reopening jitter, a
+    /// 1 s probe timeout, no adaptive rate.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use riprap::ratelimit::{RateLimitConfig, RateLimitSpec};
+    ///
+    /// // An LLM tier: 500 requests and 30,000 tokens a minute; wait up to 10 s for capacity.
+    /// let spec: RateLimitSpec = toml::from_str(r#"
+    ///     requests = { rate = 500, per = "1m" }
+    ///     cost = { rate = 30000, per = "1m", burst = 10000 }
+    ///     max_wait = "10s"
+    ///     adaptive = { max_rate = 8.0 }
+    /// "#)?;
+    /// let config = spec.build()?;
+    /// assert_eq!(config.cost_quota().unwrap().burst, 10_000);
+    /// assert_eq!(config.max_wait(), Duration::from_secs(10));
+    ///
+    /// let spec: RateLimitSpec = toml::from_str(r#"requests = { rate = 0, per = "1s" }"#)?;
+    /// assert_eq!(spec.build().unwrap_err().knob(), "ratelimit.requests");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct RateLimitSpec;
+
+    /// A local quota on requests (default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<QuotaSpec>,
+
+    manual requests: Option<(u32, Duration)> = None,
+
+    /// The most requests that may go at once (default: the whole `rate`).
+    code request_burst: Option<u32> = None,
+
+    /// A local quota on cost units such as tokens (default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<QuotaSpec>,
+
+    manual cost: Option<(u32, Duration)> = None,
+
+    /// The most cost units that may be spent at once (default: the whole `rate`). A request
+    /// costing more can never pass and gets
+    /// [`RateLimitError::CostExceedsBurst`](super::RateLimitError::CostExceedsBurst).
+    code cost_burst: Option<u32> = None,
+
+    /// The longest a caller waits for capacity before getting
+    /// [`RateLimitError::Limited`](super::RateLimitError::Limited) (default 30 s); zero (`"0s"`
+    /// in a file) rejects at once.
+    max_wait: Duration = Duration::from_secs(30),
+
+    /// How long a throttle that names no delay (a bare 429) pauses every caller (default 1 s).
+    default_pause: Duration = Duration::from_secs(1),
+
+    /// Callers waiting on a closed gate resume at its reopening plus a random delay up to
+    /// this (default 100 ms), so they do not all fire on the same tick. Zero disables it.
+    reopen_jitter: Duration = Duration::from_millis(100),
+
+    /// How long the server's last word governs after a reset while the limiter waits for a
+    /// fresh answer (default 1 s): when the gate reopens, one request goes first and the others
+    /// wait for its answer at most this long (for a server whose window has not reset yet,
+    /// that costs one 429, not one per waiting clone); pacing that reaches the reset keeps its
+    /// spacing at most this long. Zero lets everyone go at once.
+    probe_timeout: Duration = Duration::from_secs(1),
+
+    /// Pace requests at an adaptive rate (default off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<AdaptiveSpec>,
+
+    /// Pace requests at an adaptive rate starting at `max_rate` per second: halved (see
+    /// [`adaptive_decrease`](RateLimitConfigBuilder::adaptive_decrease)) on every throttle,
+    /// recovering additively on every success.
+    code adaptive: Option<f64> = None,
+
+    /// The adaptive rate's floor in requests per second (default: 1 % of the maximum).
+    code adaptive_floor: Option<f64> = None,
+
+    /// The factor applied on a throttle, in `(0, 1)` (default 0.5).
+    code adaptive_decrease: f64 = 0.5,
+
+    /// Requests per second regained per success (default: 1 % of the maximum).
+    code adaptive_increase: Option<f64> = None,
+
+    /// Seed the reopening jitter, for reproducible runs.
+    seed: Option<u64> = None,
+
+    manual listener: ListenerSlot = ListenerSlot::default(),
 }
 
 impl RateLimitConfigBuilder {
     /// Allow `rate` requests per `per`, in bursts of up to `rate` (see
     /// [`request_burst`](Self::request_burst)).
     pub fn requests(mut self, rate: u32, per: Duration) -> Self {
-        self.requests = Some((rate, per));
-        self
-    }
-
-    /// The most requests that may go at once (default: the whole `rate`).
-    pub fn request_burst(mut self, burst: u32) -> Self {
-        self.request_burst = Some(burst);
+        self.knobs.requests = Some((rate, per));
         self
     }
 
     /// Allow `rate` cost units (tokens, bytes…) per `per`; each request spends what the
     /// layer's [`Cost`](super::Cost) says.
     pub fn cost(mut self, rate: u32, per: Duration) -> Self {
-        self.cost = Some((rate, per));
-        self
-    }
-
-    /// The most cost units that may be spent at once (default: the whole `rate`). A request
-    /// costing more can never pass and gets
-    /// [`RateLimitError::CostExceedsBurst`](super::RateLimitError::CostExceedsBurst).
-    pub fn cost_burst(mut self, burst: u32) -> Self {
-        self.cost_burst = Some(burst);
-        self
-    }
-
-    /// Wait at most this long for capacity; `Duration::ZERO` rejects at once.
-    pub fn max_wait(mut self, max_wait: Duration) -> Self {
-        self.max_wait = max_wait;
+        self.knobs.cost = Some((rate, per));
         self
     }
 
@@ -171,98 +225,44 @@ impl RateLimitConfigBuilder {
         self.max_wait(Duration::ZERO)
     }
 
-    /// How long a throttle that names no delay (a bare 429) pauses every caller.
-    pub fn default_pause(mut self, pause: Duration) -> Self {
-        self.default_pause = pause;
-        self
-    }
-
-    /// Callers waiting on a closed gate resume at its reopening plus a random delay up to
-    /// this, so they do not all fire on the same tick. Zero disables it.
-    pub fn reopen_jitter(mut self, jitter: Duration) -> Self {
-        self.reopen_jitter = jitter;
-        self
-    }
-
-    /// How long the server's last word governs after a reset while the limiter waits for a
-    /// fresh answer: when the gate reopens, one request goes first and the others wait for
-    /// its answer at most this long (for a server whose window has not reset yet, that costs
-    /// one 429, not one per waiting clone); pacing that reaches the reset keeps its spacing
-    /// at most this long. Zero lets everyone go at once.
-    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
-        self.probe_timeout = timeout;
-        self
-    }
-
-    /// Pace requests at an adaptive rate starting at `max_rate` per second: halved (see
-    /// [`adaptive_decrease`](Self::adaptive_decrease)) on every throttle, recovering
-    /// additively on every success.
-    pub fn adaptive(mut self, max_rate: f64) -> Self {
-        self.adaptive = Some(max_rate);
-        self
-    }
-
-    /// The adaptive rate's floor in requests per second (default: 1 % of the maximum).
-    pub fn adaptive_floor(mut self, min_rate: f64) -> Self {
-        self.adaptive_min = Some(min_rate);
-        self
-    }
-
-    /// The factor applied on a throttle, in `(0, 1)` (default 0.5).
-    pub fn adaptive_decrease(mut self, factor: f64) -> Self {
-        self.adaptive_decrease = factor;
-        self
-    }
-
-    /// Requests per second regained per success (default: 1 % of the maximum).
-    pub fn adaptive_increase(mut self, step: f64) -> Self {
-        self.adaptive_increase = Some(step);
-        self
-    }
-
-    /// Seed the reopening jitter, for reproducible runs.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
-
     /// Receive every [`RateLimitEvent`](super::RateLimitEvent) of the limiters built from
     /// this config (every key's, for a keyed limiter).
     pub fn listener(mut self, listener: impl Listener) -> Self {
-        self.listener = ListenerSlot::set(listener);
+        self.knobs.listener = ListenerSlot::set(listener);
         self
     }
 
     /// Check every knob.
     pub fn build(self) -> Result<RateLimitConfig, ConfigError> {
+        let k = self.knobs;
         let requests = quota(
             "ratelimit.requests",
             "ratelimit.request_burst",
-            self.requests,
-            self.request_burst,
+            k.requests,
+            k.request_burst,
         )?;
         let cost = quota(
             "ratelimit.cost",
             "ratelimit.cost_burst",
-            self.cost,
-            self.cost_burst,
+            k.cost,
+            k.cost_burst,
         )?;
-        check_duration("ratelimit.max_wait", self.max_wait)?;
-        check_duration("ratelimit.default_pause", self.default_pause)?;
-        if self.default_pause > MAX_SERVER_DELAY {
+        check_duration("ratelimit.max_wait", k.max_wait)?;
+        check_duration("ratelimit.default_pause", k.default_pause)?;
+        if k.default_pause > MAX_SERVER_DELAY {
             return Err(ConfigError::new(
                 "ratelimit.default_pause",
                 format!(
                     "must not exceed a day, the longest delay riprap keeps (got {:?})",
-                    self.default_pause
+                    k.default_pause
                 ),
             ));
         }
-        check_duration("ratelimit.reopen_jitter", self.reopen_jitter)?;
-        check_duration("ratelimit.probe_timeout", self.probe_timeout)?;
-        let adaptive = match self.adaptive {
+        check_duration("ratelimit.reopen_jitter", k.reopen_jitter)?;
+        check_duration("ratelimit.probe_timeout", k.probe_timeout)?;
+        let adaptive = match k.adaptive {
             None => {
-                if self.adaptive_min.is_some() || self.adaptive_increase.is_some() {
+                if k.adaptive_floor.is_some() || k.adaptive_increase.is_some() {
                     return Err(ConfigError::new(
                         "ratelimit.adaptive",
                         "floor or increase set without enabling the adaptive rate",
@@ -272,21 +272,21 @@ impl RateLimitConfigBuilder {
             }
             Some(max_rate) => Some(adaptive(
                 max_rate,
-                self.adaptive_min,
-                self.adaptive_decrease,
-                self.adaptive_increase,
+                k.adaptive_floor,
+                k.adaptive_decrease,
+                k.adaptive_increase,
             )?),
         };
         Ok(RateLimitConfig {
             requests,
             cost,
-            max_wait: self.max_wait,
-            default_pause: self.default_pause,
-            reopen_jitter: self.reopen_jitter,
-            probe_timeout: self.probe_timeout,
+            max_wait: k.max_wait,
+            default_pause: k.default_pause,
+            reopen_jitter: k.reopen_jitter,
+            probe_timeout: k.probe_timeout,
             adaptive,
-            seed: self.seed,
-            listener: self.listener,
+            seed: k.seed,
+            listener: k.listener,
         })
     }
 }

@@ -58,7 +58,7 @@
 //! requests = { rate = 500, per = "1m" }                # burst defaults to the rate
 //! cost = { rate = 30000, per = "1m", burst = 10000 }   # tokens
 //! max_wait = "10s"
-//! //! default_pause = "1s"
+//! default_pause = "1s"
 //! adaptive = { max_rate = 8.0, min_rate = 0.5, decrease = 0.5, increase = 0.1 }
 //! ```
 //!
@@ -153,6 +153,9 @@ mod signal;
 mod spec;
 
 pub use crate::keyed::KeyLimits;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use config::RateLimitSpec;
 pub use config::{AdaptiveConfig, QuotaConfig, RateLimitConfig, RateLimitConfigBuilder};
 pub use error::{LimitedBy, RateLimitError, RateLimitedError};
 pub use events::RateLimitEvent;
@@ -166,4 +169,4 @@ pub use signal::HeaderSignal;
 pub use signal::{Cost, NoSignal, ReadSignal, UnitCost};
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use spec::{AdaptiveSpec, QuotaSpec, RateLimitSpec};
+pub use spec::{AdaptiveSpec, QuotaSpec};

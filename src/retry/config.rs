@@ -10,6 +10,8 @@ use crate::classify::ByError;
 use crate::engine::{DEFAULT_MAX_RETRY_AFTER, Rules};
 use crate::error::{ConfigError, check_duration};
 use crate::events::{Listener, SharedListener};
+#[cfg(feature = "serde")]
+use crate::{backoff::BackoffSpec, budget::BudgetSpec};
 
 /// Attempts made unless configured otherwise: one call and two retries.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
@@ -49,25 +51,98 @@ pub struct RetryConfig<C = ByError, P = BackoffPolicy, B = RatioBudget, R = ByCl
     knobs: Knobs,
 }
 
-/// The knobs that are plain values, grouped so that a setter changing a policy's type moves
-/// them in one piece.
-#[derive(Clone)]
-struct Knobs {
-    max_attempts: u32,
-    deadline: Option<Duration>,
-    max_retry_after: Duration,
-    seed: Option<u64>,
-    listener: Option<SharedListener>,
+crate::knobs::knobs! {
+    /// The knobs that are plain values, grouped so that a setter changing a policy's type moves
+    /// them in one piece. [`RetrySpec`] is written from the same list.
+    #[derive(Clone)]
+    struct Knobs;
+
+    impl<C, P, B, R> RetryConfig<C, P, B, R>;
+
+    /// The knobs of a [`RetryConfig`] that are plain data, readable from TOML, YAML or JSON
+    /// (feature `serde`): attempts, deadline, the longest server delay sat out, the backoff and
+    /// the budget.
+    ///
+    /// A knob left out keeps [`RetryConfig::new`]'s default: 3 attempts, no deadline, server
+    /// delays sat out up to 60 s, exponential backoff from 100 ms capped at 5 s with full jitter,
+    /// and a fresh default [`RatioBudget`]. The classifier, the listener and request copying
+    /// are code, not data: set them on the config that [`config`](RetrySpec::config) returns.
+    /// To share one budget between several layers (as you should for one dependency), build it
+    /// once and pass it with [`RetryConfig::budget`], which replaces the spec's.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use riprap::retry::RetrySpec;
+    ///
+    /// let spec: RetrySpec = toml::from_str(r#"
+    ///     max_attempts = 4
+    ///     deadline = "30s"
+    ///     max_retry_after = "2m"
+    ///
+    ///     [backoff]
+    ///     base = "250ms"
+    ///     max_delay = "8s"
+    ///
+    ///     [budget.ratio_budget]
+    ///     ratio = 0.1
+    /// "#)?;
+    /// assert_eq!(spec.max_attempts, Some(4));
+    /// assert_eq!(spec.deadline, Some(Duration::from_secs(30)));
+    /// let layer = spec.build()?; // or spec.config()?.classifier(..).build()?
+    /// # let _ = layer;
+    ///
+    /// let err = toml::from_str::<RetrySpec>("max_attempts = 0")?.build().unwrap_err();
+    /// assert_eq!(err.knob(), "retry.max_attempts");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct RetrySpec;
+
+    /// Attempts in all, first included, from 1 (no retries) to 100. Default 3.
+    max_attempts: u32 = DEFAULT_MAX_ATTEMPTS,
+
+    /// The time a logical request may take, measured from its first attempt (default none).
+    /// A retry that could not start before it is not made: the layer gives up at once with
+    /// [`GiveUp::Deadline`](super::GiveUp::Deadline) instead of sleeping uselessly. An attempt
+    /// in flight is not cut short; wrap the layer in `tower::timeout` for a hard cap.
+    deadline: Option<Duration> = None,
+
+    /// The longest server-requested wait (a `Retry-After`, an open breaker's time to its next
+    /// probe) this layer sits out (default 60 s). A longer one is never shortened: the layer
+    /// gives up at once with [`GiveUp::WaitTooLong`](super::GiveUp::WaitTooLong), and
+    /// [`RetryError::retry_at`](super::RetryError::retry_at) says when the server will take
+    /// calls again.
+    max_retry_after: Duration = DEFAULT_MAX_RETRY_AFTER,
+
+    /// The delays between attempts (default exponential from 100 ms, capped at 5 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<BackoffSpec>,
+
+    /// The budget that pays for retries (default a [`RatioBudget`] with its defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetSpec>,
+
+    /// Seed the backoff's jitter, so that two runs with the same seed (and the same outcomes)
+    /// make the same calls at the same instants. Unseeded, each layer draws a random seed, so
+    /// a fleet of clients does not retry in lockstep: seed for tests and replays, not in
+    /// production.
+    ///
+    /// ```
+    /// use riprap::retry::RetryConfig;
+    /// let layer = RetryConfig::llm_api().seed(7).build()?;
+    /// # drop(layer);
+    /// # Ok::<(), riprap::ConfigError>(())
+    /// ```
+    code seed: Option<u64> = None,
+
+    manual listener: Option<SharedListener> = None,
 }
 
 impl<C, P, B, R> std::fmt::Debug for RetryConfig<C, P, B, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RetryConfig")
-            .field("max_attempts", &self.knobs.max_attempts)
-            .field("deadline", &self.knobs.deadline)
-            .field("max_retry_after", &self.knobs.max_retry_after)
-            .field("seed", &self.knobs.seed)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("RetryConfig");
+        self.knobs.debug_fields(&mut d);
+        d.finish_non_exhaustive()
     }
 }
 
@@ -94,13 +169,7 @@ impl RetryConfig {
             ),
             budget: RatioBudget::default(),
             requests: ByClone,
-            knobs: Knobs {
-                max_attempts: DEFAULT_MAX_ATTEMPTS,
-                deadline: None,
-                max_retry_after: DEFAULT_MAX_RETRY_AFTER,
-                seed: None,
-                listener: None,
-            },
+            knobs: Knobs::default(),
         }
     }
 
@@ -174,47 +243,6 @@ impl<C, P, B, R> RetryConfig<C, P, B, R> {
             self.knobs.deadline,
             self.backoff.as_ref().ok(),
         )
-    }
-
-    /// Attempts in all, first included, from 1 (no retries) to 100. Default 3.
-    pub fn max_attempts(mut self, n: u32) -> Self {
-        self.knobs.max_attempts = n;
-        self
-    }
-
-    /// The time a logical request may take, measured from its first attempt. A retry that
-    /// could not start before it is not made: the layer gives up at once with
-    /// [`GiveUp::Deadline`](super::GiveUp::Deadline) instead of sleeping uselessly. An attempt
-    /// in flight is not cut short; wrap the layer in `tower::timeout` for a hard cap.
-    pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.knobs.deadline = Some(deadline);
-        self
-    }
-
-    /// The longest server-requested wait (a `Retry-After`, an open breaker's time to its next
-    /// probe) this layer sits out (default 60 s). A longer one is never shortened: the layer
-    /// gives up at once with [`GiveUp::WaitTooLong`](super::GiveUp::WaitTooLong), and
-    /// [`RetryError::retry_at`](super::RetryError::retry_at) says when the server will take
-    /// calls again.
-    pub fn max_retry_after(mut self, max: Duration) -> Self {
-        self.knobs.max_retry_after = max;
-        self
-    }
-
-    /// Seed the backoff's jitter, so that two runs with the same seed (and the same outcomes)
-    /// make the same calls at the same instants. Unseeded, each layer draws a random seed, so
-    /// a fleet of clients does not retry in lockstep: seed for tests and replays, not in
-    /// production.
-    ///
-    /// ```
-    /// use riprap::retry::RetryConfig;
-    /// let layer = RetryConfig::llm_api().seed(7).build()?;
-    /// # drop(layer);
-    /// # Ok::<(), riprap::ConfigError>(())
-    /// ```
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.knobs.seed = Some(seed);
-        self
     }
 
     /// Hear every [`RetryEvent`](super::RetryEvent), for metrics or tests.

@@ -134,6 +134,9 @@ mod service;
 mod spec;
 
 pub use crate::engine::{DEFAULT_MAX_RETRY_AFTER, GiveUp};
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use config::RetrySpec;
 pub use config::{DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS_LIMIT, RetryConfig};
 pub use error::{Boxed, RetryError};
 pub use event::RetryEvent;
@@ -148,7 +151,7 @@ pub use crate::request::{ByClone, CloneRequest};
 pub use service::Retry;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use spec::{RetrySpec, SpecRetryConfig};
+pub use spec::SpecRetryConfig;
 
 /// Everything the services of one layer share.
 pub(crate) struct Shared<C, P, B, R> {

@@ -130,8 +130,6 @@ use tower_service::Service;
 
 pub use error::{Failure, StackError};
 pub use service::{AsErrors, AsOk, Classifying, ResponseFuture, StackService};
-#[cfg(feature = "serde")]
-pub use spec::StackSpec;
 
 use crate::backoff::{BackoffPolicy, MakeBackoff};
 use crate::breaker::{
@@ -149,16 +147,6 @@ use crate::ratelimit::{
 };
 use crate::retry::{ByClone, CloneRequest, Retry, RetryConfig, RetryLayer};
 use crate::timeout::{Timeout, TimeoutLayer};
-
-/// The knobs that are plain values, grouped so that a setter changing a policy's type moves
-/// them in one piece.
-struct Knobs {
-    total_deadline: Option<Duration>,
-    attempt_timeout: Option<Duration>,
-    rate_limit: RateLimitConfigBuilder,
-    bulkhead: Option<BulkheadBuilder>,
-    listener: Option<SharedListener>,
-}
 
 /// Builder for a [`StackLayer`]; see the [module docs](self). [`build`](Self::build) checks
 /// that the layers agree with each other.
@@ -187,6 +175,72 @@ pub struct StackBuilder<
     knobs: Knobs,
 }
 
+crate::knobs::knobs! {
+    /// The knobs that are plain values, grouped so that a setter changing a policy's type moves
+    /// them in one piece. [`StackSpec`] is written from the same list.
+    struct Knobs;
+
+    impl<C, T, W, H, B, D, R, M> StackBuilder<C, T, W, H, B, D, R, M>;
+
+    /// A [stack](self) as plain data: deadlines plus each layer's spec (feature `serde`).
+    /// Absent parts keep the defaults of [`StackBuilder::new`].
+    ///
+    /// ```
+    /// use riprap::classify::ByError;
+    /// use riprap::stack::StackSpec;
+    ///
+    /// let spec: StackSpec = toml::from_str(r#"
+    ///     total_deadline = "30s"
+    ///     attempt_timeout = "5s"
+    ///
+    ///     [retry]
+    ///     max_attempts = 4
+    ///
+    ///     [breaker]
+    ///     consecutive_failures = 10
+    ///     open_for = "15s"
+    ///
+    ///     [rate_limit]
+    ///     requests = { rate = 600, per = "1m" }
+    /// "#)?;
+    /// let stack = spec.builder(ByError)?.build()?;
+    /// # let _ = stack;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+    #[derive(Debug, Clone, Default, PartialEq)]
+    pub struct StackSpec;
+
+    /// The most a logical request may take, retries and waits included.
+    total_deadline: Option<Duration> = None,
+
+    /// The most one attempt may take; a slower attempt fails as
+    /// [`TimedOut`](crate::classify::Class::TimedOut) and may be retried.
+    attempt_timeout: Option<Duration> = None,
+
+    /// The retry layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<crate::retry::RetrySpec>,
+
+    /// The circuit breaker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<crate::breaker::BreakerSpec>,
+
+    /// The rate limiter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<crate::ratelimit::RateLimitSpec>,
+
+    manual rate_limit: RateLimitConfigBuilder = RateLimitConfig::builder(),
+
+    /// The bulkhead, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulkhead: Option<crate::bulkhead::BulkheadSpec>,
+
+    manual bulkhead: Option<BulkheadBuilder> = None,
+
+    manual listener: Option<SharedListener> = None,
+}
+
 impl<C> StackBuilder<C> {
     /// A stack classifying outcomes with `classifier`, with riprap's default layers: 3 attempts
     /// with full-jitter backoff and a 20 % retry budget, a breaker tripping after 5
@@ -200,13 +254,7 @@ impl<C> StackBuilder<C> {
             breaker: CircuitBreaker::builder(),
             limit: (UnitCost, NoSignal),
             mode: AsOk,
-            knobs: Knobs {
-                total_deadline: None,
-                attempt_timeout: None,
-                rate_limit: RateLimitConfig::builder(),
-                bulkhead: None,
-                listener: None,
-            },
+            knobs: Knobs::default(),
         }
     }
 }
@@ -262,19 +310,6 @@ impl<C, T, W, H, B, D, R, M> StackBuilder<C, T, W, H, B, D, R, M> {
     /// one of the layers' own configs).
     pub fn listener(mut self, listener: impl Listener) -> Self {
         self.knobs.listener = Some(Arc::new(listener));
-        self
-    }
-
-    /// The most a logical request may take, retries and waits included.
-    pub fn total_deadline(mut self, d: Duration) -> Self {
-        self.knobs.total_deadline = Some(d);
-        self
-    }
-
-    /// The most one attempt may take; a slower attempt fails as
-    /// [`TimedOut`](crate::classify::Class::TimedOut) and may be retried.
-    pub fn attempt_timeout(mut self, d: Duration) -> Self {
-        self.knobs.attempt_timeout = Some(d);
         self
     }
 
