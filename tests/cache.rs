@@ -26,6 +26,15 @@ enum DbError {
     NotFound,
 }
 
+impl riprap::classify::Classified for DbError {
+    fn class(&self) -> Class {
+        match self {
+            DbError::Down => Class::Transient,
+            DbError::NotFound => Class::Permanent,
+        }
+    }
+}
+
 /// A fake database: a version per key, a call counter, a switch to make it fail.
 #[derive(Clone, Default)]
 struct Db {

@@ -218,7 +218,8 @@ async fn one_listener_hears_every_layer_in_order() {
             "breaker rejected open",
             "retry attempt 3 refused None",
             "retry gave_up 3 attempts_exhausted",
-            "cache load_failed transient",
+            // A retry layer that gave up is final to the layers above it.
+            "cache load_failed permanent",
         ]
     );
     assert!(
@@ -648,7 +649,7 @@ mod metrics_feature {
             ("riprap_cache_loads_total{}", Ok(2)),
             // `a` loaded at once; `b` waited a second for the quota and 5 s for the server.
             ("riprap_cache_load_seconds{}", Err(vec![0.0, 6.0])),
-            ("riprap_cache_load_errors_total{class=transient}", Ok(1)),
+            ("riprap_cache_load_errors_total{class=permanent}", Ok(1)),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

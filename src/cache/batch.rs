@@ -10,9 +10,9 @@ use tower::ServiceExt;
 use tower_service::Service;
 
 use super::handle::Inner;
-use super::{BatchConfig, Cache, CacheEvent, TransientErrors};
+use super::{BatchConfig, Cache, CacheEvent};
 use crate::ConfigError;
-use crate::classify::{Class, Classify};
+use crate::classify::{ByError, Class, Classified, Classify};
 
 /// Keeps a cache's hot keys warm through a batch loader, and stops when dropped.
 ///
@@ -54,7 +54,7 @@ use crate::classify::{Class, Classify};
 /// assert_eq!(cache.get(&7).as_deref(), Some("value 7"));
 /// # Ok(()) }
 /// ```
-pub struct BatchRefresher<K, V, E, B, C = TransientErrors>
+pub struct BatchRefresher<K, V, E, B, C = ByError>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
@@ -88,7 +88,7 @@ where
     E: Send + Sync + 'static,
 {
     /// Attach a [`BatchRefresher`] loading through `loader`; see there. Batch failures are
-    /// all classified transient; use
+    /// classified by their own verdict ([`ByError`]); use
     /// [`batch_refresher_classified`](Cache::batch_refresher_classified) to choose.
     ///
     /// Fails if the cache already has a refresher, or when called outside a tokio runtime.
@@ -100,10 +100,10 @@ where
     where
         B: Service<Vec<K>, Response = R> + Clone + Send + 'static,
         B::Future: Send + 'static,
-        B::Error: Send + 'static,
+        B::Error: Classified + Send + 'static,
         R: IntoIterator<Item = (K, V)> + Send + 'static,
     {
-        self.batch_refresher_classified(loader, config, TransientErrors)
+        self.batch_refresher_classified(loader, config, ByError)
     }
 
     /// [`batch_refresher`](Cache::batch_refresher) with a classifier for the batch outcomes:

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use super::{Cache, CacheService};
-use crate::classify::{Class, ClassifierExt, Classify};
+use crate::classify::ByError;
 
 /// Wraps a loader `Service<K, Response = V>` in a [`CacheService`] reading through a shared
 /// [`Cache`].
@@ -27,23 +27,24 @@ use crate::classify::{Class, ClassifierExt, Classify};
 /// let cache: Cache<u64, String, std::io::Error> =
 ///     Cache::new(CacheConfig::builder().expire_after(Duration::from_secs(60)).build()?);
 /// let users = ServiceBuilder::new()
-///     .layer(CacheLayer::new(cache.clone()).classifier(ByError))
+///     .layer(CacheLayer::new(cache.clone()))
 ///     .service_fn(|id: u64| async move { Ok::<_, std::io::Error>(format!("user {id}")) });
 /// assert_eq!(users.oneshot(7).await?, "user 7");
 /// assert_eq!(cache.get(&7).as_deref(), Some("user 7"));
 /// # Ok(()) }
 /// ```
-pub struct CacheLayer<K, V, E, C = TransientErrors> {
+pub struct CacheLayer<K, V, E, C = ByError> {
     cache: Cache<K, V, E>,
     classifier: Arc<C>,
 }
 
 impl<K, V, E> CacheLayer<K, V, E> {
-    /// A layer reading through `cache`, classifying every load error as transient.
+    /// A layer reading through `cache`, classifying load errors by their own verdict
+    /// ([`ByError`]), as every layer does by default.
     pub fn new(cache: Cache<K, V, E>) -> Self {
         CacheLayer {
             cache,
-            classifier: Arc::new(TransientErrors),
+            classifier: Arc::new(ByError),
         }
     }
 }
@@ -82,26 +83,3 @@ impl<S, K, V, E, C> Layer<S> for CacheLayer<K, V, E, C> {
         CacheService::new(inner, self.cache.clone(), Arc::clone(&self.classifier))
     }
 }
-
-/// The cache's default classifier: `Ok` is a success, every `Err` is transient.
-///
-/// ```
-/// use riprap::cache::TransientErrors;
-/// use riprap::classify::{Class, Classify};
-///
-/// assert_eq!(TransientErrors.classify(Err::<&(), _>(&"timeout")), Class::Transient);
-/// assert_eq!(TransientErrors.classify(Ok::<_, &()>(&1)), Class::Success);
-/// ```
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TransientErrors;
-
-impl<Res, Err> Classify<Res, Err> for TransientErrors {
-    fn classify(&self, outcome: Result<&Res, &Err>) -> Class {
-        match outcome {
-            Ok(_) => Class::Success,
-            Err(_) => Class::Transient,
-        }
-    }
-}
-
-impl ClassifierExt for TransientErrors {}

@@ -77,7 +77,10 @@
 //!   the outage you want to ride out, e.g. 1 h. A permanent failure (the classifier says so,
 //!   e.g. "not found") is never papered over; with `negative_ttl` it is remembered instead.
 //!   Put a circuit breaker under the cache so that during an outage loads fail fast and the
-//!   stale answer is immediate.
+//!   stale answer is immediate. The cache classifies like every layer, by the error's own
+//!   verdict ([`ByError`](crate::classify::ByError)): over a [stack](crate::stack), a load
+//!   the stack gave up on keeps its last attempt's verdict, so a transient give-up is served
+//!   stale; a bare retry layer's give-up is final (permanent) to every layer above it.
 //!
 //! # From a config file
 //!
@@ -201,5 +204,5 @@ pub use error::CacheError;
 pub use events::{CacheEvent, CacheMetrics};
 pub use future::ResponseFuture;
 pub use handle::Cache;
-pub use layer::{CacheLayer, TransientErrors};
+pub use layer::CacheLayer;
 pub use service::CacheService;

@@ -40,6 +40,15 @@ pub enum LoadError {
     NotFound,
 }
 
+impl riprap::classify::Classified for LoadError {
+    fn class(&self) -> riprap::classify::Class {
+        match self {
+            LoadError::Down => riprap::classify::Class::Transient,
+            LoadError::NotFound => riprap::classify::Class::Permanent,
+        }
+    }
+}
+
 /// The source of truth the loaders read.
 #[derive(Default)]
 struct Source {
