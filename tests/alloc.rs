@@ -313,3 +313,71 @@ fn keyed_hits_allocate_nothing() {
     });
     assert_eq!(allocs, 0, "keyed limiter hits allocated {allocs} times");
 }
+
+/// The success path of the retry layer, the rate-limit layer and a cache hit: nothing
+/// allocated per call once warm (a long-lived rate-limit service takes its own handle on the
+/// limiter once, as a breaker service does).
+#[test]
+fn success_paths_of_retry_rate_limit_and_a_cache_hit_allocate_nothing() {
+    use riprap::cache::{Cache, CacheConfig};
+    use riprap::ratelimit::{RateLimitConfig, RateLimitLayer, RateLimiter};
+    use riprap::retry::RetryConfig;
+    use tower::Layer;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _in_runtime = rt.enter();
+    let inner = tower::service_fn(|x: u32| std::future::ready(Ok::<_, std::io::Error>(x)));
+
+    let mut retry = RetryConfig::new().build().unwrap().layer(inner);
+    call_once(&mut retry);
+    let (allocs, _) = allocations_during(|| {
+        for _ in 0..1_000 {
+            assert_eq!(call_once(&mut retry), 7);
+        }
+    });
+    assert_eq!(allocs, 0, "the retry layer allocated {allocs} times");
+
+    let limiter = RateLimiter::new(
+        RateLimitConfig::builder()
+            .requests(1_000_000_000, Duration::from_secs(1))
+            .build()
+            .unwrap(),
+    );
+    let limited = RateLimitLayer::new(limiter).layer(inner);
+    call_once(&mut limited.clone());
+    let (allocs, _) = allocations_during(|| {
+        for _ in 0..1_000 {
+            assert_eq!(call_once(&mut limited.clone()), 7);
+        }
+    });
+    assert_eq!(
+        allocs, 0,
+        "per-request rate-limit clones allocated {allocs} times"
+    );
+    let mut worker = limited.clone();
+    let (allocs, _) = allocations_during(|| {
+        for _ in 0..1_000 {
+            assert_eq!(call_once(&mut worker), 7);
+        }
+    });
+    assert_eq!(
+        allocs, 1,
+        "a long-lived rate-limit service allocated {allocs} times"
+    );
+
+    let cache: Cache<u32, u32, std::io::Error> =
+        Cache::new(CacheConfig::builder().build().unwrap());
+    let mut cached = cache.layer().layer(inner);
+    // The miss that loads the key (a load may hand off to the runtime).
+    rt.block_on(tower::ServiceExt::oneshot(cached.clone(), 7))
+        .unwrap();
+    let (allocs, _) = allocations_during(|| {
+        for _ in 0..1_000 {
+            assert_eq!(call_once(&mut cached), 7);
+        }
+    });
+    assert_eq!(allocs, 0, "cache hits allocated {allocs} times");
+}
