@@ -6,7 +6,7 @@
 //! The same traffic runs twice, on a simulated clock (seven minutes in a few seconds):
 //!
 //! - **naive**: retries at once, 4 attempts in all, whatever the failure;
-//! - **riprap**: `Stack::llm_api` — retry budget, backoff that honours `Retry-After`, a
+//! - **riprap**: `StackBuilder::llm_api` — retry budget, backoff that honours `Retry-After`, a
 //!   circuit breaker, and a rate limiter that keeps to the known quota and pauses every worker
 //!   when the server says so.
 //!
@@ -406,7 +406,7 @@ fn chart(naive: &[u32], riprap: &[u32]) -> String {
 <polyline fill="none" stroke="#1f77b4" stroke-width="1.6" points="{r}"/>
 <text x="{pad}" y="20" font-size="14">Upstream calls per second (max {max})</text>
 <text x="{lgx:.1}" y="20" fill="#d62728">naive: immediate retries, 4 attempts</text>
-<text x="{lgx:.1}" y="36" fill="#1f77b4">riprap: Stack::llm_api</text>
+<text x="{lgx:.1}" y="36" fill="#1f77b4">riprap: StackBuilder::llm_api</text>
 "##,
         ox = x(OUTAGE_FROM.as_secs_f64()),
         ow = x(OUTAGE_UNTIL.as_secs_f64()) - x(OUTAGE_FROM.as_secs_f64()),

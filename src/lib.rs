@@ -28,9 +28,21 @@
 //! ## One vocabulary
 //!
 //! Every layer asks the same [`Classify`](classify::Classify) policy what an outcome was, so
-//! "429 with `Retry-After: 20`" means the same thing everywhere: the retry layer waits 20 s,
-//! the breaker does not count it against the dependency, and the rate limiter pauses every
-//! caller for 20 s.
+//! "429 with `Retry-After: 20`" means the same thing everywhere: the retry layer waits 20 s
+//! (never less: a wait longer than the caller allows ends the request at once, saying when the
+//! server takes calls again), the breaker does not count it against the dependency, and the
+//! rate limiter pauses every caller for 20 s. The verdicts are [`Class`](classify::Class)'s:
+//! success, transient, timed out, throttled by the server, refused by the caller's own breaker,
+//! quota or bulkhead, and permanent. Every layer's default classifier is
+//! [`ByError`](classify::ByError), the error's own verdict, and every layer's setter for
+//! another is `.classifier(..)`; one retry engine serves the retry layer and the stream's
+//! reconnects; one [`Listener`](events::Listener) hears every layer.
+//!
+//! The modules stand on three floors, and imports run down only: the ground
+//! ([`classify`], [`events`], [`budget`], [`backoff`], the retry engine, the copy policy)
+//! knows no layer; each layer ([`retry`], [`breaker`], [`ratelimit`], [`bulkhead`], ...) owns
+//! its error, that error's verdict, its events and its tracing, and imports no other layer;
+//! [`stack`] and `fleet` consume the layers.
 //!
 //! ```
 //! use riprap::classify::{ByError, Class, Classify};
