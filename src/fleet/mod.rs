@@ -19,7 +19,7 @@
 //!
 //! ## From a local quota to a fleet quota
 //!
-//! Two lines: a [`Fleet`] handle on Redis, and the limiter from it. Everything downstream
+//! Two lines: a `Fleet` handle on Redis, and the limiter from it. Everything downstream
 //! (a [`RateLimitLayer`](crate::ratelimit::RateLimitLayer), the stack) takes the same
 //! [`RateLimiter`](crate::ratelimit::RateLimiter) as before.
 //!
@@ -75,7 +75,7 @@
 //!
 //! [`FleetEvent`]s go to `tracing` (target `riprap::fleet`: degradation, lost subscriptions and
 //! fenced commits at warn, recoveries and remote pauses at info, leases at trace) and to the
-//! listener given to [`FleetBuilder::listener`]. With the `metrics` feature, a
+//! listener given to `FleetBuilder::listener`. With the `metrics` feature, a
 //! `MetricsListener` publishes:
 //!
 //! | metric | type | labels | counts |
@@ -90,7 +90,7 @@
 //! ## PostgreSQL: sqlx
 //!
 //! The PostgreSQL store uses sqlx (feature `postgres` turns on `sqlx`): its
-//! `Transaction` derefs to the `PgConnection` that [`PgOffsetStore::commit_in`] takes, so
+//! `Transaction` derefs to the `PgConnection` that `PgOffsetStore::commit_in` takes, so
 //! the offset joins whatever transaction the sink's own sqlx code opened; its pool bounds
 //! connection waits; and its errors are already classified by riprap's `sqlx` feature
 //! (a serialization failure retries, a constraint violation does not).

@@ -190,7 +190,7 @@ impl<C, R, B> HedgeBuilder<C, R, B> {
 
     /// How a request is copied for a hedge; a request the policy declines to copy is sent
     /// once, unhedged. Hedge only idempotent requests: with the `http` feature,
-    /// [`IdempotentOnly`](crate::retry::IdempotentOnly) copies only those.
+    /// `retry::IdempotentOnly` copies only those.
     pub fn clone_requests<R2>(self, copy: R2) -> HedgeBuilder<C, R2, B> {
         HedgeBuilder {
             classifier: self.classifier,

@@ -64,7 +64,7 @@
 //!
 //! A hedged request may be executed twice. Hedge only requests that are safe to repeat: the
 //! copy policy decides, as for retries ([`CloneRequest`](crate::retry::CloneRequest)); with
-//! the `http` feature [`IdempotentOnly`](crate::retry::IdempotentOnly) copies GET, PUT,
+//! the `http` feature `retry::IdempotentOnly` copies GET, PUT,
 //! DELETE and requests carrying an `Idempotency-Key`. A request that is not copied is sent
 //! once, at no extra cost.
 //!

@@ -76,7 +76,7 @@
 //! ## Clients as they are
 //!
 //! - **Requests that are not `Clone`**: the retry layer copies a request before each retry;
-//!   `reqwest::Request` is copied with [`TryClone`](crate::retry::TryClone) (feature
+//!   `reqwest::Request` is copied with `retry::TryClone` (feature
 //!   `reqwest`), `.clone_requests(TryClone)`, which sends a streamed body once and never
 //!   retries it. Any [`CloneRequest`] policy and any backoff
 //!   type fit.
@@ -332,7 +332,7 @@ impl<C, T, W, H, B, D, R, M> StackBuilder<C, T, W, H, B, D, R, M> {
         }
     }
 
-    /// How requests are copied for retries: [`TryClone`](crate::retry::TryClone) for
+    /// How requests are copied for retries: `retry::TryClone` for
     /// `reqwest::Request` (feature `reqwest`), or any
     /// [`CloneRequest`]. Default: `Clone`.
     pub fn clone_requests<R2>(self, requests: R2) -> StackBuilder<C, T, W, H, B, D, R2, M> {
