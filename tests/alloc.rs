@@ -381,3 +381,56 @@ fn success_paths_of_retry_rate_limit_and_a_cache_hit_allocate_nothing() {
     });
     assert_eq!(allocs, 0, "cache hits allocated {allocs} times");
 }
+
+/// The whole stack's success path (retry over breaker over rate limit, with and without
+/// deadlines): nothing allocated per call once warm. A long-lived stack service takes its
+/// handles once, on its first calls.
+#[test]
+fn the_stacks_success_path_allocates_nothing() {
+    use riprap::classify::ByError;
+    use riprap::ratelimit::RateLimitConfig;
+    use riprap::stack::StackBuilder;
+    use tower::Layer;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _in_runtime = rt.enter();
+    let inner = tower::service_fn(|x: u32| std::future::ready(Ok::<_, std::io::Error>(x)));
+    let roomy = || RateLimitConfig::builder().requests(1_000_000_000, Duration::from_secs(1));
+
+    let mut plain = StackBuilder::new(ByError)
+        .rate_limit(roomy())
+        .build()
+        .unwrap()
+        .layer(inner);
+    let mut deadlines = StackBuilder::new(ByError)
+        .total_deadline(Duration::from_secs(30))
+        .attempt_timeout(Duration::from_secs(10))
+        .rate_limit(roomy())
+        .build()
+        .unwrap()
+        .layer(inner);
+    for stack in [&mut plain, &mut deadlines] {
+        // Past the calls after which a long-lived service takes private handles.
+        for _ in 0..64 {
+            assert_eq!(call_once(stack), 7);
+        }
+    }
+    let (allocs, _) = allocations_during(|| {
+        for _ in 0..1_000 {
+            assert_eq!(call_once(&mut plain), 7);
+        }
+    });
+    assert_eq!(allocs, 0, "the stack allocated {allocs} times");
+    let (allocs, _) = allocations_during(|| {
+        for _ in 0..1_000 {
+            assert_eq!(call_once(&mut deadlines), 7);
+        }
+    });
+    assert_eq!(
+        allocs, 0,
+        "the stack with deadlines allocated {allocs} times"
+    );
+}
