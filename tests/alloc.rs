@@ -390,7 +390,6 @@ fn the_stacks_success_path_allocates_nothing() {
     use riprap::classify::ByError;
     use riprap::ratelimit::RateLimitConfig;
     use riprap::stack::StackBuilder;
-    use tower::Layer;
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()

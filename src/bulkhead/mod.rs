@@ -146,6 +146,9 @@ mod state;
 pub use adaptive::{
     Aimd, AimdBuilder, Gradient, GradientBuilder, LimitAlgorithm, Sample, Vegas, VegasBuilder,
 };
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use adaptive::{AimdSpec, GradientSpec, VegasSpec};
 pub use config::{BulkheadBuilder, DEFAULT_MAX_CONCURRENT, Priority};
 pub use error::{BulkheadError, Rejected};
 pub use events::{BulkheadEvent, BulkheadMetrics};
@@ -157,5 +160,5 @@ pub use queue::MAX_PRIORITIES;
 pub use service::BulkheadService;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use spec::{AdaptiveSpec, AimdSpec, BulkheadSpec, GradientSpec, ShedSpec, VegasSpec};
+pub use spec::{AdaptiveSpec, BulkheadSpec, ShedSpec};
 pub use state::{Acquire, MAX_PERMITS, Permit};

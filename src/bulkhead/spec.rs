@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Aimd, Bulkhead, BulkheadBuilder, Gradient, Vegas};
+use super::{Aimd, AimdSpec, Bulkhead, BulkheadBuilder, Gradient, GradientSpec, Vegas, VegasSpec};
 use crate::error::ConfigError;
 
 /// A [`Bulkhead`] as plain data, readable from TOML, YAML or JSON (feature `serde`).
@@ -135,173 +135,24 @@ impl From<AdaptiveSpec> for OneAdaptive {
     }
 }
 
-/// The knobs every algorithm shares.
-macro_rules! bounds {
-    ($builder:expr, $spec:expr) => {{
-        let mut b = $builder;
-        if let Some(v) = $spec.initial {
-            b = b.initial(v);
-        }
-        if let Some(v) = $spec.min {
-            b = b.min(v);
-        }
-        if let Some(v) = $spec.max {
-            b = b.max(v);
-        }
-        if let Some(v) = $spec.backoff {
-            b = b.backoff(v);
-        }
-        if let Some(v) = $spec.min_samples {
-            b = b.min_samples(v);
-        }
-        b
-    }};
-}
-
-/// [`Gradient`]'s knobs as data; left out, a knob keeps its default.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct GradientSpec {
-    /// The limit to start at.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub initial: Option<u32>,
-    /// The lowest limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min: Option<u32>,
-    /// The highest limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max: Option<u32>,
-    /// The factor a drop multiplies the limit by.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backoff: Option<f64>,
-    /// Calls per window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_samples: Option<u32>,
-    /// Latency rise tolerated, as a factor of at least 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tolerance: Option<f64>,
-    /// The share of the gap the limit grows by per window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub smoothing: Option<f64>,
-    /// The span of the baseline's minimum filter.
-    #[serde(
-        default,
-        with = "crate::config::duration::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub baseline_window: Option<Duration>,
-}
-
 impl GradientSpec {
     /// Check every knob and build the algorithm.
     pub fn build(&self) -> Result<Gradient, ConfigError> {
-        let mut b = bounds!(Gradient::builder(), self);
-        if let Some(v) = self.tolerance {
-            b = b.tolerance(v);
-        }
-        if let Some(v) = self.smoothing {
-            b = b.smoothing(v);
-        }
-        if let Some(v) = self.baseline_window {
-            b = b.baseline_window(v);
-        }
-        b.build()
+        self.set_knobs(Gradient::builder()).build()
     }
-}
-
-/// [`Vegas`]'s knobs as data; left out, a knob keeps its default.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct VegasSpec {
-    /// The limit to start at.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub initial: Option<u32>,
-    /// The lowest limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min: Option<u32>,
-    /// The highest limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max: Option<u32>,
-    /// The factor a drop multiplies the limit by.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backoff: Option<f64>,
-    /// Calls per window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_samples: Option<u32>,
-    /// Grow while fewer calls than this wait at the dependency.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alpha: Option<u32>,
-    /// Shrink while more calls than this wait at the dependency.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub beta: Option<u32>,
-    /// The span of the baseline's minimum filter.
-    #[serde(
-        default,
-        with = "crate::config::duration::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub baseline_window: Option<Duration>,
 }
 
 impl VegasSpec {
     /// Check every knob and build the algorithm.
     pub fn build(&self) -> Result<Vegas, ConfigError> {
-        let mut b = bounds!(Vegas::builder(), self);
-        if let Some(v) = self.alpha {
-            b = b.alpha(v);
-        }
-        if let Some(v) = self.beta {
-            b = b.beta(v);
-        }
-        if let Some(v) = self.baseline_window {
-            b = b.baseline_window(v);
-        }
-        b.build()
+        self.set_knobs(Vegas::builder()).build()
     }
-}
-
-/// [`Aimd`]'s knobs as data; left out, a knob keeps its default.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct AimdSpec {
-    /// The limit to start at.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub initial: Option<u32>,
-    /// The lowest limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min: Option<u32>,
-    /// The highest limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max: Option<u32>,
-    /// The factor a drop multiplies the limit by.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backoff: Option<f64>,
-    /// Calls per window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_samples: Option<u32>,
-    /// Added to the limit after a window without a drop.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub increase: Option<u32>,
-    /// A call slower than this counts as a drop.
-    #[serde(
-        default,
-        with = "crate::config::duration::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub slow: Option<Duration>,
 }
 
 impl AimdSpec {
     /// Check every knob and build the algorithm.
     pub fn build(&self) -> Result<Aimd, ConfigError> {
-        let mut b = bounds!(Aimd::builder(), self);
-        if let Some(v) = self.increase {
-            b = b.increase(v);
-        }
-        if let Some(v) = self.slow {
-            b = b.slow(v);
-        }
-        b.build()
+        self.set_knobs(Aimd::builder()).build()
     }
 }
 

@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
-use super::{Bounds, Knobs, Limit, LimitAlgorithm, Sample, Window, check_min_samples, check_span};
+use super::{
+    Bounds, KnobNames, Limit, LimitAlgorithm, Sample, Window, check_min_samples, check_span,
+};
 use crate::ConfigError;
 
-const KNOBS: Knobs = Knobs {
+const NAMES: KnobNames = KnobNames {
     initial: "bulkhead.aimd.initial",
     min: "bulkhead.aimd.min",
     max: "bulkhead.aimd.max",
@@ -49,10 +51,7 @@ impl Aimd {
     /// drop, no latency threshold.
     pub fn builder() -> AimdBuilder {
         AimdBuilder {
-            bounds: Bounds::DEFAULT,
-            increase: 1,
-            slow: None,
-            min_samples: 10,
+            knobs: AimdKnobs::default(),
         }
     }
 }
@@ -61,55 +60,37 @@ impl Aimd {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct AimdBuilder {
-    bounds: Bounds,
-    increase: u32,
-    slow: Option<Duration>,
-    min_samples: u32,
+    knobs: AimdKnobs,
+}
+
+crate::knobs::knobs! {
+    /// The builder's knobs; [`AimdSpec`] is written from the same list.
+    #[derive(Debug, Clone)]
+    struct AimdKnobs;
+
+    impl AimdBuilder;
+
+    /// [`Aimd`]'s knobs as data (feature `serde`); a knob left out keeps its default.
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct AimdSpec;
+
+    /// The limit to start at (default 20).
+    initial: u32 = 20,
+    /// The limit is never cut below this (default 1).
+    min: u32 = 1,
+    /// The limit never grows above this (default 1,000).
+    max: u32 = 1_000,
+    /// On a drop the limit is multiplied by this, in (0, 1) (default 0.9).
+    backoff: f64 = 0.9,
+    /// Calls per window (default 10).
+    min_samples: u32 = 10,
+    /// Added to the limit after each window without a drop (default 1).
+    increase: u32 = 1,
+    /// A call slower than this counts as a drop (default: latency is not judged).
+    slow: Option<Duration> = None,
 }
 
 impl AimdBuilder {
-    /// The limit to start at (default 20).
-    pub fn initial(mut self, limit: u32) -> Self {
-        self.bounds.initial = limit;
-        self
-    }
-
-    /// The limit is never cut below this (default 1).
-    pub fn min(mut self, limit: u32) -> Self {
-        self.bounds.min = limit;
-        self
-    }
-
-    /// The limit never grows above this (default 1,000).
-    pub fn max(mut self, limit: u32) -> Self {
-        self.bounds.max = limit;
-        self
-    }
-
-    /// On a drop the limit is multiplied by this, in (0, 1) (default 0.9).
-    pub fn backoff(mut self, factor: f64) -> Self {
-        self.bounds.backoff = factor;
-        self
-    }
-
-    /// Added to the limit after each window without a drop (default 1).
-    pub fn increase(mut self, step: u32) -> Self {
-        self.increase = step;
-        self
-    }
-
-    /// A call slower than this counts as a drop (default: latency is not judged).
-    pub fn slow(mut self, threshold: Duration) -> Self {
-        self.slow = Some(threshold);
-        self
-    }
-
-    /// Calls per window (default 10).
-    pub fn min_samples(mut self, n: u32) -> Self {
-        self.min_samples = n;
-        self
-    }
-
     /// Check every knob.
     ///
     /// ```
@@ -117,22 +98,23 @@ impl AimdBuilder {
     /// assert_eq!(err.knob(), "bulkhead.aimd.backoff");
     /// ```
     pub fn build(self) -> Result<Aimd, ConfigError> {
-        self.bounds.check(&KNOBS)?;
-        if self.increase == 0 || self.increase > super::super::MAX_PERMITS {
+        let k = self.knobs;
+        let bounds = Bounds::new(k.initial, k.min, k.max, k.backoff, &NAMES)?;
+        if k.increase == 0 || k.increase > super::super::MAX_PERMITS {
             return Err(ConfigError::new(
                 "bulkhead.aimd.increase",
-                format!("must be at least 1 (got {})", self.increase),
+                format!("must be at least 1 (got {})", k.increase),
             ));
         }
-        if let Some(slow) = self.slow {
+        if let Some(slow) = k.slow {
             check_span("bulkhead.aimd.slow", slow)?;
         }
-        check_min_samples("bulkhead.aimd.min_samples", self.min_samples)?;
+        check_min_samples("bulkhead.aimd.min_samples", k.min_samples)?;
         Ok(Aimd {
-            limit: Limit::new(self.bounds),
-            increase: f64::from(self.increase),
-            slow: self.slow,
-            min_samples: self.min_samples,
+            limit: Limit::new(bounds),
+            increase: f64::from(k.increase),
+            slow: k.slow,
+            min_samples: k.min_samples,
             window: Window::default(),
         })
     }

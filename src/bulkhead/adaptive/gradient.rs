@@ -3,11 +3,12 @@
 use std::time::Duration;
 
 use super::{
-    Baseline, Bounds, Knobs, Limit, LimitAlgorithm, Sample, Window, check_min_samples, check_span,
+    Baseline, Bounds, KnobNames, Limit, LimitAlgorithm, Sample, Window, check_min_samples,
+    check_span,
 };
 use crate::ConfigError;
 
-const KNOBS: Knobs = Knobs {
+const NAMES: KnobNames = KnobNames {
     initial: "bulkhead.gradient.initial",
     min: "bulkhead.gradient.min",
     max: "bulkhead.gradient.max",
@@ -62,11 +63,7 @@ impl Gradient {
     /// windows of 10 calls, ×0.9 on a drop, a baseline over the last 30 to 60 s.
     pub fn builder() -> GradientBuilder {
         GradientBuilder {
-            bounds: Bounds::DEFAULT,
-            tolerance: 1.0,
-            smoothing: 0.5,
-            min_samples: 10,
-            baseline_window: Duration::from_secs(30),
+            knobs: GradientKnobs::default(),
         }
     }
 }
@@ -75,65 +72,42 @@ impl Gradient {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct GradientBuilder {
-    bounds: Bounds,
-    tolerance: f64,
-    smoothing: f64,
-    min_samples: u32,
-    baseline_window: Duration,
+    knobs: GradientKnobs,
+}
+
+crate::knobs::knobs! {
+    /// The builder's knobs; [`GradientSpec`] is written from the same list.
+    #[derive(Debug, Clone)]
+    struct GradientKnobs;
+
+    impl GradientBuilder;
+
+    /// [`Gradient`]'s knobs as data (feature `serde`); a knob left out keeps its default.
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct GradientSpec;
+
+    /// The limit to start at (default 20).
+    initial: u32 = 20,
+    /// The limit is never cut below this (default 1).
+    min: u32 = 1,
+    /// The limit never grows above this (default 1,000).
+    max: u32 = 1_000,
+    /// On a drop the limit is multiplied by this, in (0, 1) (default 0.9).
+    backoff: f64 = 0.9,
+    /// Calls per window (default 10).
+    min_samples: u32 = 10,
+    /// How much latency above the baseline is tolerated before the limit shrinks, as a
+    /// factor of at least 1 (default 1.0: any rise counts).
+    tolerance: f64 = 1.0,
+    /// The share of the gap to the target the limit grows by each window, in (0, 1]
+    /// (default 0.5). Cuts are never smoothed.
+    smoothing: f64 = 0.5,
+    /// The baseline latency is the lowest window average over the last one to two of these
+    /// (default 30 s).
+    baseline_window: Duration = Duration::from_secs(30),
 }
 
 impl GradientBuilder {
-    /// The limit to start at (default 20).
-    pub fn initial(mut self, limit: u32) -> Self {
-        self.bounds.initial = limit;
-        self
-    }
-
-    /// The limit is never cut below this (default 1).
-    pub fn min(mut self, limit: u32) -> Self {
-        self.bounds.min = limit;
-        self
-    }
-
-    /// The limit never grows above this (default 1,000).
-    pub fn max(mut self, limit: u32) -> Self {
-        self.bounds.max = limit;
-        self
-    }
-
-    /// On a drop the limit is multiplied by this, in (0, 1) (default 0.9).
-    pub fn backoff(mut self, factor: f64) -> Self {
-        self.bounds.backoff = factor;
-        self
-    }
-
-    /// How much latency above the baseline is tolerated before the limit shrinks, as a
-    /// factor of at least 1 (default 1.0: any rise counts).
-    pub fn tolerance(mut self, factor: f64) -> Self {
-        self.tolerance = factor;
-        self
-    }
-
-    /// The share of the gap to the target the limit grows by each window, in (0, 1]
-    /// (default 0.5). Cuts are never smoothed.
-    pub fn smoothing(mut self, share: f64) -> Self {
-        self.smoothing = share;
-        self
-    }
-
-    /// Calls per window (default 10).
-    pub fn min_samples(mut self, n: u32) -> Self {
-        self.min_samples = n;
-        self
-    }
-
-    /// The baseline latency is the lowest window average over the last one to two of these
-    /// (default 30 s).
-    pub fn baseline_window(mut self, span: Duration) -> Self {
-        self.baseline_window = span;
-        self
-    }
-
     /// Check every knob.
     ///
     /// ```
@@ -141,29 +115,30 @@ impl GradientBuilder {
     /// assert_eq!(err.knob(), "bulkhead.gradient.tolerance");
     /// ```
     pub fn build(self) -> Result<Gradient, ConfigError> {
-        self.bounds.check(&KNOBS)?;
-        if !(self.tolerance >= 1.0 && self.tolerance <= 100.0) {
+        let k = self.knobs;
+        let bounds = Bounds::new(k.initial, k.min, k.max, k.backoff, &NAMES)?;
+        if !(k.tolerance >= 1.0 && k.tolerance <= 100.0) {
             return Err(ConfigError::new(
                 "bulkhead.gradient.tolerance",
-                format!("must be from 1 to 100 (got {})", self.tolerance),
+                format!("must be from 1 to 100 (got {})", k.tolerance),
             ));
         }
-        if !(self.smoothing > 0.0 && self.smoothing <= 1.0) {
+        if !(k.smoothing > 0.0 && k.smoothing <= 1.0) {
             return Err(ConfigError::new(
                 "bulkhead.gradient.smoothing",
-                format!("must be in (0, 1] (got {})", self.smoothing),
+                format!("must be in (0, 1] (got {})", k.smoothing),
             ));
         }
-        check_min_samples("bulkhead.gradient.min_samples", self.min_samples)?;
-        check_span("bulkhead.gradient.baseline_window", self.baseline_window)?;
+        check_min_samples("bulkhead.gradient.min_samples", k.min_samples)?;
+        check_span("bulkhead.gradient.baseline_window", k.baseline_window)?;
         Ok(Gradient {
-            limit: Limit::new(self.bounds),
-            tolerance: self.tolerance,
-            smoothing: self.smoothing,
-            min_samples: self.min_samples,
+            limit: Limit::new(bounds),
+            tolerance: k.tolerance,
+            smoothing: k.smoothing,
+            min_samples: k.min_samples,
             window: Window::default(),
-            baseline: Baseline::new(self.baseline_window),
-            baseline_window: self.baseline_window,
+            baseline: Baseline::new(k.baseline_window),
+            baseline_window: k.baseline_window,
         })
     }
 }

@@ -49,8 +49,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+#[cfg(feature = "serde")]
+pub use aimd::AimdSpec;
 pub use aimd::{Aimd, AimdBuilder};
+#[cfg(feature = "serde")]
+pub use gradient::GradientSpec;
 pub use gradient::{Gradient, GradientBuilder};
+#[cfg(feature = "serde")]
+pub use vegas::VegasSpec;
 pub use vegas::{Vegas, VegasBuilder};
 
 use crate::ConfigError;
@@ -144,7 +150,7 @@ pub trait LimitAlgorithm: Send + 'static {
 }
 
 /// The names of the shared knobs of one algorithm, for its config errors.
-pub(crate) struct Knobs {
+pub(crate) struct KnobNames {
     pub(crate) initial: &'static str,
     pub(crate) min: &'static str,
     pub(crate) max: &'static str,
@@ -161,14 +167,25 @@ pub(crate) struct Bounds {
 }
 
 impl Bounds {
-    pub(crate) const DEFAULT: Bounds = Bounds {
-        initial: 20,
-        min: 1,
-        max: 1_000,
-        backoff: 0.9,
-    };
+    /// The bounds, checked: each error names the algorithm's own knob.
+    pub(crate) fn new(
+        initial: u32,
+        min: u32,
+        max: u32,
+        backoff: f64,
+        knob: &KnobNames,
+    ) -> Result<Bounds, ConfigError> {
+        let bounds = Bounds {
+            initial,
+            min,
+            max,
+            backoff,
+        };
+        bounds.check(knob)?;
+        Ok(bounds)
+    }
 
-    pub(crate) fn check(&self, knob: &Knobs) -> Result<(), ConfigError> {
+    fn check(&self, knob: &KnobNames) -> Result<(), ConfigError> {
         let max = super::MAX_PERMITS;
         if self.min == 0 || self.min > max {
             return Err(ConfigError::new(

@@ -3,11 +3,12 @@
 use std::time::Duration;
 
 use super::{
-    Baseline, Bounds, Knobs, Limit, LimitAlgorithm, Sample, Window, check_min_samples, check_span,
+    Baseline, Bounds, KnobNames, Limit, LimitAlgorithm, Sample, Window, check_min_samples,
+    check_span,
 };
 use crate::ConfigError;
 
-const KNOBS: Knobs = Knobs {
+const NAMES: KnobNames = KnobNames {
     initial: "bulkhead.vegas.initial",
     min: "bulkhead.vegas.min",
     max: "bulkhead.vegas.max",
@@ -53,11 +54,7 @@ impl Vegas {
     /// calls, ×0.9 on a drop, a baseline over the last 30 to 60 s.
     pub fn builder() -> VegasBuilder {
         VegasBuilder {
-            bounds: Bounds::DEFAULT,
-            alpha: 3,
-            beta: 6,
-            min_samples: 10,
-            baseline_window: Duration::from_secs(30),
+            knobs: VegasKnobs::default(),
         }
     }
 }
@@ -66,63 +63,40 @@ impl Vegas {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct VegasBuilder {
-    bounds: Bounds,
-    alpha: u32,
-    beta: u32,
-    min_samples: u32,
-    baseline_window: Duration,
+    knobs: VegasKnobs,
+}
+
+crate::knobs::knobs! {
+    /// The builder's knobs; [`VegasSpec`] is written from the same list.
+    #[derive(Debug, Clone)]
+    struct VegasKnobs;
+
+    impl VegasBuilder;
+
+    /// [`Vegas`]'s knobs as data (feature `serde`); a knob left out keeps its default.
+    #[derive(Debug, Clone, PartialEq, Default)]
+    pub struct VegasSpec;
+
+    /// The limit to start at (default 20).
+    initial: u32 = 20,
+    /// The limit is never cut below this (default 1).
+    min: u32 = 1,
+    /// The limit never grows above this (default 1,000).
+    max: u32 = 1_000,
+    /// On a drop the limit is multiplied by this, in (0, 1) (default 0.9).
+    backoff: f64 = 0.9,
+    /// Calls per window (default 10).
+    min_samples: u32 = 10,
+    /// Grow while fewer calls than this wait at the dependency (default 3).
+    alpha: u32 = 3,
+    /// Shrink while more calls than this wait at the dependency (default 6).
+    beta: u32 = 6,
+    /// The baseline latency is the lowest window average over the last one to two of these
+    /// (default 30 s).
+    baseline_window: Duration = Duration::from_secs(30),
 }
 
 impl VegasBuilder {
-    /// The limit to start at (default 20).
-    pub fn initial(mut self, limit: u32) -> Self {
-        self.bounds.initial = limit;
-        self
-    }
-
-    /// The limit is never cut below this (default 1).
-    pub fn min(mut self, limit: u32) -> Self {
-        self.bounds.min = limit;
-        self
-    }
-
-    /// The limit never grows above this (default 1,000).
-    pub fn max(mut self, limit: u32) -> Self {
-        self.bounds.max = limit;
-        self
-    }
-
-    /// On a drop the limit is multiplied by this, in (0, 1) (default 0.9).
-    pub fn backoff(mut self, factor: f64) -> Self {
-        self.bounds.backoff = factor;
-        self
-    }
-
-    /// Grow while fewer calls than this wait at the dependency (default 3).
-    pub fn alpha(mut self, calls: u32) -> Self {
-        self.alpha = calls;
-        self
-    }
-
-    /// Shrink while more calls than this wait at the dependency (default 6).
-    pub fn beta(mut self, calls: u32) -> Self {
-        self.beta = calls;
-        self
-    }
-
-    /// Calls per window (default 10).
-    pub fn min_samples(mut self, n: u32) -> Self {
-        self.min_samples = n;
-        self
-    }
-
-    /// The baseline latency is the lowest window average over the last one to two of these
-    /// (default 30 s).
-    pub fn baseline_window(mut self, span: Duration) -> Self {
-        self.baseline_window = span;
-        self
-    }
-
     /// Check every knob.
     ///
     /// ```
@@ -130,26 +104,24 @@ impl VegasBuilder {
     /// assert_eq!(err.knob(), "bulkhead.vegas.beta");
     /// ```
     pub fn build(self) -> Result<Vegas, ConfigError> {
-        self.bounds.check(&KNOBS)?;
-        if self.beta < self.alpha || self.beta > super::super::MAX_PERMITS {
+        let k = self.knobs;
+        let bounds = Bounds::new(k.initial, k.min, k.max, k.backoff, &NAMES)?;
+        if k.beta < k.alpha || k.beta > super::super::MAX_PERMITS {
             return Err(ConfigError::new(
                 "bulkhead.vegas.beta",
-                format!(
-                    "must be at least alpha ({}) (got {})",
-                    self.alpha, self.beta
-                ),
+                format!("must be at least alpha ({}) (got {})", k.alpha, k.beta),
             ));
         }
-        check_min_samples("bulkhead.vegas.min_samples", self.min_samples)?;
-        check_span("bulkhead.vegas.baseline_window", self.baseline_window)?;
+        check_min_samples("bulkhead.vegas.min_samples", k.min_samples)?;
+        check_span("bulkhead.vegas.baseline_window", k.baseline_window)?;
         Ok(Vegas {
-            limit: Limit::new(self.bounds),
-            alpha: f64::from(self.alpha),
-            beta: f64::from(self.beta),
-            min_samples: self.min_samples,
+            limit: Limit::new(bounds),
+            alpha: f64::from(k.alpha),
+            beta: f64::from(k.beta),
+            min_samples: k.min_samples,
             window: Window::default(),
-            baseline: Baseline::new(self.baseline_window),
-            baseline_window: self.baseline_window,
+            baseline: Baseline::new(k.baseline_window),
+            baseline_window: k.baseline_window,
         })
     }
 }
