@@ -4,6 +4,9 @@
 //! bulkhead (fail-fast, like riprap's default). The limit is never reached, so this is the
 //! price every call pays; one thread and two threads sharing one limit.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,21 +28,6 @@ fn bulkhead() -> Bulkhead {
 
 async fn ok(x: u64) -> Result<u64, Infallible> {
     Ok(x)
-}
-
-/// Time `iters` calls of `op` on each of two threads at once (per-call time on one thread).
-fn two_threads(iters: u64, op: impl Fn() + Sync) -> Duration {
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| {
-                for _ in 0..iters {
-                    op();
-                }
-            });
-        }
-    });
-    start.elapsed()
 }
 
 /// Ready, call and poll to completion, `iters` times on each of two threads, each thread with
@@ -87,14 +75,14 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("tokio_semaphore_try_acquire/2_threads", |b| {
         b.iter_custom(|iters| {
-            two_threads(iters, || {
+            common::two_threads(iters, || {
                 black_box(Arc::clone(&semaphore).try_acquire_owned().is_ok());
             })
         })
     });
     g.bench_function("riprap_try_acquire/2_threads", |b| {
         b.iter_custom(|iters| {
-            two_threads(iters, || {
+            common::two_threads(iters, || {
                 black_box(riprap.try_acquire().is_ok());
             })
         })

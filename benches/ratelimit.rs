@@ -3,6 +3,9 @@
 //! `tower::limit::RateLimit` over the same inner service. Quotas are large enough never to
 //! limit, so this is the price every request pays; one thread and two threads.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -36,21 +39,6 @@ fn governor() -> Governor<
     Governor::direct(Quota::per_second(NonZeroU32::new(RATE).unwrap()))
 }
 
-/// Time `iters` calls of `op` on each of two threads at once (per-call time on one thread).
-fn two_threads(iters: u64, op: impl Fn() + Sync) -> Duration {
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| {
-                for _ in 0..iters {
-                    op();
-                }
-            });
-        }
-    });
-    start.elapsed()
-}
-
 async fn ok(x: u64) -> Result<u64, Infallible> {
     Ok(x)
 }
@@ -69,7 +57,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("governor_check/2_threads", |b| {
         b.iter_custom(|iters| {
-            two_threads(iters, || {
+            common::two_threads(iters, || {
                 black_box(gov.check().is_ok());
             })
         })
@@ -95,7 +83,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("riprap_try_acquire/2_threads", |b| {
         b.iter_custom(|iters| {
-            two_threads(iters, || {
+            common::two_threads(iters, || {
                 black_box(limiter.try_acquire(1).is_ok());
             })
         })

@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[path = "common/mod.rs"]
 mod common;
@@ -149,16 +149,16 @@ fn budgets(c: &mut Criterion) {
     let mut g = c.benchmark_group("budget_two_threads");
     let ratio = RatioBudget::default();
     g.bench_function("riprap_ratio_deposit", |b| {
-        b.iter_custom(|iters| two_threads(iters, || ratio.deposit()))
+        b.iter_custom(|iters| common::two_threads(iters, || ratio.deposit()))
     });
     let tower = tps();
     g.bench_function("tower_tps_deposit", |b| {
-        b.iter_custom(|iters| two_threads(iters, || tower.deposit()))
+        b.iter_custom(|iters| common::two_threads(iters, || tower.deposit()))
     });
     let ratio = RatioBudget::builder().ratio(1.0).build().unwrap();
     g.bench_function("riprap_ratio_deposit_withdraw", |b| {
         b.iter_custom(|iters| {
-            two_threads(iters, || {
+            common::two_threads(iters, || {
                 ratio.deposit();
                 black_box(ratio.try_withdraw(transient));
             })
@@ -167,29 +167,13 @@ fn budgets(c: &mut Criterion) {
     let tower = TpsBudget::new(Duration::from_secs(10), 10, 1.0);
     g.bench_function("tower_tps_deposit_withdraw", |b| {
         b.iter_custom(|iters| {
-            two_threads(iters, || {
+            common::two_threads(iters, || {
                 tower.deposit();
                 black_box(tower.withdraw());
             })
         })
     });
     g.finish();
-}
-
-/// Wall time for two threads to each run `op` `iters` times on the same budget: the time per
-/// op as each thread sees it under contention.
-fn two_threads(iters: u64, op: impl Fn() + Sync) -> Duration {
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..2 {
-            s.spawn(|| {
-                for _ in 0..iters {
-                    op();
-                }
-            });
-        }
-    });
-    start.elapsed()
 }
 
 criterion_group!(benches, success_path, budgets);
