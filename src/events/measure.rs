@@ -44,8 +44,8 @@ pub struct Metric {
 static NEXT_INDEX: AtomicUsize = AtomicUsize::new(0);
 
 impl Metric {
-    /// A counter with label keys `labels`, whose label values take `variants` combinations.
-    pub const fn counter(
+    const fn new(
+        kind: MetricKind,
         name: &'static str,
         help: &'static str,
         labels: &'static [&'static str],
@@ -54,11 +54,21 @@ impl Metric {
         Metric {
             name,
             help,
-            kind: MetricKind::Counter,
+            kind,
             labels,
             variants,
             index: OnceLock::new(),
         }
+    }
+
+    /// A counter with label keys `labels`, whose label values take `variants` combinations.
+    pub const fn counter(
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+        variants: usize,
+    ) -> Metric {
+        Metric::new(MetricKind::Counter, name, help, labels, variants)
     }
 
     /// A histogram of durations in seconds, with label keys `labels` taking `variants`
@@ -69,14 +79,7 @@ impl Metric {
         labels: &'static [&'static str],
         variants: usize,
     ) -> Metric {
-        Metric {
-            name,
-            help,
-            kind: MetricKind::Histogram,
-            labels,
-            variants,
-            index: OnceLock::new(),
-        }
+        Metric::new(MetricKind::Histogram, name, help, labels, variants)
     }
 
     /// The series name, such as `riprap_retry_attempts_total`.
