@@ -18,7 +18,7 @@ use metrics::{
 use riprap::classify::Class;
 use riprap::events::{self, Event, ListenerExt, MetricsListener, SharedListener};
 use riprap::retry::{RetryConfig, RetryEvent};
-use tower::{Layer, Service, service_fn};
+use tower::{Service, service_fn};
 
 #[derive(Default)]
 struct Atomics(AtomicU64);

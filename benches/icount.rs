@@ -7,13 +7,14 @@
 //! deadlines and bulkhead stay in its type as pass-through layers (a config file may set them).
 //!
 //! ```sh
-//! cargo build --release -p riprap-benches --example icount
+//! icount=$(cargo bench -p riprap-benches --bench icount --no-run 2>&1 \
+//!          | sed -n 's/.*Executable.*(\(.*\))$/\1/p')
 //! count() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 \
 //!           | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'; }
 //! for w in retry breaker ratelimit governor_check composed stack resilience_stack \
 //!          tower_limit bulkhead resilience_bulkhead hedge resilience_hedge; do
-//!   z=$(count target/release/examples/icount $w 0)
-//!   t=$(count target/release/examples/icount $w 20000)
+//!   z=$(count "$icount" $w 0)
+//!   t=$(count "$icount" $w 20000)
 //!   echo "$w $(( (t - z) / 20000 ))"
 //! done
 //! ```
@@ -58,7 +59,8 @@ fn drive<S: Service<u64>>(mut svc: S, n: u64) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+    // `cargo bench` adds `--bench`; the contender and the count are the other two.
+    let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
     let which = args.next().unwrap_or_default();
     let n: u64 = args.next().unwrap_or_default().parse().unwrap_or(0);
     let rt = tokio::runtime::Builder::new_current_thread()

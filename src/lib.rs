@@ -71,6 +71,14 @@
 //! | `redis` | `fleet` on Redis: a GCRA quota with leases, the shared server gate, the fleet retry budget, an offset store, cache invalidation |
 //! | `postgres` | `fleet` on PostgreSQL (through sqlx): an offset store committed in the sink's own transaction, fenced by an epoch |
 //! | `backoff-compat` | use a policy from the unmaintained `backoff` crate as a riprap [`Backoff`](backoff::Backoff) |
+//!
+//! ## Testing your stack
+//!
+//! Every delay riprap takes (backoff, `Retry-After`, open breakers, deadlines, quotas) is a
+//! tokio timer, so a test runs on tokio's paused clock and finishes at once, however long the
+//! waits: `#[tokio::test(start_paused = true)]`, as the examples in these docs do (hidden in
+//! the rendered page). The paused clock needs tokio's `test-util` feature in your
+//! `[dev-dependencies]`. [`chaos`] injects faults with a seed, so a failing run repeats.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -113,8 +121,8 @@ pub mod timeout;
 
 pub use error::ConfigError;
 
-// The README's examples compile as written (its snippets need `reqwest` and `redis`).
-#[cfg(all(doctest, feature = "reqwest", feature = "redis"))]
+// The README's examples compile as written (its snippets need `reqwest`, `redis` and `serde`).
+#[cfg(all(doctest, feature = "reqwest", feature = "redis", feature = "serde"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 

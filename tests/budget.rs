@@ -425,7 +425,7 @@ mod bound {
     use riprap::classify::Class;
     use riprap::retry::RetryConfig;
     use tokio::time::Instant;
-    use tower::{Layer, ServiceExt, service_fn};
+    use tower::{ServiceExt, service_fn};
 
     /// What the budget was asked and what it answered, with the paused clock's time.
     #[derive(Clone)]

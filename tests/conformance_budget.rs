@@ -19,7 +19,7 @@ use riprap::budget::{
 };
 use riprap::classify::Class;
 use riprap::retry::RetryConfig;
-use tower::{Layer, ServiceExt, service_fn};
+use tower::{ServiceExt, service_fn};
 
 fn transient() -> Class {
     Class::Transient

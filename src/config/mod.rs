@@ -15,6 +15,10 @@
 //! | [`RateLimitSpec`](crate::ratelimit::RateLimitSpec) | [`RateLimitConfig`](crate::ratelimit::RateLimitConfig) | [`RateLimitConfigBuilder`](crate::ratelimit::RateLimitConfigBuilder) |
 //! | [`CacheSpec`](crate::cache::CacheSpec), [`BatchSpec`](crate::cache::BatchSpec) | [`CacheConfig`](crate::cache::CacheConfig), [`BatchConfig`](crate::cache::BatchConfig) | their builders |
 //! | [`ChaosSpec`](crate::chaos::ChaosSpec) | [`ChaosLayer`](crate::chaos::ChaosLayer) | [`ChaosBuilder`](crate::chaos::ChaosBuilder) |
+//! | [`BulkheadSpec`](crate::bulkhead::BulkheadSpec) (with [`GradientSpec`](crate::bulkhead::GradientSpec), [`VegasSpec`](crate::bulkhead::VegasSpec) or [`AimdSpec`](crate::bulkhead::AimdSpec)) | [`Bulkhead`](crate::bulkhead::Bulkhead) | [`BulkheadBuilder`](crate::bulkhead::BulkheadBuilder) and the algorithm's builder |
+//! | [`HedgeSpec`](crate::hedge::HedgeSpec) | [`HedgeLayer`](crate::hedge::HedgeLayer) | [`HedgeBuilder`](crate::hedge::HedgeBuilder) |
+//! | [`FallbackSpec`](crate::fallback::FallbackSpec) | the classes that fall back, [`FallbackOn`](crate::fallback::FallbackOn) | [`FallbackLayer::on`](crate::fallback::FallbackLayer::on) |
+//! | [`StackSpec`](crate::stack::StackSpec) (deadlines, and a table per layer: `[retry]`, `[breaker]`, `[rate_limit]`, `[bulkhead]`) | [`StackBuilder`](crate::stack::StackBuilder) (`builder(classifier)`) | `StackBuilder` and each layer's builder |
 //!
 //! What is code rather than data — classifiers, listeners, injectors, request copying — is
 //! set on the builder or config a spec returns (`builder()`, or `config()` for retries).
@@ -23,7 +27,8 @@
 //!
 //! - **Every knob is optional** unless its spec says otherwise (a backoff's `base`, a
 //!   window's `size` or `span`), and a knob left out keeps the builder's default. Serializing
-//!   writes only the knobs that were set, so a spec round-trips exactly.
+//!   writes the knobs that were set (a table may add its defaults, and durations come back
+//!   in one canonical form, `"1m"` as `"1m0s"`), so a spec read back builds the same thing.
 //! - **A plain field is the builder's setter of the same name**: `max_attempts = 4` is
 //!   `.max_attempts(4)`, with the same default and the same check, since a builder and its
 //!   spec are written from one list of knobs. Tables and paired fields (`requests = { rate,

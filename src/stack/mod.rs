@@ -754,7 +754,7 @@ where
             .classifier(Through(Through(Through(self.classifier.clone()))))
             .layer(limited);
         StackService::new(
-            self.total.layer(self.retry.layer(guarded)),
+            self.total.layer(Layer::layer(&self.retry, guarded)),
             self.classifier.clone(),
             self.mode.clone(),
         )
