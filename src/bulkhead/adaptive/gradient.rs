@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use super::{
-    Baseline, Bounds, KnobNames, Limit, LimitAlgorithm, Sample, Window, check_min_samples,
-    check_span,
+    Bounds, KnobNames, Latencies, LimitAlgorithm, Measured, Sample, check_min_samples, check_span,
 };
 use crate::ConfigError;
 
@@ -49,13 +48,9 @@ const NAMES: KnobNames = KnobNames {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Gradient {
-    limit: Limit,
+    latencies: Latencies,
     tolerance: f64,
     smoothing: f64,
-    min_samples: u32,
-    window: Window,
-    baseline: Baseline,
-    baseline_window: Duration,
 }
 
 impl Gradient {
@@ -132,13 +127,9 @@ impl GradientBuilder {
         check_min_samples("bulkhead.gradient.min_samples", k.min_samples)?;
         check_span("bulkhead.gradient.baseline_window", k.baseline_window)?;
         Ok(Gradient {
-            limit: Limit::new(bounds),
+            latencies: Latencies::new(bounds, k.min_samples, k.baseline_window),
             tolerance: k.tolerance,
             smoothing: k.smoothing,
-            min_samples: k.min_samples,
-            window: Window::default(),
-            baseline: Baseline::new(k.baseline_window),
-            baseline_window: k.baseline_window,
         })
     }
 }
@@ -146,66 +137,55 @@ impl GradientBuilder {
 impl Gradient {
     /// A timeout's latency is a lower bound on the call's: the gradient it implies, if that
     /// cuts deeper than `backoff`. A throttle (a fast refusal) says nothing about latency.
-    fn drop_factor(&self, sample: &Sample) -> f64 {
-        let backoff = self.limit.bounds.backoff;
-        match self.baseline.get() {
+    fn drop_factor(tolerance: f64, backoff: f64, sample: &Sample, base: Option<Duration>) -> f64 {
+        match base {
             Some(base) if sample.timed_out && !sample.latency.is_zero() => {
-                let g = self.tolerance * base.as_secs_f64() / sample.latency.as_secs_f64();
+                let g = tolerance * base.as_secs_f64() / sample.latency.as_secs_f64();
                 g.clamp(0.5, 1.0).min(backoff)
             }
             _ => backoff,
+        }
+    }
+
+    /// A full window: scale by the gradient and leave room for √limit; cut at once, grow
+    /// smoothed (and not when the caller set the pace).
+    fn decide(tolerance: f64, smoothing: f64, m: &Measured) -> Option<f64> {
+        let gradient = if m.rtt.is_zero() {
+            1.0
+        } else {
+            (tolerance * m.base.as_secs_f64() / m.rtt.as_secs_f64()).clamp(0.5, 1.0)
+        };
+        let target = m.limit * gradient + m.limit.sqrt();
+        if target < m.limit {
+            Some(target)
+        } else if !m.app_limited {
+            Some(m.limit + smoothing * (target - m.limit))
+        } else {
+            None
         }
     }
 }
 
 impl LimitAlgorithm for Gradient {
     fn initial_limit(&self) -> u32 {
-        self.limit.bounds.initial
+        self.latencies.limit.bounds.initial
     }
 
     fn update(&mut self, sample: &Sample) -> u32 {
-        if sample.dropped {
-            let factor = self.drop_factor(sample);
-            let before = self.limit.get();
-            self.limit.drop_seen(sample, factor);
-            if self.limit.get() != before {
-                self.window.clear();
-            }
-            return self.limit.get();
-        }
-        if self.limit.is_stale(sample) {
-            return self.limit.get();
-        }
-        self.window.add(sample);
-        if self.window.count() < self.min_samples {
-            return self.limit.get();
-        }
-        let now = sample.finished();
-        let rtt = self.window.average();
-        let base = self.baseline.observe(now, rtt);
-        let limit = self.limit.value;
-        let gradient = if rtt.is_zero() {
-            1.0
-        } else {
-            (self.tolerance * base.as_secs_f64() / rtt.as_secs_f64()).clamp(0.5, 1.0)
-        };
-        let target = limit * gradient + limit.sqrt();
-        if target < limit {
-            self.limit.set(target, now);
-        } else if !self.window.app_limited(self.limit.get()) {
-            self.limit
-                .set(limit + self.smoothing * (target - limit), now);
-        }
-        self.window.clear();
-        self.limit.get()
+        let (tolerance, smoothing) = (self.tolerance, self.smoothing);
+        let backoff = self.latencies.limit.bounds.backoff;
+        self.latencies.update(
+            sample,
+            |base| Gradient::drop_factor(tolerance, backoff, sample, base),
+            |m| Gradient::decide(tolerance, smoothing, m),
+        )
     }
 
     fn fresh(&self) -> Box<dyn LimitAlgorithm> {
-        let mut fresh = self.clone();
-        fresh.limit = Limit::new(self.limit.bounds);
-        fresh.window.clear();
-        fresh.baseline = Baseline::new(self.baseline_window);
-        Box::new(fresh)
+        Box::new(Gradient {
+            latencies: self.latencies.fresh(),
+            ..self.clone()
+        })
     }
 
     fn name(&self) -> &'static str {

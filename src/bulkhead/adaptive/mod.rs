@@ -364,3 +364,83 @@ impl Baseline {
         }
     }
 }
+
+/// What the latency-based algorithms (Gradient, Vegas) share: the limit, the window of the
+/// calls admitted since it last moved, and the baseline. Each algorithm supplies only its
+/// cut on a drop and its decision on a full window.
+#[derive(Debug, Clone)]
+pub(crate) struct Latencies {
+    pub(crate) limit: Limit,
+    window: Window,
+    baseline: Baseline,
+    min_samples: u32,
+}
+
+/// A full window, as [`Latencies::update`] hands it to the algorithm's decision.
+pub(crate) struct Measured {
+    /// The limit now, unrounded.
+    pub(crate) limit: f64,
+    /// The window's average latency.
+    pub(crate) rtt: Duration,
+    /// The baseline, this window included.
+    pub(crate) base: Duration,
+    /// Whether the caller, not the dependency, set the pace: then the limit must not grow.
+    pub(crate) app_limited: bool,
+}
+
+impl Latencies {
+    pub(crate) fn new(bounds: Bounds, min_samples: u32, baseline_window: Duration) -> Self {
+        Latencies {
+            limit: Limit::new(bounds),
+            window: Window::default(),
+            baseline: Baseline::new(baseline_window),
+            min_samples,
+        }
+    }
+
+    /// The same settings, in the initial state.
+    pub(crate) fn fresh(&self) -> Self {
+        Latencies::new(self.limit.bounds, self.min_samples, self.baseline.span)
+    }
+
+    /// One finished call. A drop cuts the limit by `drop_factor(baseline)` (once per
+    /// congestion event); a sample of a call admitted before the limit last moved is skipped;
+    /// any other joins the window, and a full one goes to `decide`, whose answer (if any) is
+    /// the new limit. Returns the limit.
+    pub(crate) fn update(
+        &mut self,
+        sample: &Sample,
+        drop_factor: impl FnOnce(Option<Duration>) -> f64,
+        decide: impl FnOnce(&Measured) -> Option<f64>,
+    ) -> u32 {
+        if sample.dropped {
+            let before = self.limit.get();
+            self.limit
+                .drop_seen(sample, drop_factor(self.baseline.get()));
+            if self.limit.get() != before {
+                self.window.clear();
+            }
+            return self.limit.get();
+        }
+        if self.limit.is_stale(sample) {
+            return self.limit.get();
+        }
+        self.window.add(sample);
+        if self.window.count() < self.min_samples {
+            return self.limit.get();
+        }
+        let now = sample.finished();
+        let rtt = self.window.average();
+        let measured = Measured {
+            limit: self.limit.value,
+            rtt,
+            base: self.baseline.observe(now, rtt),
+            app_limited: self.window.app_limited(self.limit.get()),
+        };
+        if let Some(next) = decide(&measured) {
+            self.limit.set(next, now);
+        }
+        self.window.clear();
+        self.limit.get()
+    }
+}

@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use super::{
-    Baseline, Bounds, KnobNames, Limit, LimitAlgorithm, Sample, Window, check_min_samples,
-    check_span,
+    Bounds, KnobNames, Latencies, LimitAlgorithm, Measured, Sample, check_min_samples, check_span,
 };
 use crate::ConfigError;
 
@@ -40,13 +39,9 @@ const NAMES: KnobNames = KnobNames {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Vegas {
-    limit: Limit,
+    latencies: Latencies,
     alpha: f64,
     beta: f64,
-    min_samples: u32,
-    window: Window,
-    baseline: Baseline,
-    baseline_window: Duration,
 }
 
 impl Vegas {
@@ -115,13 +110,9 @@ impl VegasBuilder {
         check_min_samples("bulkhead.vegas.min_samples", k.min_samples)?;
         check_span("bulkhead.vegas.baseline_window", k.baseline_window)?;
         Ok(Vegas {
-            limit: Limit::new(bounds),
+            latencies: Latencies::new(bounds, k.min_samples, k.baseline_window),
             alpha: f64::from(k.alpha),
             beta: f64::from(k.beta),
-            min_samples: k.min_samples,
-            window: Window::default(),
-            baseline: Baseline::new(k.baseline_window),
-            baseline_window: k.baseline_window,
         })
     }
 }
@@ -130,71 +121,66 @@ impl Vegas {
     /// A timeout's latency is a lower bound on the call's: remove the queue it implies, if
     /// that cuts deeper than `backoff`. A throttle (a fast refusal) says nothing about
     /// latency.
-    fn drop_factor(&self, sample: &Sample) -> f64 {
-        let backoff = self.limit.bounds.backoff;
-        let limit = self.limit.value.max(1.0);
-        match self.baseline.get() {
+    fn drop_factor(
+        (alpha, beta): (f64, f64),
+        backoff: f64,
+        limit: f64,
+        sample: &Sample,
+        base: Option<Duration>,
+    ) -> f64 {
+        match base {
             Some(base) if sample.timed_out && !sample.latency.is_zero() => {
                 let ratio = base.as_secs_f64() / sample.latency.as_secs_f64();
-                let keep = ratio + (self.alpha + self.beta) / 2.0 / limit;
+                let keep = ratio + (alpha + beta) / 2.0 / limit.max(1.0);
                 keep.clamp(0.5, 1.0).min(backoff)
             }
             _ => backoff,
+        }
+    }
+
+    /// A full window: estimate the queue at the dependency; grow while it is under `alpha`
+    /// (not when the caller set the pace), remove the excess at once when it is over `beta`.
+    fn decide(alpha: f64, beta: f64, m: &Measured) -> Option<f64> {
+        let ratio = if m.rtt.is_zero() {
+            1.0
+        } else {
+            m.base.as_secs_f64() / m.rtt.as_secs_f64()
+        };
+        let queue = m.limit * (1.0 - ratio).max(0.0);
+        if queue < alpha {
+            (!m.app_limited).then(|| m.limit + (alpha - queue).ceil().max(1.0))
+        } else if queue > beta {
+            let excess = queue - (alpha + beta) / 2.0;
+            Some((m.limit - excess).max(m.limit / 2.0))
+        } else {
+            None
         }
     }
 }
 
 impl LimitAlgorithm for Vegas {
     fn initial_limit(&self) -> u32 {
-        self.limit.bounds.initial
+        self.latencies.limit.bounds.initial
     }
 
     fn update(&mut self, sample: &Sample) -> u32 {
-        if sample.dropped {
-            let factor = self.drop_factor(sample);
-            let before = self.limit.get();
-            self.limit.drop_seen(sample, factor);
-            if self.limit.get() != before {
-                self.window.clear();
-            }
-            return self.limit.get();
-        }
-        if self.limit.is_stale(sample) {
-            return self.limit.get();
-        }
-        self.window.add(sample);
-        if self.window.count() < self.min_samples {
-            return self.limit.get();
-        }
-        let now = sample.finished();
-        let rtt = self.window.average();
-        let base = self.baseline.observe(now, rtt);
-        let limit = self.limit.value;
-        let ratio = if rtt.is_zero() {
-            1.0
-        } else {
-            base.as_secs_f64() / rtt.as_secs_f64()
-        };
-        let queue = limit * (1.0 - ratio).max(0.0);
-        if queue < self.alpha {
-            if !self.window.app_limited(self.limit.get()) {
-                self.limit
-                    .set(limit + (self.alpha - queue).ceil().max(1.0), now);
-            }
-        } else if queue > self.beta {
-            let excess = queue - (self.alpha + self.beta) / 2.0;
-            self.limit.set((limit - excess).max(limit / 2.0), now);
-        }
-        self.window.clear();
-        self.limit.get()
+        let knobs = (self.alpha, self.beta);
+        let (backoff, limit) = (
+            self.latencies.limit.bounds.backoff,
+            self.latencies.limit.value,
+        );
+        self.latencies.update(
+            sample,
+            |base| Vegas::drop_factor(knobs, backoff, limit, sample, base),
+            |m| Vegas::decide(knobs.0, knobs.1, m),
+        )
     }
 
     fn fresh(&self) -> Box<dyn LimitAlgorithm> {
-        let mut fresh = self.clone();
-        fresh.limit = Limit::new(self.limit.bounds);
-        fresh.window.clear();
-        fresh.baseline = Baseline::new(self.baseline_window);
-        Box::new(fresh)
+        Box::new(Vegas {
+            latencies: self.latencies.fresh(),
+            ..self.clone()
+        })
     }
 
     fn name(&self) -> &'static str {
