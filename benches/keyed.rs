@@ -105,18 +105,13 @@ fn churn_riprap() {
     }
     let took = start.elapsed();
     let held = resident();
-    println!(
-        "keyed_churn/riprap: {KEYS} distinct keys through a cap of {CAP} in {:.3} s \
-         ({:.2} M keys/s, {:.0} ns/key); {} keys held; VmRSS {:.1} MiB before, {:.1} MiB after \
-         (+{:.1} MiB, {:.0} bytes per held key)",
-        took.as_secs_f64(),
-        KEYS as f64 / took.as_secs_f64() / 1e6,
-        took.as_nanos() as f64 / KEYS as f64,
+    report(
+        "riprap",
+        &format!("through a cap of {CAP}"),
+        KEYS,
+        took,
         keyed.len(),
-        mib(base),
-        mib(held),
-        mib(held.saturating_sub(base)),
-        held.saturating_sub(base) as f64 / keyed.len() as f64,
+        (base, held),
     );
 }
 
@@ -142,18 +137,13 @@ fn churn_breakers() {
     }
     let took = start.elapsed();
     let held = resident();
-    println!(
-        "keyed_churn/riprap_breakers: {KEYS} distinct keys through a cap of {CAP} in {:.3} s \
-         ({:.2} M keys/s, {:.0} ns/key); {} keys held; VmRSS {:.1} MiB before, {:.1} MiB after \
-         (+{:.1} MiB, {:.0} bytes per held key)",
-        took.as_secs_f64(),
-        KEYS as f64 / took.as_secs_f64() / 1e6,
-        took.as_nanos() as f64 / KEYS as f64,
+    report(
+        "riprap_breakers",
+        &format!("through a cap of {CAP}"),
+        KEYS,
+        took,
         breakers.len(),
-        mib(base),
-        mib(held),
-        mib(held.saturating_sub(base)),
-        held.saturating_sub(base) as f64 / breakers.len() as f64,
+        (base, held),
     );
 }
 
@@ -167,16 +157,30 @@ fn churn_governor() {
     }
     let took = start.elapsed();
     let held = resident();
+    report("governor", "(no cap)", KEYS, took, gov.len(), (base, held));
+}
+
+/// One churn run's line: time per key, keys held, and resident memory before and after.
+fn report(
+    who: &str,
+    cap: &str,
+    keys: u64,
+    took: Duration,
+    held_keys: usize,
+    (before, after): (u64, u64),
+) {
+    let grown = after.saturating_sub(before);
     println!(
-        "keyed_churn/governor: {KEYS} distinct keys (no cap) in {:.3} s ({:.2} M keys/s, \
-         {:.0} ns/key); {} keys held; VmRSS {:.1} MiB before, {:.1} MiB after (+{:.1} MiB)",
+        "keyed_churn/{who}: {keys} distinct keys {cap} in {:.3} s ({:.2} M keys/s, \
+         {:.0} ns/key); {held_keys} keys held; VmRSS {:.1} MiB before, {:.1} MiB after \
+         (+{:.1} MiB, {:.0} bytes per held key)",
         took.as_secs_f64(),
-        KEYS as f64 / took.as_secs_f64() / 1e6,
-        took.as_nanos() as f64 / KEYS as f64,
-        gov.len(),
-        mib(base),
-        mib(held),
-        mib(held.saturating_sub(base)),
+        keys as f64 / took.as_secs_f64() / 1e6,
+        took.as_nanos() as f64 / keys as f64,
+        mib(before),
+        mib(after),
+        mib(grown),
+        grown as f64 / held_keys.max(1) as f64,
     );
 }
 

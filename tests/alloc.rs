@@ -245,6 +245,27 @@ where
     }
 }
 
+/// Allocations made by 1,000 calls through `svc`, each answered at once.
+fn allocations_in_1000_calls<S: tower::Service<u32, Response = u32>>(svc: &mut S) -> u64
+where
+    S::Error: std::fmt::Debug,
+{
+    allocations_during(|| {
+        for _ in 0..1_000 {
+            assert_eq!(call_once(svc), 7);
+        }
+    })
+    .0
+}
+
+/// A current-thread runtime with timers, for the layers that read tokio's clock.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn breaker_clones_per_request_allocate_nothing_and_long_lived_ones_once() {
     use riprap::breaker::{CircuitBreaker, CircuitBreakerLayer};
@@ -266,11 +287,7 @@ fn breaker_clones_per_request_allocate_nothing_and_long_lived_ones_once() {
 
     // A long-lived clone (one per worker) takes a handle of its own once, then never again.
     let mut worker = svc.clone();
-    let (allocs, _) = allocations_during(|| {
-        for _ in 0..1_000 {
-            assert_eq!(call_once(&mut worker), 7);
-        }
-    });
+    let allocs = allocations_in_1000_calls(&mut worker);
     assert_eq!(allocs, 1, "a long-lived clone allocated {allocs} times");
 }
 
@@ -290,11 +307,7 @@ fn keyed_hits_allocate_nothing() {
     .unwrap()
     .layer(inner);
     call_once(&mut breakers);
-    let (allocs, _) = allocations_during(|| {
-        for _ in 0..1_000 {
-            assert_eq!(call_once(&mut breakers), 7);
-        }
-    });
+    let allocs = allocations_in_1000_calls(&mut breakers);
     assert_eq!(allocs, 0, "keyed breaker hits allocated {allocs} times");
 
     let limiters = KeyedRateLimiter::with_limits(
@@ -324,20 +337,13 @@ fn success_paths_of_retry_rate_limit_and_a_cache_hit_allocate_nothing() {
     use riprap::retry::RetryConfig;
     use tower::Layer;
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let _in_runtime = rt.enter();
     let inner = tower::service_fn(|x: u32| std::future::ready(Ok::<_, std::io::Error>(x)));
 
     let mut retry = RetryConfig::new().build().unwrap().layer(inner);
     call_once(&mut retry);
-    let (allocs, _) = allocations_during(|| {
-        for _ in 0..1_000 {
-            assert_eq!(call_once(&mut retry), 7);
-        }
-    });
+    let allocs = allocations_in_1000_calls(&mut retry);
     assert_eq!(allocs, 0, "the retry layer allocated {allocs} times");
 
     let limiter = RateLimiter::new(
@@ -358,11 +364,7 @@ fn success_paths_of_retry_rate_limit_and_a_cache_hit_allocate_nothing() {
         "per-request rate-limit clones allocated {allocs} times"
     );
     let mut worker = limited.clone();
-    let (allocs, _) = allocations_during(|| {
-        for _ in 0..1_000 {
-            assert_eq!(call_once(&mut worker), 7);
-        }
-    });
+    let allocs = allocations_in_1000_calls(&mut worker);
     assert_eq!(
         allocs, 1,
         "a long-lived rate-limit service allocated {allocs} times"
@@ -374,11 +376,7 @@ fn success_paths_of_retry_rate_limit_and_a_cache_hit_allocate_nothing() {
     // The miss that loads the key (a load may hand off to the runtime).
     rt.block_on(tower::ServiceExt::oneshot(cached.clone(), 7))
         .unwrap();
-    let (allocs, _) = allocations_during(|| {
-        for _ in 0..1_000 {
-            assert_eq!(call_once(&mut cached), 7);
-        }
-    });
+    let allocs = allocations_in_1000_calls(&mut cached);
     assert_eq!(allocs, 0, "cache hits allocated {allocs} times");
 }
 
@@ -391,10 +389,7 @@ fn the_stacks_success_path_allocates_nothing() {
     use riprap::ratelimit::RateLimitConfig;
     use riprap::stack::StackBuilder;
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let _in_runtime = rt.enter();
     let inner = tower::service_fn(|x: u32| std::future::ready(Ok::<_, std::io::Error>(x)));
     let roomy = || RateLimitConfig::builder().requests(1_000_000_000, Duration::from_secs(1));
@@ -417,17 +412,9 @@ fn the_stacks_success_path_allocates_nothing() {
             assert_eq!(call_once(stack), 7);
         }
     }
-    let (allocs, _) = allocations_during(|| {
-        for _ in 0..1_000 {
-            assert_eq!(call_once(&mut plain), 7);
-        }
-    });
+    let allocs = allocations_in_1000_calls(&mut plain);
     assert_eq!(allocs, 0, "the stack allocated {allocs} times");
-    let (allocs, _) = allocations_during(|| {
-        for _ in 0..1_000 {
-            assert_eq!(call_once(&mut deadlines), 7);
-        }
-    });
+    let allocs = allocations_in_1000_calls(&mut deadlines);
     assert_eq!(
         allocs, 0,
         "the stack with deadlines allocated {allocs} times"
